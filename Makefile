@@ -1,0 +1,27 @@
+# The two set-up commands of the README: `make demo` (capture + summary of a bundled example) and
+# `make test` (everything the tests need, then the tests). Both install what they need first.
+PY ?= python3
+PIP_INSTALL = $(PY) -m pip install -q --disable-pip-version-check --root-user-action=ignore
+
+.PHONY: install demo test lint bench bench-smoke
+
+install:
+	$(PIP_INSTALL) -e '.[test]'
+
+demo: install
+	rm -rf out/demo-trace
+	$(PY) -m tracer capture --out out/demo-trace -- $(PY) examples/imagenet_jpeg.py --device cpu --epochs 2
+	$(PY) -m tracer summary out/demo-trace
+
+lint: install
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+test: lint
+	$(PY) -m pytest -q
+
+bench: install
+	$(PY) bench/overhead.py
+
+bench-smoke: install
+	$(PY) bench/overhead.py --smoke --out out/bench-smoke/overhead.json

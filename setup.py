@@ -1,0 +1,19 @@
+"""Builds the LD_PRELOAD interposer with the package; optional, so that installing never fails for it.
+
+Without a C compiler trainio still captures at the Python level, and says that C-level reads
+(numpy.fromfile, HDF5, native decoders) are not covered.
+"""
+
+from setuptools import Extension, setup
+
+setup(
+    ext_modules=[
+        Extension(
+            "tracer._interpose",
+            sources=["tracer/_interpose.c"],
+            libraries=["dl", "pthread"],
+            extra_compile_args=["-O2"],
+            optional=True,
+        )
+    ]
+)

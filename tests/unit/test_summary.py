@@ -1,0 +1,130 @@
+"""The summary's classification, pattern detection, stall and coverage arithmetic on known inputs."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.unit.synthetic import event_row, io_row, make_trace
+from tracefile import open_trace
+from tracefile.classify import classify_path, data_roots
+from tracefile.summary import own_rchar, size_histogram, summarize
+from tracer.manifest import redact_env
+
+S = 1_000_000_000
+
+
+def _loop(steps: int, t0: int, wait: int, compute: int) -> list[dict]:
+    """A training loop: each step waits ``wait`` ns for its batch then computes ``compute`` ns."""
+    rows, t = [event_row(1, "epoch_start", t0, t0)], t0
+    for b in range(steps):
+        rows.append(event_row(1, "batch", t, t + wait, batch=b))
+        rows.append(event_row(1, "step", t + wait, t + wait + compute, batch=b))
+        t += wait + compute
+    return rows
+
+
+def test_preload_reads_everything_before_the_first_step(tmp_path):
+    reads = [io_row(1, f"/data/coco/img{i}.jpg", 1000, i * 1000) for i in range(100)]
+    root = make_trace(tmp_path / "t", [], events=_loop(10, 1 * S, 1000, S), io_rows=reads)
+    digest = summarize(open_trace(root))
+    assert digest["pattern"] == "preload"
+    assert digest["pattern_evidence"]["bytes_before_first_step_fraction"] == 1.0
+    assert digest["bytes_read"] == 100_000 and digest["read_ops"] == 100
+
+
+def test_streaming_reads_spread_over_the_steps(tmp_path):
+    reads = [io_row(1, f"/data/wmt/shard{i % 4}", 500, S + i * S // 10) for i in range(100)]
+    root = make_trace(tmp_path / "t", [], events=_loop(10, S, 1000, S), io_rows=reads)
+    digest = summarize(open_trace(root))
+    assert digest["pattern"] == "streaming", digest["pattern_evidence"]
+    assert digest["pattern_evidence"]["bytes_before_first_step_fraction"] < 0.02
+
+
+def test_stall_fraction_and_mean_step_from_batch_and_step_events(tmp_path):
+    reads = [io_row(1, "/data/x/a.bin", 10, 0)]
+    root = make_trace(tmp_path / "t", [], events=_loop(8, S, S // 4, 3 * S // 4), io_rows=reads)
+    digest = summarize(open_trace(root))
+    assert digest["data_stall_fraction"] == pytest.approx(0.25)
+    assert digest["mean_step_s"] == pytest.approx(0.75)
+    assert digest["batches"] == 8 and digest["epochs"] == 1
+
+
+def test_rereads_across_epochs_are_counted(tmp_path):
+    reads = [io_row(1, f"/data/x/f{i}.bin", 100, e * S + i) for e in range(3) for i in range(5)]
+    digest = summarize(open_trace(make_trace(tmp_path / "t", [], io_rows=reads)))
+    assert digest["bytes_read"] == 1500
+    assert digest["reread_bytes"] == 1000 and digest["reread_fraction"] == pytest.approx(2 / 3, abs=1e-3)
+
+
+def test_runtime_and_ipc_reads_do_not_count_as_data(tmp_path):
+    reads = [
+        io_row(1, "/data/x/a.bin", 100, 1),
+        io_row(1, "/usr/lib/python3.11/os.py", 5000, 2, io_class="runtime"),
+        io_row(1, "pipe:[7]", 300, 3, io_class="ipc"),
+    ]
+    digest = summarize(open_trace(make_trace(tmp_path / "t", [], io_rows=reads)))
+    assert (digest["bytes_read"], digest["runtime_bytes_read"], digest["ipc_bytes_read"]) == (100, 5000, 300)
+
+
+@pytest.mark.parametrize(
+    ("path", "kind", "expected"),
+    [
+        ("/data/imagenet/train/n01/x.JPEG", "file", "data"),
+        ("/usr/lib/x86_64-linux-gnu/libc.so.6", "file", "runtime"),
+        ("/home/u/.venv/lib/python3.11/site-packages/torch/__init__.py", "file", "runtime"),
+        ("/home/u/proj/model.py", "file", "runtime"),
+        ("/proc/self/io", "file", "runtime"),
+        ("pipe:[123]", "ipc", "ipc"),
+        ("socket:[9]", "unknown", "ipc"),
+        ("/tmp/trace/spool/io-1.arrows", "file", "trace"),
+        ("s3://bucket/key", "object", "data"),
+        ("/opt/myenv/share/thing.dat", "file", "runtime"),
+        ("/root/.nv/ComputeCache/index", "file", "runtime"),
+    ],
+)
+def test_classify_path(path, kind, expected):
+    assert classify_path(path, kind, "/tmp/trace", prefixes=["/opt/myenv"]) == expected
+
+
+def test_data_roots_collapse_class_folders_but_not_unrelated_sets():
+    paths = {f"/data/imagenet/train/n0{i}/x.JPEG": 10 for i in range(5)}
+    paths["/tmp/other/a.bin"] = 1
+    paths["/tmp/second/b.bin"] = 1
+    assert data_roots(paths) == ["/data/imagenet/train", "/tmp/other", "/tmp/second"]
+
+
+def test_own_rchar_removes_reaped_children_and_pre_exec_reads():
+    procs = [
+        {"pid": 1, "ppid": 0, "rchar": 1000, "rchar_before_start": 50, "end_ns": 100},
+        {"pid": 2, "ppid": 1, "rchar": 300, "end_ns": 50},
+        {"pid": 3, "ppid": 1, "rchar": 200, "end_ns": 200},  # ended after the parent's reading: not reaped
+        {"pid": 4, "ppid": 1, "rchar": None, "end_ns": None},  # killed: no counters
+    ]
+    assert own_rchar(procs) == {1: 650, 2: 300, 3: 200}
+
+
+def test_size_histogram_buckets_by_power_of_two():
+    import numpy as np
+
+    assert size_histogram(np.array([1, 4096, 4097, 1 << 20])) == {"<=1B": 1, "<=4KiB": 1, "<=8KiB": 1, "<=1MiB": 1}
+
+
+def test_secrets_are_redacted_by_name():
+    env = redact_env(
+        {
+            "AWS_SECRET_ACCESS_KEY": "s",
+            "HF_TOKEN": "t",
+            "db_password": "p",
+            "MY_CREDENTIALS": "c",
+            "PATH": "/bin",
+            "S3_ENDPOINT": "http://x",
+        }
+    )
+    assert env == {
+        "AWS_SECRET_ACCESS_KEY": "<redacted>",
+        "HF_TOKEN": "<redacted>",
+        "MY_CREDENTIALS": "<redacted>",
+        "PATH": "/bin",
+        "S3_ENDPOINT": "http://x",
+        "db_password": "<redacted>",
+    }

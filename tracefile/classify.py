@@ -1,0 +1,94 @@
+"""Which reads are training data and which are the runtime (interpreter, libraries, system files).
+
+The rule is deliberately simple and documented in docs/trace-format.md: a path is *runtime* when it
+lies under a system or Python installation prefix, or is code or a shared library; pipes and
+sockets are *ipc*; the trace's own files are *trace*; everything else read by the run is *data*.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+
+SYSTEM_PREFIXES = (
+    "/proc/",
+    "/sys/",
+    "/dev/",
+    "/etc/",
+    "/usr/",
+    "/lib/",
+    "/lib64/",
+    "/bin/",
+    "/sbin/",
+    "/run/",
+    "/var/lib/",
+    "/opt/conda/",
+)
+RUNTIME_SUFFIXES = (".py", ".pyc", ".pyi", ".so", ".pth", ".dist-info", ".egg-link", ".typed")
+RUNTIME_PARTS = ("/site-packages/", "/dist-packages/", "/__pycache__/", "/.pyenv/", "/lib/python3")
+# Per-user caches of compilers and runtimes (CUDA's JIT cache, Triton, pip, torch hub).
+CACHE_PARTS = ("/.cache/", "/.nv/", "/.triton/", "/.local/", "/.config/")
+IPC_PREFIXES = ("pipe:", "socket:", "anon_inode:")
+
+
+def classify_path(path: str | None, kind: str, trace_dir: str, prefixes: Iterable[str] = ()) -> str:
+    """Return one of ``data``, ``runtime``, ``ipc``, ``trace``."""
+    if kind == "object":
+        return "data"
+    if kind == "ipc" or (path is not None and path.startswith(IPC_PREFIXES)):
+        return "ipc"
+    if not path:
+        return "runtime"
+    if kind == "other":
+        return "runtime"
+    if path.startswith(trace_dir.rstrip("/") + "/") or path == trace_dir:
+        return "trace"
+    if path.startswith(SYSTEM_PREFIXES) or path.endswith(RUNTIME_SUFFIXES):
+        return "runtime"
+    if any(part in path for part in RUNTIME_PARTS + CACHE_PARTS):
+        return "runtime"
+    if any(prefix and path.startswith(prefix.rstrip("/") + "/") for prefix in prefixes):
+        return "runtime"
+    return "data"
+
+
+def data_roots(paths_bytes: dict[str, int]) -> list[str]:
+    """The directories (or ``s3://bucket``) the data came from, most bytes first.
+
+    Sibling directories under one parent (``train/cls_0``, ``train/cls_1``) collapse into the parent,
+    but never into a top-level directory such as ``/tmp`` that unrelated data sets share.
+    """
+    dirs: dict[str, int] = {}
+    for path, nbytes in paths_bytes.items():
+        parent = path.rsplit("/", 1)[0] if "/" in path else path
+        if path.startswith("s3://"):
+            parent = "s3://" + path[5:].split("/", 1)[0]
+        dirs[parent] = dirs.get(parent, 0) + nbytes
+    changed = True
+    while changed:
+        changed = False
+        by_parent: dict[str, list[str]] = {}
+        for d in dirs:
+            if d.startswith("s3://"):
+                continue
+            parent = os.path.dirname(d)
+            if parent.count("/") >= 2 or (
+                parent.count("/") == 1
+                and parent not in ("/", "/tmp", "/home", "/mnt", "/data", "/root", "/var", "/work")
+            ):
+                by_parent.setdefault(parent, []).append(d)
+        for parent, children in by_parent.items():
+            if len(children) >= 2:
+                dirs[parent] = dirs.get(parent, 0) + sum(dirs.pop(c) for c in children)
+                changed = True
+                break
+    # Drop roots nested in another root.
+    roots = sorted(dirs, key=len)
+    kept: dict[str, int] = {}
+    for root in roots:
+        outer = next((k for k in kept if root.startswith(k.rstrip("/") + "/")), None)
+        if outer is None:
+            kept[root] = dirs[root]
+        else:
+            kept[outer] += dirs[root]
+    return sorted(kept, key=lambda r: -kept[r])

@@ -1,0 +1,34 @@
+"""What the ``tracer`` and ``replay`` command groups share: errors become one line and an exit code."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+BAD_INPUT = 2
+FAILURE = 1
+
+
+class UserError(Exception):
+    """Bad input or usage that the CLI reports in one line with exit code 2."""
+
+
+class OneLineErrors(click.Group):
+    """A click group whose subcommands' named errors print as one line on stderr, never a traceback.
+
+    ``bad_input`` errors exit 2 (bad input or usage); ``failures`` exit 1.
+    """
+
+    bad_input: tuple[type[BaseException], ...] = (UserError,)
+    failures: tuple[type[BaseException], ...] = ()
+
+    def invoke(self, ctx: click.Context):  # noqa: ANN201 - click protocol
+        try:
+            return super().invoke(ctx)
+        except self.bad_input as exc:
+            click.echo(f"{ctx.info_name}: error: {exc}", err=True)
+            sys.exit(BAD_INPUT)
+        except self.failures as exc:
+            click.echo(f"{ctx.info_name}: failed: {exc}", err=True)
+            sys.exit(FAILURE)

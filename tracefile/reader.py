@@ -1,0 +1,140 @@
+"""The one reader of trace directories (manifest, per-process Parquet files, spool streams)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from tracefile.errors import TraceFormatError, TraceVersionError
+from tracefile.format import (
+    EVENTS_DIR,
+    EVENTS_SCHEMA,
+    FORMAT_NAME,
+    FORMAT_VERSION,
+    IO_DIR,
+    IO_SCHEMA,
+    MANIFEST,
+    SPOOL_DIR,
+    major,
+)
+
+
+REQUIRED_COLUMNS = ("pid", "tid", "start_ns")
+
+
+@dataclass
+class Trace:
+    """A finalized trace: the manifest and two tables (I/O operations, DataLoader events)."""
+
+    path: Path
+    manifest: dict
+    io: pa.Table
+    events: pa.Table
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def processes(self) -> list[dict]:
+        return self.manifest.get("processes", [])
+
+
+def read_manifest(trace_dir: str | Path) -> dict:
+    """Read and check ``manifest.json``; raise TraceFormatError / TraceVersionError naming the file."""
+    path = Path(trace_dir) / MANIFEST
+    if not Path(trace_dir).is_dir():
+        raise TraceFormatError(trace_dir, "not a directory (a trace is a directory made by `tracer capture`)")
+    if not path.exists():
+        raise TraceFormatError(path, "no manifest.json: this is not a trainio trace directory")
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise TraceFormatError(path, f"not valid JSON ({exc})") from exc
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
+        raise TraceFormatError(path, f"does not look like a manifest written by trainio (format != {FORMAT_NAME!r})")
+    check_version(path, manifest.get("format_version"))
+    return manifest
+
+
+def check_version(path: str | Path, version: object) -> None:
+    try:
+        found = major(str(version))
+    except ValueError as exc:
+        raise TraceFormatError(path, f"unreadable format version {version!r}") from exc
+    if found > major(FORMAT_VERSION):
+        raise TraceVersionError(
+            path,
+            f"written by format version {version}, newer than this trainio reads ({FORMAT_VERSION}); upgrade trainio",
+        )
+
+
+def read_parquet_part(path: Path, schema: pa.Schema) -> pa.Table:
+    """One per-process Parquet file, checked for our metadata and version."""
+    try:
+        table = pq.read_table(path)
+    except (OSError, pa.ArrowException) as exc:
+        raise TraceFormatError(path, str(exc).splitlines()[0]) from exc
+    meta = table.schema.metadata or {}
+    if meta.get(b"trainio.format") != FORMAT_NAME.encode():
+        raise TraceFormatError(path, "Parquet file without trainio metadata (not written by trainio)")
+    check_version(path, meta.get(b"trainio.format_version", b"").decode())
+    missing = [name for name in REQUIRED_COLUMNS if name not in table.schema.names]
+    if missing:
+        raise TraceFormatError(path, f"missing columns {missing}")
+    # A column added by a later minor version is null in files written before it.
+    for field in schema:
+        if field.name not in table.schema.names:
+            table = table.append_column(field, pa.nulls(table.num_rows, field.type))
+    return table.select(schema.names).cast(schema)
+
+
+def read_spool_stream(path: Path, schema: pa.Schema) -> tuple[pa.Table, str | None]:
+    """Every complete batch of a spool stream; a truncated tail is reported, not raised."""
+    batches = []
+    warning = None
+    try:
+        with pa.OSFile(str(path), "rb") as source:
+            reader = pa.ipc.open_stream(source)
+            meta = reader.schema.metadata or {}
+            if meta.get(b"trainio.format") != FORMAT_NAME.encode():
+                raise TraceFormatError(path, "Arrow stream without trainio metadata")
+            check_version(path, meta.get(b"trainio.format_version", b"").decode())
+            while True:
+                try:
+                    batches.append(reader.read_next_batch())
+                except StopIteration:
+                    break
+    except (OSError, pa.ArrowException) as exc:
+        if not batches:
+            raise TraceFormatError(path, str(exc).splitlines()[0]) from exc
+        warning = f"{path}: truncated after {len(batches)} batches ({str(exc).splitlines()[0]})"
+    return pa.Table.from_batches(batches, schema=schema) if batches else schema.empty_table(), warning
+
+
+def _read_parts(folder: Path, schema: pa.Schema, warnings: list[str]) -> pa.Table:
+    tables, errors = [], []
+    for part in sorted(folder.glob("*.parquet")) if folder.is_dir() else []:
+        try:
+            tables.append(read_parquet_part(part, schema))
+        except TraceFormatError as exc:
+            errors.append(exc)
+    if errors and not tables:
+        raise errors[0]
+    warnings.extend(f"skipped {exc}" for exc in errors)
+    return pa.concat_tables(tables) if tables else schema.empty_table()
+
+
+def open_trace(trace_dir: str | Path) -> Trace:
+    """Load a finalized trace. Unreadable per-process files are skipped with a warning."""
+    root = Path(trace_dir)
+    manifest = read_manifest(root)
+    if not (root / IO_DIR).is_dir():
+        if (root / SPOOL_DIR).is_dir():
+            raise TraceFormatError(root, f"not finalized (was the run killed?): run `tracer finalize {root}` first")
+        raise TraceFormatError(root, "no io/ folder: the trace holds no I/O data")
+    warnings: list[str] = []
+    io = _read_parts(root / IO_DIR, IO_SCHEMA, warnings)
+    events = _read_parts(root / EVENTS_DIR, EVENTS_SCHEMA, warnings)
+    return Trace(root, manifest, io, events, warnings)

@@ -1,0 +1,221 @@
+"""``tracer summary --json``: the stable, documented digest of a trace.
+
+Keys (a contract other tools rely on): bytes_read, runtime_bytes_read, data_roots, read_ops,
+files_opened, distinct_files, processes, samples, batches, epochs, duration_s,
+data_stall_fraction, mean_step_s, mean_fetch_s, read_size_histogram, pattern, pattern_evidence,
+coverage; plus reread_bytes, reread_fraction, ipc_bytes_read, object_ops, warnings.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from tracefile.classify import data_roots
+from tracefile.format import OBJECT_READ_OPS, READ_OPS
+from tracefile.reader import Trace
+
+PRELOAD_FRACTION = 0.8
+"""Share of data bytes read before the first training step above which a run is a bulk preload."""
+STREAMING_FRACTION = 0.2
+"""Share below which (and with reads spread over the steps) a run is streaming."""
+
+
+def _np(table: pa.Table, column: str) -> np.ndarray:
+    return table.column(column).to_numpy(zero_copy_only=False)
+
+
+def data_reads(trace: Trace) -> pa.Table:
+    """Successful data reads (files and object GETs), in time order."""
+    io = trace.io
+    mask = pc.and_(
+        pc.and_(pc.is_in(io["op"], pa.array(READ_OPS + OBJECT_READ_OPS)), pc.equal(io["io_class"], "data")),
+        pc.greater(io["bytes_returned"], 0),
+    )
+    return io.filter(mask).sort_by("start_ns")
+
+
+def size_histogram(sizes: np.ndarray) -> dict[str, int]:
+    """Read sizes in power-of-two buckets labelled by their upper bound (``<=4KiB``)."""
+    hist: dict[str, int] = {}
+    if sizes.size == 0:
+        return hist
+    exps = np.ceil(np.log2(np.maximum(sizes, 1))).astype(int)
+    for exp, count in zip(*np.unique(exps, return_counts=True), strict=True):
+        hist[f"<={_human(2 ** int(exp))}"] = int(count)
+    return hist
+
+
+def _human(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024:
+            return f"{n}{unit}"
+        n //= 1024
+    return f"{n}TiB"
+
+
+def _reread_bytes(reads: pa.Table) -> int:
+    """Bytes read again at the same (path, offset range) -- typically the same data every epoch."""
+    if reads.num_rows == 0:
+        return 0
+    key = pc.binary_join_element_wise(
+        reads["path"].fill_null(""),
+        pc.cast(reads["offset"], pa.string()).fill_null("-"),
+        pc.cast(reads["bytes_returned"], pa.string()),
+        "|",
+    )
+    keys = key.to_numpy(zero_copy_only=False)
+    nbytes = _np(reads, "bytes_returned")
+    _, first = np.unique(keys, return_index=True)
+    return int(nbytes.sum() - nbytes[first].sum())
+
+
+def loop_stats(events: pa.Table) -> dict:
+    """Per-batch wait (data stall), step compute and worker fetch times."""
+    ev = _np(events, "event") if events.num_rows else np.array([], dtype=object)
+    start, end = _np(events, "start_ns"), _np(events, "end_ns")
+    batch, step, fetch = ev == "batch", ev == "step", ev == "fetch"
+    wait_s = (end[batch] - start[batch]) / 1e9
+    step_s = (end[step] - start[step]) / 1e9
+    fetch_s = (end[fetch] - start[fetch]) / 1e9
+    epochs = 0
+    if events.num_rows:
+        starts = events.filter(pc.equal(events["event"], "epoch_start"))
+        if starts.num_rows:
+            counts = starts.group_by(["pid", "loader_id"]).aggregate([("epoch", "count")])
+            epochs = int(pc.max(counts["epoch_count"]).as_py())
+    total = wait_s.sum() + step_s.sum()
+    return {
+        "batches": int(batch.sum()),
+        "samples": int((ev == "sample").sum())
+        if (ev == "sample").any()
+        else int(sum(len(x) for x in events.filter(pc.equal(events["event"], "fetch"))["indices"].to_pylist() if x)),
+        "epochs": epochs,
+        "data_stall_fraction": float(wait_s.sum() / total) if total > 0 else None,
+        "mean_step_s": float(step_s.mean()) if step_s.size else None,
+        "mean_fetch_s": float(fetch_s.mean()) if fetch_s.size else None,
+        "first_step_ns": int(end[batch].min()) if batch.any() else None,
+        "last_step_ns": int(max(end[batch].max(), end[step].max() if step.any() else 0)) if batch.any() else None,
+    }
+
+
+def access_pattern(reads: pa.Table, loop: dict, manifest: dict) -> tuple[str, dict]:
+    """preload / streaming / mixed, with the numbers that decided it."""
+    nbytes = _np(reads, "bytes_returned").astype(float)
+    start = _np(reads, "start_ns")
+    total = nbytes.sum()
+    if total == 0:
+        return "none", {"reason": "no data reads"}
+    first = loop.get("first_step_ns")
+    evidence: dict = {"data_bytes": int(total)}
+    if first is not None:
+        before = float(nbytes[start < first].sum() / total)
+        evidence.update(bytes_before_first_step_fraction=round(before, 4), first_step_basis="first batch received")
+        last = loop.get("last_step_ns") or int(start.max())
+        # Streaming means the reads keep coming while steps run: spread over the training window.
+        after = start[start >= first]
+        window = max(last - first, 1)
+        spread = float((after.max() - after.min()) / window) if after.size > 1 else 0.0
+        evidence["read_spread_over_steps"] = round(min(spread, 1.0), 4)
+    else:
+        run_start = manifest.get("start_monotonic_ns") or int(start.min())
+        run_end = manifest.get("end_monotonic_ns") or int(start.max())
+        cut = run_start + 0.2 * (run_end - run_start)
+        before = float(nbytes[start < cut].sum() / total)
+        evidence.update(bytes_in_first_fifth_fraction=round(before, 4), first_step_basis="no DataLoader events")
+        spread = 1.0 - before
+    if before >= PRELOAD_FRACTION:
+        return "preload", evidence
+    if before <= STREAMING_FRACTION and spread >= 0.5:
+        return "streaming", evidence
+    return "mixed", evidence
+
+
+def own_rchar(processes: list[dict]) -> dict[int, int]:
+    """Each process's own rchar: the kernel adds a reaped child's counters to its parent's.
+
+    A traced child that ended before its parent's counters were read is taken as reaped by then
+    (DataLoader and torchrun children are joined before their parent exits). Reads made before
+    the process's program started (an exec'ing shell shim) are not the process's own either.
+    """
+    own = {}
+    for proc in processes:
+        if proc.get("rchar") is None:
+            continue
+        reaped = sum(
+            child["rchar"]
+            for child in processes
+            if child.get("ppid") == proc["pid"]
+            and child.get("rchar") is not None
+            and child.get("end_ns") is not None
+            and proc.get("end_ns") is not None
+            and child["end_ns"] <= proc["end_ns"]
+        )
+        own[proc["pid"]] = max(proc["rchar"] - proc.get("rchar_before_start", 0) - reaped, 0)
+    return own
+
+
+def coverage(trace: Trace) -> dict:
+    """Bytes returned by all traced read calls over the kernel's rchar of the traced processes."""
+    own = own_rchar(trace.processes)
+    io = trace.io
+    mask = pc.and_(pc.is_in(io["op"], pa.array(READ_OPS)), pc.is_in(io["pid"], pa.array(list(own), pa.int32())))
+    returned = pc.max_element_wise(io.filter(mask)["bytes_returned"], 0)
+    traced = int(pc.sum(returned).as_py() or 0)
+    rchar = int(sum(own.values()))
+    return {
+        "ratio": round(traced / rchar, 4) if rchar else None,
+        "traced_bytes": traced,
+        "rchar_bytes": rchar,
+        "processes_with_counters": len(own),
+        "processes": len(trace.processes),
+        "c_level": bool(trace.manifest.get("interposer", {}).get("loaded_in_all", False)),
+    }
+
+
+def summarize(trace: Trace) -> dict:
+    """The ``tracer summary --json`` dictionary."""
+    io = trace.io
+    reads = data_reads(trace)
+    all_reads = io.filter(pc.is_in(io["op"], pa.array(READ_OPS + OBJECT_READ_OPS)))
+    runtime = all_reads.filter(pc.is_in(all_reads["io_class"], pa.array(["runtime", "trace"])))
+    ipc = all_reads.filter(pc.equal(all_reads["io_class"], "ipc"))
+    opens = io.filter(pc.and_(pc.is_in(io["op"], pa.array(["open", "fopen", "get"])), pc.equal(io["io_class"], "data")))
+    opens = opens.filter(pc.greater_equal(opens["result"], 0))
+    paths = _np(reads, "path")
+    nbytes = _np(reads, "bytes_returned")
+    per_path: dict[str, int] = {}
+    if reads.num_rows:
+        grouped = reads.group_by("path").aggregate([("bytes_returned", "sum")])
+        per_path = dict(zip(grouped["path"].to_pylist(), grouped["bytes_returned_sum"].to_pylist(), strict=True))
+    loop = loop_stats(trace.events)
+    pattern, evidence = access_pattern(reads, loop, trace.manifest)
+    total = int(nbytes.sum())
+    reread = _reread_bytes(reads)
+    return {
+        "bytes_read": total,
+        "runtime_bytes_read": int(pc.sum(runtime["bytes_returned"]).as_py() or 0),
+        "ipc_bytes_read": int(pc.sum(ipc["bytes_returned"]).as_py() or 0),
+        "data_roots": data_roots(per_path),
+        "read_ops": int(reads.num_rows),
+        "files_opened": int(opens.num_rows),
+        "distinct_files": int(len(set(paths.tolist()))) if paths.size else 0,
+        "processes": len(trace.processes),
+        "samples": loop["samples"],
+        "batches": loop["batches"],
+        "epochs": loop["epochs"],
+        "duration_s": trace.manifest.get("duration_s"),
+        "data_stall_fraction": loop["data_stall_fraction"],
+        "mean_step_s": loop["mean_step_s"],
+        "mean_fetch_s": loop["mean_fetch_s"],
+        "read_size_histogram": size_histogram(nbytes),
+        "pattern": pattern,
+        "pattern_evidence": evidence,
+        "reread_bytes": reread,
+        "reread_fraction": round(reread / total, 4) if total else 0.0,
+        "object_ops": int(pc.sum(pc.equal(io["kind"], "object")).as_py() or 0),
+        "coverage": coverage(trace),
+        "exit_code": trace.manifest.get("exit_code"),
+        "warnings": list(trace.warnings) + list(trace.manifest.get("lost", [])),
+    }

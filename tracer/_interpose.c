@@ -1,0 +1,675 @@
+/*
+ * _interpose.c - libc file-I/O interposer for trainio.
+ *
+ * Loaded with LD_PRELOAD into every process of a training run.  Each wrapped
+ * call is forwarded to the real libc function (dlsym(RTLD_NEXT)) and, unless
+ * recording is off for this thread/process, appended as a fixed 64-byte
+ * record (plus optional path bytes) to an in-memory buffer.  Python opens the
+ * same copy with ctypes and empties the buffer with trainio_drain().
+ *
+ * No Python API: the only interface is the exported C functions below.
+ * Wrappers never change a call's semantics: same arguments, same return
+ * value, errno as the real call left it.
+ */
+
+/* Fortify would turn read()/open() etc. into inline wrappers that clash with
+ * our definitions, and _FILE_OFFSET_BITS=64 would rename open -> open64. */
+#undef _FORTIFY_SOURCE
+#undef _FILE_OFFSET_BITS
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+#undef fread_unlocked /* an inline macro under -O with __USE_EXTERN_INLINES */
+
+#define EXPORT __attribute__((visibility("default")))
+#define TLS __thread __attribute__((tls_model("initial-exec")))
+#define UNLIKELY(x) __builtin_expect(!!(x), 0)
+
+struct trainio_rec {
+    int64_t start_ns, dur_ns, offset, requested, returned;
+    int32_t tid, fd;
+    uint32_t path_off, path_len;
+    uint8_t op, kind, pad[2];
+    uint32_t file_id; /* per-process id of the open file behind fd; 0 = unknown */
+};
+_Static_assert(sizeof(struct trainio_rec) == 64, "record ABI is 64 bytes");
+
+enum { OP_OPEN = 1, OP_READ, OP_PREAD, OP_READV, OP_PREADV, OP_FREAD, OP_CLOSE,
+       OP_STAT, OP_FSTAT, OP_MMAP, OP_FOPEN, OP_FCLOSE, OP_FDPATH };
+enum { K_UNKNOWN = 0, K_REG, K_IPC, K_OTHER };
+
+#define FD_MAX 65536
+#define PATH_CAP 4096                 /* longer paths are truncated */
+#define RECS_INIT 16384
+#define RECS_MAX (1u << 20)
+#define ARENA_INIT (1u << 20)
+#define ARENA_MAX (64u << 20)
+
+#ifndef __OPEN_NEEDS_MODE
+#define __OPEN_NEEDS_MODE(fl) (((fl) & O_CREAT) != 0)
+#endif
+
+/* glibc entry points that the (non-fortified) headers do not declare. */
+int __open_2(const char *, int);
+int __open64_2(const char *, int);
+int __openat_2(int, const char *, int);
+int __openat64_2(int, const char *, int);
+ssize_t __read_chk(int, void *, size_t, size_t);
+ssize_t __pread_chk(int, void *, size_t, off_t, size_t);
+ssize_t __pread64_chk(int, void *, size_t, off64_t, size_t);
+size_t __fread_chk(void *, size_t, size_t, size_t, FILE *);
+size_t __fread_unlocked_chk(void *, size_t, size_t, size_t, FILE *);
+int __xstat(int, const char *, struct stat *);
+int __xstat64(int, const char *, struct stat64 *);
+int __lxstat(int, const char *, struct stat *);
+int __lxstat64(int, const char *, struct stat64 *);
+int __fxstat(int, int, struct stat *);
+int __fxstat64(int, int, struct stat64 *);
+int __fxstatat(int, int, const char *, struct stat *, int);
+int __fxstatat64(int, int, const char *, struct stat64 *, int);
+
+/* ---- real functions, resolved lazily (and eagerly in the constructor) ---- */
+
+#define REAL_LIST(X)                                                          \
+    X(open) X(open64) X(openat) X(openat64) X(__open_2) X(__open64_2)          \
+    X(__openat_2) X(__openat64_2) X(creat) X(creat64) X(read) X(__read_chk)    \
+    X(pread) X(pread64) X(__pread_chk) X(__pread64_chk) X(readv) X(preadv)     \
+    X(preadv64) X(preadv2) X(preadv64v2) X(fread) X(fread_unlocked)            \
+    X(__fread_chk) X(__fread_unlocked_chk) X(close) X(fopen) X(fopen64)        \
+    X(fdopen) X(fclose) X(stat) X(stat64) X(lstat) X(lstat64) X(fstatat)       \
+    X(fstatat64) X(statx) X(__xstat) X(__xstat64) X(__lxstat) X(__lxstat64)    \
+    X(__fxstatat) X(__fxstatat64) X(fstat) X(fstat64) X(__fxstat)              \
+    X(__fxstat64) X(mmap) X(mmap64) X(dup2) X(dup3)
+
+#define DECL_REAL(n) static __typeof__(&n) real_##n;
+REAL_LIST(DECL_REAL)
+
+/* Benign race: concurrent resolvers store the same value. */
+#define REAL(n) __extension__({                                               \
+    __typeof__(&n) f_ = __atomic_load_n(&real_##n, __ATOMIC_RELAXED);         \
+    if (UNLIKELY(!f_)) {                                                      \
+        f_ = (__typeof__(&n))dlsym(RTLD_NEXT, #n);                            \
+        __atomic_store_n(&real_##n, f_, __ATOMIC_RELAXED);                    \
+    }                                                                         \
+    f_; })
+
+/* Declares `f`; a symbol missing from this libc behaves like ENOSYS. */
+#define GET(n, fail)                                                          \
+    __typeof__(&n) f = REAL(n);                                               \
+    if (UNLIKELY(!f)) { errno = ENOSYS; return fail; }
+
+/* ---- state ---- */
+
+static TLS int t_in_hook;     /* inside our own bookkeeping: never record */
+static TLS int t_suppress;    /* trainio_suppress_thread() */
+static TLS int32_t t_tid;     /* cached gettid(); 0 = not yet known */
+
+static int g_enabled = 1;
+static unsigned char fd_kind[FD_MAX]; /* K_* per fd; 0 = not yet classified */
+/* Each open/fopen/fdpath record gets a new file id, and every later record on
+ * that fd carries it: readers map reads to paths without replaying fd reuse. */
+static uint32_t fd_file[FD_MAX];
+static uint32_t g_file_seq;
+
+static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct trainio_rec *g_recs;    /* live records are [g_head, g_n) */
+static size_t g_rcap, g_head, g_n;
+static char *g_arena;                 /* live path bytes are [g_ahead, g_alen) */
+static size_t g_acap, g_ahead, g_alen;
+static uint64_t g_dropped;
+/* The kernel's rchar when this image started: an exec keeps the pid and its
+ * counters, so reads made before the exec (a shell wrapper) are not ours. */
+static uint64_t g_start_rchar;
+
+static inline int tracing(void)
+{
+    return !(t_in_hook | t_suppress) && __atomic_load_n(&g_enabled, __ATOMIC_RELAXED);
+}
+
+static inline int64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts); /* vDSO: no syscall */
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static inline uint8_t classify(mode_t m)
+{
+    if (S_ISREG(m)) return K_REG;
+    if (S_ISFIFO(m) || S_ISSOCK(m)) return K_IPC;
+    return K_OTHER;
+}
+
+static inline uint8_t kind_get(int fd)
+{
+    return (fd >= 0 && fd < FD_MAX) ? __atomic_load_n(&fd_kind[fd], __ATOMIC_RELAXED) : 0;
+}
+
+static inline void kind_set(int fd, uint8_t k)
+{
+    if (fd >= 0 && fd < FD_MAX) {
+        __atomic_store_n(&fd_kind[fd], k, __ATOMIC_RELAXED);
+        if (!k) __atomic_store_n(&fd_file[fd], 0, __ATOMIC_RELAXED);
+    }
+}
+
+/* fstat via the real libc symbol (ours would recurse into the recorder). */
+static int real_fstat_any(int fd, struct stat *st)
+{
+    __typeof__(&fstat) f = REAL(fstat);
+    return f ? f(fd, st) : (int)syscall(SYS_fstat, fd, st);
+}
+
+/* ---- buffer ---- */
+
+/* Drop the drained prefix so its space can be reused.  Path offsets grow
+ * monotonically with the record index, so the arena shifts by one amount. */
+static void compact_locked(void)
+{
+    size_t live = g_n - g_head;
+    if (g_head == 0) return;
+    memmove(g_recs, g_recs + g_head, live * sizeof *g_recs);
+    memmove(g_arena, g_arena + g_ahead, g_alen - g_ahead);
+    for (size_t i = 0; i < live; i++) g_recs[i].path_off -= (uint32_t)g_ahead;
+    g_n = live;
+    g_alen -= g_ahead;
+    g_head = g_ahead = 0;
+}
+
+static int grow(void **buf, size_t *cap, size_t init, size_t max, size_t elem)
+{
+    size_t ncap = *cap ? *cap * 2 : init;
+    void *p;
+    if (*cap >= max) return 0;
+    if (ncap > max) ncap = max;
+    if (!(p = realloc(*buf, ncap * elem))) return 0;
+    *buf = p;
+    *cap = ncap;
+    return 1;
+}
+
+static void append_locked(const struct trainio_rec *r, const char *path, size_t plen)
+{
+    if (g_n == g_rcap || g_alen + plen > g_acap) compact_locked();
+    if (g_n == g_rcap && !grow((void **)&g_recs, &g_rcap, RECS_INIT, RECS_MAX, sizeof *g_recs))
+        goto drop;
+    while (g_alen + plen > g_acap)
+        if (!grow((void **)&g_arena, &g_acap, ARENA_INIT, ARENA_MAX, 1)) goto drop;
+    g_recs[g_n] = *r;
+    g_recs[g_n].path_off = (uint32_t)g_alen; /* set even when plen == 0: keeps offsets monotonic */
+    g_recs[g_n].path_len = (uint32_t)plen;
+    if (plen) memcpy(g_arena + g_alen, path, plen);
+    g_alen += plen;
+    g_n++;
+    return;
+drop:
+    g_dropped++;
+}
+
+/* Called after the real call with errno already saved by the caller.
+ * t0 < 0 means "instant event": start = now, duration 0. */
+static void record(uint8_t op, uint8_t kind, int fd, int64_t t0, int64_t off,
+                   int64_t req, int64_t ret, const char *path)
+{
+    int64_t t1 = now_ns();
+    int prev = t_in_hook;
+    struct trainio_rec r;
+    size_t plen = path ? strnlen(path, PATH_CAP) : 0;
+
+    t_in_hook = 1;
+    if (UNLIKELY(!t_tid)) t_tid = (int32_t)syscall(SYS_gettid);
+    if (t0 < 0) t0 = t1;
+    memset(&r, 0, sizeof r);
+    r.start_ns = t0;
+    r.dur_ns = t1 - t0;
+    r.offset = off;
+    r.requested = req;
+    r.returned = ret;
+    r.tid = t_tid;
+    r.fd = fd;
+    r.op = op;
+    r.kind = kind;
+    if (fd >= 0 && fd < FD_MAX) {
+        if (path && (op == OP_FDPATH || ((op == OP_OPEN || op == OP_FOPEN) && ret >= 0))) {
+            r.file_id = __atomic_add_fetch(&g_file_seq, 1, __ATOMIC_RELAXED);
+            __atomic_store_n(&fd_file[fd], r.file_id, __ATOMIC_RELAXED);
+        } else {
+            r.file_id = __atomic_load_n(&fd_file[fd], __ATOMIC_RELAXED);
+        }
+    }
+    pthread_mutex_lock(&g_mu);
+    append_locked(&r, path, plen);
+    pthread_mutex_unlock(&g_mu);
+    t_in_hook = prev;
+}
+
+/* First read on an fd we did not see opened (pipe, socket, inherited, dup'd):
+ * classify it and emit an fdpath record so readers can be attributed. */
+static __attribute__((noinline)) uint8_t discover(int fd)
+{
+    int e = errno;
+    struct stat st;
+    char link[32], path[PATH_CAP];
+    ssize_t n;
+    uint8_t k, expect = 0;
+
+    t_in_hook = 1;
+    if (real_fstat_any(fd, &st) != 0) { /* not open: the real call will fail */
+        t_in_hook = 0;
+        errno = e;
+        return 0;
+    }
+    k = classify(st.st_mode);
+    snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+    n = readlink(link, path, sizeof path - 1);
+    path[n > 0 ? n : 0] = '\0';
+    t_in_hook = 0;
+    /* Only the thread that classifies the fd first emits the fdpath record. */
+    if (__atomic_compare_exchange_n(&fd_kind[fd], &expect, k, 0, __ATOMIC_RELAXED,
+                                    __ATOMIC_RELAXED))
+        record(OP_FDPATH, k, fd, -1, -1, -1, -1, path);
+    else
+        k = expect;
+    errno = e;
+    return k;
+}
+
+static inline uint8_t kind_for_read(int fd)
+{
+    uint8_t k;
+    if (fd < 0 || fd >= FD_MAX) return 0;
+    k = __atomic_load_n(&fd_kind[fd], __ATOMIC_RELAXED);
+    return k ? k : discover(fd);
+}
+
+/* Kind of a freshly opened fd without a syscall in the common case; paths
+ * under /dev and /proc (ttys, /dev/stdin, /proc/self/fd/N) get an fstat. */
+static uint8_t open_kind(int fd, int flags, const char *path)
+{
+    struct stat st;
+    if (flags & (O_DIRECTORY | O_PATH)) return K_OTHER;
+    if (path && (!strncmp(path, "/dev/", 5) || !strncmp(path, "/proc/", 6)))
+        return real_fstat_any(fd, &st) == 0 ? classify(st.st_mode) : K_UNKNOWN;
+    return K_REG;
+}
+
+/* ---- open family ---- */
+
+static int open_done(int r, int64_t t0, int flags, const char *path)
+{
+    int e = errno;
+    uint8_t k = 0;
+    if (r >= 0) {
+        t_in_hook = 1;
+        k = open_kind(r, flags, path);
+        t_in_hook = 0;
+        kind_set(r, k);
+    }
+    record(OP_OPEN, k, r, t0, -1, flags, r, (r < 0 && e == EFAULT) ? NULL : path);
+    errno = e;
+    return r;
+}
+
+#define VA_MODE(flags)                                                        \
+    mode_t mode = 0;                                                          \
+    if (__OPEN_NEEDS_MODE(flags)) {                                           \
+        va_list ap;                                                           \
+        va_start(ap, flags);                                                  \
+        mode = (mode_t)va_arg(ap, int);                                       \
+        va_end(ap);                                                           \
+    }
+
+#define OPEN_BODY(n, fl, call)                                                \
+    GET(n, -1);                                                               \
+    if (!tracing()) return call;                                              \
+    int64_t t0 = now_ns();                                                    \
+    int r = call;                                                             \
+    return open_done(r, t0, fl, path);
+
+EXPORT int open(const char *path, int flags, ...) { VA_MODE(flags) OPEN_BODY(open, flags, f(path, flags, mode)) }
+EXPORT int open64(const char *path, int flags, ...) { VA_MODE(flags) OPEN_BODY(open64, flags, f(path, flags, mode)) }
+EXPORT int openat(int dfd, const char *path, int flags, ...) { VA_MODE(flags) OPEN_BODY(openat, flags, f(dfd, path, flags, mode)) }
+EXPORT int openat64(int dfd, const char *path, int flags, ...) { VA_MODE(flags) OPEN_BODY(openat64, flags, f(dfd, path, flags, mode)) }
+EXPORT int __open_2(const char *path, int flags) { OPEN_BODY(__open_2, flags, f(path, flags)) }
+EXPORT int __open64_2(const char *path, int flags) { OPEN_BODY(__open64_2, flags, f(path, flags)) }
+EXPORT int __openat_2(int dfd, const char *path, int flags) { OPEN_BODY(__openat_2, flags, f(dfd, path, flags)) }
+EXPORT int __openat64_2(int dfd, const char *path, int flags) { OPEN_BODY(__openat64_2, flags, f(dfd, path, flags)) }
+EXPORT int creat(const char *path, mode_t mode) { OPEN_BODY(creat, O_CREAT | O_WRONLY | O_TRUNC, f(path, mode)) }
+EXPORT int creat64(const char *path, mode_t mode) { OPEN_BODY(creat64, O_CREAT | O_WRONLY | O_TRUNC, f(path, mode)) }
+
+/* ---- read family ---- */
+
+/* `req` is evaluated after the call (readv sums its iovecs only on success,
+ * when the kernel has validated them). */
+#define READ_BODY(n, op, off, req, call)                                      \
+    GET(n, -1);                                                               \
+    if (!tracing()) return call;                                              \
+    uint8_t k = kind_for_read(fd);                                            \
+    int64_t t0 = now_ns();                                                    \
+    ssize_t r = call;                                                         \
+    int e = errno;                                                            \
+    record(op, k, fd, t0, off, req, r, NULL);                                 \
+    errno = e;                                                                \
+    return r;
+
+static int64_t iov_sum(const struct iovec *iov, int cnt)
+{
+    int64_t s = 0;
+    for (int i = 0; i < cnt; i++) s += (int64_t)iov[i].iov_len;
+    return s;
+}
+#define IOV_REQ (r >= 0 ? iov_sum(iov, cnt) : -1)
+
+EXPORT ssize_t read(int fd, void *buf, size_t n) { READ_BODY(read, OP_READ, -1, (int64_t)n, f(fd, buf, n)) }
+EXPORT ssize_t __read_chk(int fd, void *buf, size_t n, size_t blen) { READ_BODY(__read_chk, OP_READ, -1, (int64_t)n, f(fd, buf, n, blen)) }
+EXPORT ssize_t pread(int fd, void *buf, size_t n, off_t off) { READ_BODY(pread, OP_PREAD, off, (int64_t)n, f(fd, buf, n, off)) }
+EXPORT ssize_t pread64(int fd, void *buf, size_t n, off64_t off) { READ_BODY(pread64, OP_PREAD, off, (int64_t)n, f(fd, buf, n, off)) }
+EXPORT ssize_t __pread_chk(int fd, void *buf, size_t n, off_t off, size_t blen) { READ_BODY(__pread_chk, OP_PREAD, off, (int64_t)n, f(fd, buf, n, off, blen)) }
+EXPORT ssize_t __pread64_chk(int fd, void *buf, size_t n, off64_t off, size_t blen) { READ_BODY(__pread64_chk, OP_PREAD, off, (int64_t)n, f(fd, buf, n, off, blen)) }
+EXPORT ssize_t readv(int fd, const struct iovec *iov, int cnt) { READ_BODY(readv, OP_READV, -1, IOV_REQ, f(fd, iov, cnt)) }
+EXPORT ssize_t preadv(int fd, const struct iovec *iov, int cnt, off_t off) { READ_BODY(preadv, OP_PREADV, off, IOV_REQ, f(fd, iov, cnt, off)) }
+EXPORT ssize_t preadv64(int fd, const struct iovec *iov, int cnt, off64_t off) { READ_BODY(preadv64, OP_PREADV, off, IOV_REQ, f(fd, iov, cnt, off)) }
+EXPORT ssize_t preadv2(int fd, const struct iovec *iov, int cnt, off_t off, int fl) { READ_BODY(preadv2, OP_PREADV, off, IOV_REQ, f(fd, iov, cnt, off, fl)) }
+EXPORT ssize_t preadv64v2(int fd, const struct iovec *iov, int cnt, off64_t off, int fl) { READ_BODY(preadv64v2, OP_PREADV, off, IOV_REQ, f(fd, iov, cnt, off, fl)) }
+
+/* fileno_unlocked: no stream lock (fread_unlocked callers may hold it);
+ * -1 for memory/cookie streams.  It may set errno, hence the save. */
+#define FREAD_BODY(n, call)                                                   \
+    GET(n, 0);                                                                \
+    if (!tracing()) return call;                                              \
+    int e = errno;                                                            \
+    int fd = fp ? fileno_unlocked(fp) : -1;                                   \
+    uint8_t k = kind_for_read(fd);                                            \
+    errno = e;                                                                \
+    int64_t t0 = now_ns();                                                    \
+    size_t r = call;                                                          \
+    e = errno;                                                                \
+    record(OP_FREAD, k, fd, t0, -1, (int64_t)(size * cnt), (int64_t)(r * size), NULL); \
+    errno = e;                                                                \
+    return r;
+
+EXPORT size_t fread(void *p, size_t size, size_t cnt, FILE *fp) { FREAD_BODY(fread, f(p, size, cnt, fp)) }
+EXPORT size_t fread_unlocked(void *p, size_t size, size_t cnt, FILE *fp) { FREAD_BODY(fread_unlocked, f(p, size, cnt, fp)) }
+EXPORT size_t __fread_chk(void *p, size_t plen, size_t size, size_t cnt, FILE *fp) { FREAD_BODY(__fread_chk, f(p, plen, size, cnt, fp)) }
+EXPORT size_t __fread_unlocked_chk(void *p, size_t plen, size_t size, size_t cnt, FILE *fp) { FREAD_BODY(__fread_unlocked_chk, f(p, plen, size, cnt, fp)) }
+
+/* Anonymous and fd < 0 mappings (allocators) skip all bookkeeping. */
+#define MMAP_BODY(n)                                                          \
+    GET(n, MAP_FAILED);                                                       \
+    if (fd < 0 || (flags & MAP_ANONYMOUS) || !tracing())                      \
+        return f(addr, len, prot, flags, fd, off);                            \
+    uint8_t k = kind_for_read(fd);                                            \
+    int64_t t0 = now_ns();                                                    \
+    void *r = f(addr, len, prot, flags, fd, off);                             \
+    int e = errno;                                                            \
+    record(OP_MMAP, k, fd, t0, off, (int64_t)len,                             \
+           r == MAP_FAILED ? -1 : (int64_t)(intptr_t)r, NULL);                \
+    errno = e;                                                                \
+    return r;
+
+EXPORT void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off) { MMAP_BODY(mmap) }
+EXPORT void *mmap64(void *addr, size_t len, int prot, int flags, int fd, off64_t off) { MMAP_BODY(mmap64) }
+
+/* ---- close / stdio open+close ---- */
+
+/* fd_kind is reset after the real close even when not tracing: the number
+ * may be reused by a pipe/dup, which must be rediscovered.  (Resetting after
+ * can at worst clobber a racing open's kind, costing one extra discovery.) */
+EXPORT int close(int fd)
+{
+    GET(close, -1);
+    uint8_t k = kind_get(fd);
+    int64_t t0 = tracing() ? now_ns() : -1;
+    int r = f(fd);
+    int e = errno;
+    if (t0 >= 0) record(OP_CLOSE, k, fd, t0, -1, -1, r, NULL);
+    kind_set(fd, 0);
+    errno = e;
+    return r;
+}
+
+static int64_t fmode_flags(const char *m)
+{
+    int64_t fl;
+    switch (m[0]) {
+    case 'r': fl = O_RDONLY; break;
+    case 'w': fl = O_WRONLY | O_CREAT | O_TRUNC; break;
+    case 'a': fl = O_WRONLY | O_CREAT | O_APPEND; break;
+    default: return -1;
+    }
+    for (m++; *m && *m != ','; m++) {
+        if (*m == '+') fl = (fl & ~(int64_t)O_ACCMODE) | O_RDWR;
+        else if (*m == 'x') fl |= O_EXCL;
+        else if (*m == 'e') fl |= O_CLOEXEC;
+    }
+    return fl;
+}
+
+static FILE *fopen_done(FILE *r, int64_t t0, const char *path, const char *mode)
+{
+    int e = errno;
+    int fd = r ? fileno_unlocked(r) : -1;
+    uint8_t k = 0;
+    if (fd >= 0) {
+        t_in_hook = 1;
+        k = open_kind(fd, 0, path);
+        t_in_hook = 0;
+        kind_set(fd, k);
+    }
+    /* glibc parses `mode` before opening, so it is a valid string here. */
+    record(OP_FOPEN, k, fd, t0, -1, mode ? fmode_flags(mode) : -1, fd,
+           (!r && e == EFAULT) ? NULL : path);
+    errno = e;
+    return r;
+}
+
+#define FOPEN_BODY(n)                                                         \
+    GET(n, NULL);                                                             \
+    if (!tracing()) return f(path, mode);                                     \
+    int64_t t0 = now_ns();                                                    \
+    return fopen_done(f(path, mode), t0, path, mode);
+
+EXPORT FILE *fopen(const char *path, const char *mode) { FOPEN_BODY(fopen) }
+EXPORT FILE *fopen64(const char *path, const char *mode) { FOPEN_BODY(fopen64) }
+
+/* fdopen wraps an existing fd: no path, kind stays as known (maybe 0). */
+EXPORT FILE *fdopen(int fd, const char *mode)
+{
+    GET(fdopen, NULL);
+    if (!tracing()) return f(fd, mode);
+    int64_t t0 = now_ns();
+    FILE *r = f(fd, mode);
+    int e = errno;
+    record(OP_FOPEN, kind_get(fd), fd, t0, -1, r ? fmode_flags(mode) : -1, r ? fd : -1, NULL);
+    errno = e;
+    return r;
+}
+
+EXPORT int fclose(FILE *fp)
+{
+    GET(fclose, EOF);
+    int e = errno;
+    int fd = fp ? fileno_unlocked(fp) : -1;
+    uint8_t k = kind_get(fd);
+    errno = e;
+    int64_t t0 = tracing() ? now_ns() : -1;
+    int r = f(fp);
+    e = errno;
+    if (t0 >= 0) record(OP_FCLOSE, k, fd, t0, -1, -1, r, NULL);
+    kind_set(fd, 0);
+    errno = e;
+    return r;
+}
+
+/* Not recorded: only keep fd_kind honest when an fd number is replaced. */
+EXPORT int dup2(int oldfd, int newfd)
+{
+    GET(dup2, -1);
+    int r = f(oldfd, newfd);
+    if (r >= 0 && oldfd != newfd) kind_set(newfd, 0);
+    return r;
+}
+
+EXPORT int dup3(int oldfd, int newfd, int flags)
+{
+    GET(dup3, -1);
+    int r = f(oldfd, newfd, flags);
+    if (r >= 0) kind_set(newfd, 0);
+    return r;
+}
+
+#if defined(__GLIBC__) && __GLIBC_PREREQ(2, 34)
+static __typeof__(&close_range) real_close_range;
+
+EXPORT int close_range(unsigned int first, unsigned int last, int flags)
+{
+    GET(close_range, -1);
+    int r = f(first, last, flags);
+    if (r == 0 && !(flags & CLOSE_RANGE_CLOEXEC))
+        for (unsigned int fd = first; fd <= last && fd < FD_MAX; fd++) kind_set((int)fd, 0);
+    return r;
+}
+#endif
+
+/* ---- stat family ---- */
+
+#define STAT_BODY(n, op, fdv, stp, mode_ok, modev, call)                      \
+    GET(n, -1);                                                               \
+    if (!tracing()) return call;                                              \
+    int64_t t0 = now_ns();                                                    \
+    int r = call;                                                             \
+    int e = errno;                                                            \
+    record(op, (r == 0 && (mode_ok)) ? classify(modev) : 0, fdv, t0, -1, -1, r, \
+           (r < 0 && e == EFAULT) ? NULL : stp);                              \
+    errno = e;                                                                \
+    return r;
+
+#define DIRFD(d) ((d) == AT_FDCWD ? -1 : (d))
+#define PSTAT(n, call) STAT_BODY(n, OP_STAT, -1, path, 1, st->st_mode, call)
+#define ATSTAT(n, call) STAT_BODY(n, OP_STAT, DIRFD(dfd), path, 1, st->st_mode, call)
+#define FSTAT(n, call) STAT_BODY(n, OP_FSTAT, fd, (const char *)NULL, 1, st->st_mode, call)
+
+EXPORT int stat(const char *path, struct stat *st) { PSTAT(stat, f(path, st)) }
+EXPORT int stat64(const char *path, struct stat64 *st) { PSTAT(stat64, f(path, st)) }
+EXPORT int lstat(const char *path, struct stat *st) { PSTAT(lstat, f(path, st)) }
+EXPORT int lstat64(const char *path, struct stat64 *st) { PSTAT(lstat64, f(path, st)) }
+EXPORT int fstatat(int dfd, const char *path, struct stat *st, int fl) { ATSTAT(fstatat, f(dfd, path, st, fl)) }
+EXPORT int fstatat64(int dfd, const char *path, struct stat64 *st, int fl) { ATSTAT(fstatat64, f(dfd, path, st, fl)) }
+EXPORT int statx(int dfd, const char *path, int fl, unsigned int mask, struct statx *st)
+{
+    STAT_BODY(statx, OP_STAT, DIRFD(dfd), path, st->stx_mask & STATX_TYPE, st->stx_mode,
+              f(dfd, path, fl, mask, st))
+}
+/* Pre-2.33 ABI, still called by binaries (e.g. manylinux wheels) built
+ * against older glibc. */
+EXPORT int __xstat(int v, const char *path, struct stat *st) { PSTAT(__xstat, f(v, path, st)) }
+EXPORT int __xstat64(int v, const char *path, struct stat64 *st) { PSTAT(__xstat64, f(v, path, st)) }
+EXPORT int __lxstat(int v, const char *path, struct stat *st) { PSTAT(__lxstat, f(v, path, st)) }
+EXPORT int __lxstat64(int v, const char *path, struct stat64 *st) { PSTAT(__lxstat64, f(v, path, st)) }
+EXPORT int __fxstatat(int v, int dfd, const char *path, struct stat *st, int fl) { ATSTAT(__fxstatat, f(v, dfd, path, st, fl)) }
+EXPORT int __fxstatat64(int v, int dfd, const char *path, struct stat64 *st, int fl) { ATSTAT(__fxstatat64, f(v, dfd, path, st, fl)) }
+EXPORT int fstat(int fd, struct stat *st) { FSTAT(fstat, f(fd, st)) }
+EXPORT int fstat64(int fd, struct stat64 *st) { FSTAT(fstat64, f(fd, st)) }
+EXPORT int __fxstat(int v, int fd, struct stat *st) { FSTAT(__fxstat, f(v, fd, st)) }
+EXPORT int __fxstat64(int v, int fd, struct stat64 *st) { FSTAT(__fxstat64, f(v, fd, st)) }
+
+/* ---- exported control API ---- */
+
+EXPORT int trainio_version(void) { return 1; }
+
+EXPORT size_t trainio_drain(struct trainio_rec *out, size_t cap, char *arena, size_t arena_cap)
+{
+    size_t k = 0, used = 0;
+    int prev = t_in_hook;
+    t_in_hook = 1;
+    pthread_mutex_lock(&g_mu);
+    while (k < cap && g_head + k < g_n) {
+        const struct trainio_rec *r = &g_recs[g_head + k];
+        if (r->path_len > arena_cap - used) break; /* keep it for the next call */
+        out[k] = *r;
+        out[k].path_off = (uint32_t)used;
+        if (r->path_len) memcpy(arena + used, g_arena + r->path_off, r->path_len);
+        used += r->path_len;
+        k++;
+    }
+    g_head += k;
+    if (g_head == g_n)
+        g_head = g_n = g_ahead = g_alen = 0;
+    else
+        g_ahead = g_recs[g_head].path_off;
+    pthread_mutex_unlock(&g_mu);
+    t_in_hook = prev;
+    return k;
+}
+
+EXPORT uint64_t trainio_dropped(void)
+{
+    uint64_t d;
+    pthread_mutex_lock(&g_mu);
+    d = g_dropped;
+    pthread_mutex_unlock(&g_mu);
+    return d;
+}
+
+EXPORT uint64_t trainio_start_rchar(void) { return g_start_rchar; }
+
+/* Raw syscalls: this runs in the constructor, before anything else is set up. */
+static uint64_t read_rchar(void)
+{
+    char buf[512];
+    long n;
+    int fd = (int)syscall(SYS_openat, AT_FDCWD, "/proc/self/io", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    n = syscall(SYS_read, fd, buf, sizeof buf - 1);
+    syscall(SYS_close, fd);
+    if (n <= 0) return 0;
+    buf[n] = '\0';
+    return strncmp(buf, "rchar: ", 7) == 0 ? strtoull(buf + 7, NULL, 10) : 0;
+}
+
+EXPORT void trainio_suppress_thread(int on) { t_suppress = on != 0; }
+
+EXPORT void trainio_set_enabled(int on) { __atomic_store_n(&g_enabled, on != 0, __ATOMIC_RELAXED); }
+
+/* ---- fork and init ---- */
+
+/* Holding the mutex across fork() guarantees the child's copy of the buffer
+ * is consistent; the child then starts empty (the parent drains its own). */
+static void atfork_prepare(void) { pthread_mutex_lock(&g_mu); }
+static void atfork_parent(void) { pthread_mutex_unlock(&g_mu); }
+static void atfork_child(void)
+{
+    pthread_mutex_init(&g_mu, NULL);
+    g_head = g_n = g_ahead = g_alen = 0;
+    g_dropped = 0;
+    g_start_rchar = 0; /* a forked child's counters start at zero */
+    t_tid = 0;
+}
+
+#define RESOLVE_REAL(n) (void)REAL(n);
+
+__attribute__((constructor)) static void trainio_init(void)
+{
+    t_in_hook = 1;
+    g_start_rchar = read_rchar();
+    REAL_LIST(RESOLVE_REAL)
+    pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
+    t_in_hook = 0;
+}

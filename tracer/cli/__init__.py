@@ -1,0 +1,32 @@
+"""The ``tracer`` command: capture a training run's I/O, then summarise or export the trace."""
+
+from __future__ import annotations
+
+import click
+
+from tracefile.cli import OneLineErrors, UserError
+from tracefile.errors import TraceError
+from tracer import __version__
+from tracer.capture import CaptureError
+
+
+class TracerGroup(OneLineErrors):
+    bad_input = (UserError, TraceError, CaptureError)
+
+
+@click.group(cls=TracerGroup)
+@click.version_option(__version__, prog_name="tracer")
+def main() -> None:
+    """Capture the real I/O of a training run into a trace directory, then inspect it.
+
+    \b
+      tracer capture -- python train.py --epochs 2
+      tracer summary TRACE_DIR [--json]
+      tracer export TRACE_DIR --chrome run.json
+      tracer finalize TRACE_DIR        (a trace whose run was killed)
+    """
+
+
+from tracer.cli import capture, export, finalize, summary  # noqa: E402 - subcommands register on main
+
+__all__ = ["main", "capture", "export", "finalize", "summary"]

@@ -1,0 +1,50 @@
+"""Human-readable renderings of the summary dictionary (the JSON rendering is json.dumps)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def _mb(n: float | None) -> str:
+    return "-" if n is None else f"{n / 1e6:,.1f} MB"
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:.1f}%"
+
+
+def _s(x: float | None) -> str:
+    return "-" if x is None else (f"{x * 1e3:.2f} ms" if x < 1 else f"{x:.2f} s")
+
+
+def short_summary(d: dict) -> str:
+    """Five lines printed at the end of a capture."""
+    cov = d["coverage"]
+    return "\n".join(
+        [
+            f"  data read      {_mb(d['bytes_read'])} in {d['read_ops']:,} reads"
+            f" from {d['distinct_files']:,} files/objects ({', '.join(d['data_roots'][:2]) or 'no data roots'})",
+            f"  pattern        {d['pattern']}   re-read {_pct(d['reread_fraction'])} of bytes across epochs",
+            f"  loader         {d['epochs']} epochs, {d['batches']:,} batches, {d['samples']:,} samples,"
+            f" mean step {_s(d['mean_step_s'])}, mean fetch {_s(d['mean_fetch_s'])}",
+            f"  data stall     {_pct(d['data_stall_fraction'])} of the training loop waited on data"
+            f"   (run took {_s(d['duration_s'])}, exit code {d['exit_code']})",
+            f"  coverage       {_pct(cov['ratio'])} of the kernel's rchar over {d['processes']} processes"
+            + ("" if cov["c_level"] else "   (C-level reads NOT covered: interposer not loaded)"),
+        ]
+    )
+
+
+def full_summary(d: dict, trace_dir: Path) -> str:
+    lines = [
+        f"trace {trace_dir}",
+        short_summary(d),
+        f"  runtime reads  {_mb(d['runtime_bytes_read'])} (modules, libraries, /proc)",
+    ]
+    if d["read_size_histogram"]:
+        lines.append("  read sizes     " + "  ".join(f"{k}: {v:,}" for k, v in d["read_size_histogram"].items()))
+    evidence = ", ".join(f"{k}={v}" for k, v in d["pattern_evidence"].items())
+    lines.append(f"  evidence       {evidence}")
+    for warning in d["warnings"]:
+        lines.append(f"  warning        {warning}")
+    return "\n".join(lines)

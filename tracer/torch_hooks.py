@@ -1,0 +1,180 @@
+"""DataLoader instrumentation: epochs, batches (wait = data stall), steps, worker fetches, samples.
+
+Patched on import of ``torch.utils.data`` and undone by ``unpatch``. Each wrapper records around the
+original call and never alters its arguments, result or exceptions.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import sys
+import weakref
+from types import ModuleType
+
+from tracer import runtime
+
+_now = runtime.now_ns
+
+_originals: list[tuple[object, str, object]] = []
+_loader_ids = itertools.count()
+_loaders: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_iters: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+class _IterState:
+    __slots__ = ("loader_id", "epoch", "batch", "last_return_ns")
+
+    def __init__(self, loader_id: int, epoch: int) -> None:
+        self.loader_id, self.epoch, self.batch, self.last_return_ns = loader_id, epoch, 0, None
+
+
+def _patch(owner: object, name: str, wrapper) -> None:  # noqa: ANN001
+    _originals.append((owner, name, getattr(owner, name)))
+    setattr(owner, name, wrapper)
+
+
+def unpatch() -> None:
+    while _originals:
+        owner, name, original = _originals.pop()
+        setattr(owner, name, original)
+
+
+def _config(loader) -> str:  # noqa: ANN001
+    try:
+        length = len(loader.dataset)
+    except TypeError:
+        length = None
+    sampler = loader.sampler
+    ctx = loader.multiprocessing_context
+    return json.dumps(
+        {
+            "dataset": type(loader.dataset).__name__,
+            "dataset_length": length,
+            "batch_size": loader.batch_size,
+            "num_workers": loader.num_workers,
+            "prefetch_factor": loader.prefetch_factor,
+            "pin_memory": loader.pin_memory,
+            "persistent_workers": loader.persistent_workers,
+            "sampler": type(sampler).__name__,
+            "shuffle": bool(getattr(sampler, "shuffle", type(sampler).__name__ == "RandomSampler")),
+            "drop_last": loader.drop_last,
+            "start_method": ctx.get_start_method() if hasattr(ctx, "get_start_method") else ctx,
+        }
+    )
+
+
+def patch_dataloader(module: ModuleType) -> None:
+    loader_cls, iter_cls = module.DataLoader, module._BaseDataLoaderIter
+    orig_iter, orig_next = loader_cls.__iter__, iter_cls.__next__
+
+    def __iter__(self):  # noqa: ANN001, N807
+        it = orig_iter(self)
+        rec = runtime.RECORDER
+        if rec is not None:
+            loader_id, epoch = _loaders.get(self, (next(_loader_ids), -1))
+            _loaders[self] = (loader_id, epoch + 1)
+            _iters[it] = _IterState(loader_id, epoch + 1)
+            t = runtime.now_ns()
+            rec.event("epoch_start", loader_id=loader_id, epoch=epoch + 1, start_ns=t, end_ns=t, info=_config(self))
+        return it
+
+    def __next__(self):  # noqa: ANN001, N807
+        state = _iters.get(self)
+        rec = runtime.RECORDER
+        if state is None or rec is None:
+            return orig_next(self)
+        t0 = runtime.now_ns()
+        if state.last_return_ns is not None:
+            rec.event(
+                "step",
+                loader_id=state.loader_id,
+                epoch=state.epoch,
+                batch=state.batch - 1,
+                start_ns=state.last_return_ns,
+                end_ns=t0,
+            )
+        try:
+            data = orig_next(self)
+        except StopIteration:
+            t1 = runtime.now_ns()
+            rec.event(
+                "epoch_end", loader_id=state.loader_id, epoch=state.epoch, batch=state.batch, start_ns=t0, end_ns=t1
+            )
+            state.last_return_ns = None
+            raise
+        t1 = runtime.now_ns()
+        rec.event("batch", loader_id=state.loader_id, epoch=state.epoch, batch=state.batch, start_ns=t0, end_ns=t1)
+        state.batch += 1
+        state.last_return_ns = t1
+        return data
+
+    _patch(loader_cls, "__iter__", __iter__)
+    _patch(iter_cls, "__next__", __next__)
+
+
+class _TimedDataset:
+    """Stands in for the dataset during one fetch so that each ``dataset[i]`` is timed."""
+
+    __slots__ = ("_dataset", "times")
+
+    def __init__(self, dataset) -> None:  # noqa: ANN001
+        self._dataset = dataset
+        self.times: list[tuple[int | None, int, int]] = []
+
+    def __getitem__(self, index):  # noqa: ANN001
+        t0 = _now()
+        item = self._dataset[index]
+        self.times.append((index if type(index) is int else None, t0, _now()))
+        return item
+
+    def __getattr__(self, name: str):
+        return getattr(self._dataset, name)
+
+    def __len__(self) -> int:
+        return len(self._dataset)
+
+
+def patch_fetch(module: ModuleType) -> None:
+    def wrap(cls, map_style: bool) -> None:  # noqa: ANN001
+        original = cls.fetch
+
+        def fetch(self, possibly_batched_index):  # noqa: ANN001
+            rec = runtime.RECORDER
+            if rec is None:
+                return original(self, possibly_batched_index)
+            info = _worker_info()
+            worker_id = info.id if info is not None else None
+            if worker_id is not None and rec.worker_id is None:
+                rec.worker_id, rec.role = worker_id, "worker"
+            dataset = self.dataset
+            timed = _TimedDataset(dataset) if map_style else None
+            if timed is not None:
+                self.dataset = timed
+            t0 = runtime.now_ns()
+            try:
+                return original(self, possibly_batched_index)
+            finally:
+                self.dataset = dataset
+                if timed is not None:
+                    rec.add_samples(worker_id, timed.times)
+                indices = possibly_batched_index if isinstance(possibly_batched_index, list) else None
+                rec.event("fetch", worker_id=worker_id, indices=_ints(indices), start_ns=t0, end_ns=runtime.now_ns())
+
+        _patch(cls, "fetch", fetch)
+
+    wrap(module._MapDatasetFetcher, True)
+    wrap(module._IterableDatasetFetcher, False)
+
+
+def _worker_info():  # noqa: ANN202
+    return sys.modules["torch.utils.data._utils.worker"].get_worker_info()
+
+
+def _ints(indices: list | None) -> list[int] | None:
+    if indices is None:
+        return None
+    try:
+        return [int(i) for i in indices]
+    except (TypeError, ValueError):
+        return None
