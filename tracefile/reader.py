@@ -22,7 +22,6 @@ from tracefile.format import (
     major,
 )
 
-
 REQUIRED_COLUMNS = ("pid", "tid", "start_ns")
 
 
@@ -84,9 +83,9 @@ def read_parquet_part(path: Path, schema: pa.Schema) -> pa.Table:
     if missing:
         raise TraceFormatError(path, f"missing columns {missing}")
     # A column added by a later minor version is null in files written before it.
-    for field in schema:
-        if field.name not in table.schema.names:
-            table = table.append_column(field, pa.nulls(table.num_rows, field.type))
+    for column in schema:
+        if column.name not in table.schema.names:
+            table = table.append_column(column, pa.nulls(table.num_rows, column.type))
     return table.select(schema.names).cast(schema)
 
 
