@@ -136,10 +136,7 @@ class Recorder:
     def add_samples(self, worker_id: int | None, samples: list[tuple[int | None, int, int]]) -> None:
         """(index, start_ns, end_ns) of each ``dataset[index]`` call of one fetch (kept cheap: hot path)."""
         if not (self.closed or self.broken):
-            tid = threading.get_native_id()
-            self.samples.extend(
-                (tid, "sample", None, None, None, worker_id, index, None, t0, t1, None) for index, t0, t1 in samples
-            )
+            self.samples.append((threading.get_native_id(), worker_id, samples))
 
     def object_op(
         self,
@@ -217,13 +214,39 @@ class Recorder:
             return
         events, self.events = self.events, []
         samples, self.samples = self.samples, []
-        events += samples
-        columns = list(zip(*events, strict=True))
-        arrays = [pa.array([self.pid] * len(events), pa.int32())]
-        arrays += [pa.array(col, field.type) for col, field in zip(columns, list(EVENTS_SPOOL_SCHEMA)[1:], strict=True)]
         if self.events_writer is None:
             self.events_writer = self._writer("events", EVENTS_SPOOL_SCHEMA)
-        self.events_writer.write_batch(pa.RecordBatch.from_arrays(arrays, schema=EVENTS_SPOOL_SCHEMA))
+        if events:
+            columns = list(zip(*events, strict=True))
+            arrays = [pa.array([self.pid] * len(events), pa.int32())]
+            fields = list(EVENTS_SPOOL_SCHEMA)[1:]
+            arrays += [pa.array(col, field.type) for col, field in zip(columns, fields, strict=True)]
+            self.events_writer.write_batch(pa.RecordBatch.from_arrays(arrays, schema=EVENTS_SPOOL_SCHEMA))
+        if samples:
+            self.events_writer.write_batch(self._samples_batch(samples))
+
+    def _samples_batch(self, fetches: list[tuple[int, int | None, list[tuple]]]) -> pa.RecordBatch:
+        """One ``sample`` row per dataset[i] call, built column-wise (there is one per sample)."""
+        sizes = np.array([len(times) for _, _, times in fetches])
+        times = np.array([t for _, _, ts in fetches for t in ts], dtype=object).reshape(-1, 3)
+        n = len(times)
+        index = np.array([-1 if i is None else i for i in times[:, 0]], dtype=np.int64)
+        worker = np.repeat(np.array([-1 if w is None else w for _, w, _ in fetches], dtype=np.int32), sizes)
+        arrays = [
+            pa.array(np.full(n, self.pid, dtype=np.int32)),
+            pa.array(np.repeat(np.array([tid for tid, _, _ in fetches], dtype=np.int32), sizes)),
+            pa.array(["sample"]).take(np.zeros(n, dtype=np.int64)),
+            pa.nulls(n, pa.int32()),
+            pa.nulls(n, pa.int32()),
+            pa.nulls(n, pa.int64()),
+            pa.array(worker, mask=worker < 0),
+            pa.array(index, mask=index < 0),
+            pa.nulls(n, pa.list_(pa.int64())),
+            pa.array(times[:, 1].astype(np.int64)),
+            pa.array(times[:, 2].astype(np.int64)),
+            pa.nulls(n, pa.string()),
+        ]
+        return pa.RecordBatch.from_arrays(arrays, schema=EVENTS_SPOOL_SCHEMA)
 
     def _records_batch(self, recs: np.ndarray, arena: bytes) -> pa.RecordBatch:
         """C records to Arrow without a per-record Python loop.
