@@ -12,6 +12,8 @@ demo: install
 	rm -rf out/demo-trace
 	$(PY) -m tracer capture --out out/demo-trace -- $(PY) examples/imagenet_jpeg.py --device cpu --epochs 2
 	$(PY) -m tracer summary out/demo-trace
+	$(PY) -m replay what-if --trace out/demo-trace --backend as-captured
+	$(PY) -m replay what-if --trace out/demo-trace --nodes 16 --backend rgw
 
 lint: install
 	$(PY) -m ruff check .
@@ -22,6 +24,8 @@ test: lint
 
 bench: install
 	$(PY) bench/overhead.py
+	$(PY) bench/whatif_speed.py
 
 bench-smoke: install
 	$(PY) bench/overhead.py --smoke --out out/bench-smoke/overhead.json
+	$(PY) bench/whatif_speed.py --smoke --out out/bench-smoke/whatif.json

@@ -23,6 +23,20 @@ class OneLineErrors(click.Group):
     bad_input: tuple[type[BaseException], ...] = (UserError,)
     failures: tuple[type[BaseException], ...] = ()
 
+    def main(self, *args, **kwargs):  # noqa: ANN002, ANN003, ANN201 - click protocol
+        """Usage errors too become one line (click prints three by default)."""
+        try:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        except click.UsageError as exc:
+            name = exc.ctx.command_path if exc.ctx else self.name
+            click.echo(f"{name}: error: {exc.format_message()} (see --help)", err=True)
+            sys.exit(BAD_INPUT)
+        except click.Abort:
+            click.echo("Aborted!", err=True)
+            sys.exit(FAILURE)
+        except click.exceptions.Exit as exc:
+            sys.exit(exc.exit_code)
+
     def invoke(self, ctx: click.Context):  # noqa: ANN201 - click protocol
         try:
             return super().invoke(ctx)

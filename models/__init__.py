@@ -1,0 +1,1 @@
+"""Models of the things a training run's I/O passes through: storage, network, cluster, formats."""

@@ -1,0 +1,207 @@
+"""Storage backend profiles: what one storage system costs per operation and per byte.
+
+A profile is a TOML file with a ``[meta]`` table (``name``, ``description``, ``source``) and a
+``[backend]`` table whose values are unit strings (see ``models.units``). Every key must be
+present; ``"n/a"`` marks a key that does not apply to the access kind (``get_latency`` on a POSIX
+file system, ``open_latency`` on an object store, ``client_nic_bandwidth`` on a node-local disk).
+The built-in profiles live in ``models/profiles/``; each value there carries a comment naming
+where it comes from.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import tomllib
+
+from models.units import UnitError, parse_bandwidth, parse_duration, parse_rate
+
+PROFILE_DIR = Path(__file__).parent / "profiles"
+ACCESS_KINDS = ("posix", "block", "object")
+NOT_APPLICABLE = "n/a"
+
+
+class ProfileError(ValueError):
+    """A profile that is unreadable, incomplete or has a value of the wrong kind."""
+
+
+@dataclass(frozen=True)
+class BackendProfile:
+    """One storage backend. Sizes in bytes, times in seconds, rates per second.
+
+    ``shared`` backends (NFS, Ceph, object stores) are one system that all nodes contend for:
+    ``aggregate_bandwidth`` and ``iops`` are for the whole cluster. Node-local backends
+    (``shared=False``) give every node its own copy of those limits.
+    """
+
+    name: str
+    access: str
+    """``posix`` (open + read), ``block`` (a local file system on a network block device: opens
+    are local, reads go to the device) or ``object`` (each file is one GET, no open/stat)."""
+    shared: bool
+    page_cache: bool
+    """Whether re-reads of data that fits in node memory are served by the client page cache."""
+    stream_bandwidth: float
+    """Bytes/s one request stream (one sequential reader) can get."""
+    aggregate_bandwidth: float
+    """Bytes/s of the whole backend (per node when not shared)."""
+    iops: float
+    """Data requests/s of the whole backend (per node when not shared)."""
+    open_latency_s: float | None = None
+    stat_latency_s: float | None = None
+    read_latency_s: float | None = None
+    """Time to first byte of one read request."""
+    get_latency_s: float | None = None
+    """Time to first byte of one object GET (or ranged GET)."""
+    client_nic_bandwidth: float | None = None
+    """Bytes/s one client node can move to or from this backend; None for node-local ones."""
+    max_outstanding: float = math.inf
+    """Requests one client node may have in flight at once."""
+    description: str = ""
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        if self.access not in ACCESS_KINDS:
+            raise ProfileError(f"access(={self.access!r}) must be one of {', '.join(ACCESS_KINDS)}")
+        needed = ("get_latency_s",) if self.access == "object" else _POSIX_LATENCIES
+        for name in needed:
+            value = getattr(self, name)
+            if value is None:
+                raise ProfileError(f"{name} is required for access={self.access!r}")
+            if value < 0:
+                raise ProfileError(f"{name}(={value}) must be >= 0")
+        for name in ("stream_bandwidth", "aggregate_bandwidth", "iops", "max_outstanding"):
+            value = getattr(self, name)
+            if not value > 0:
+                raise ProfileError(f"{name}(={value}) must be > 0")
+        if self.shared and self.client_nic_bandwidth is None:
+            raise ProfileError("client_nic_bandwidth is required for a shared backend")
+        if self.client_nic_bandwidth is not None and not self.client_nic_bandwidth > 0:
+            raise ProfileError(f"client_nic_bandwidth(={self.client_nic_bandwidth}) must be > 0")
+
+    @property
+    def request_latency_s(self) -> float:
+        """Time to first byte of one data request (a read, or a GET for object stores)."""
+        latency = self.get_latency_s if self.access == "object" else self.read_latency_s
+        assert latency is not None  # checked in __post_init__
+        return latency
+
+
+_POSIX_LATENCIES = ("open_latency_s", "stat_latency_s", "read_latency_s")
+
+
+def _count(text: object, key: str | None = None) -> float:
+    if isinstance(text, int) and not isinstance(text, bool) and text > 0:
+        return float(text)
+    if isinstance(text, str) and text.strip().lower() in ("inf", "unlimited"):
+        return math.inf
+    raise UnitError(f"{key}(={text!r}): expected a positive integer or 'unlimited'")
+
+
+# TOML key -> (dataclass field, parser)
+_KEYS: dict[str, tuple[str, Callable[..., float]]] = {
+    "open_latency": ("open_latency_s", parse_duration),
+    "stat_latency": ("stat_latency_s", parse_duration),
+    "read_latency": ("read_latency_s", parse_duration),
+    "get_latency": ("get_latency_s", parse_duration),
+    "stream_bandwidth": ("stream_bandwidth", parse_bandwidth),
+    "aggregate_bandwidth": ("aggregate_bandwidth", parse_bandwidth),
+    "iops": ("iops", parse_rate),
+    "client_nic_bandwidth": ("client_nic_bandwidth", parse_bandwidth),
+    "max_outstanding": ("max_outstanding", _count),
+}
+
+
+def _applies(key: str, access: str, shared: bool) -> bool:
+    if key in ("open_latency", "stat_latency", "read_latency"):
+        return access != "object"
+    if key == "get_latency":
+        return access == "object"
+    if key == "client_nic_bandwidth":
+        return shared
+    return True
+
+
+_FLAGS = ("access", "shared", "page_cache")
+_META = ("name", "description", "source")
+
+
+def load_profile(path: str | Path) -> BackendProfile:
+    """Read one profile file; every problem is a ProfileError naming the file and the key."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as err:
+        raise ProfileError(f"cannot read profile {path}: {err.strerror or err}") from err
+    except tomllib.TOMLDecodeError as err:
+        raise ProfileError(f"cannot read profile {path}: {err}") from err
+
+    def fail(message: str) -> ProfileError:
+        return ProfileError(f"profile {path}: {message}")
+
+    unknown_tables = sorted(set(data) - {"meta", "backend"})
+    if unknown_tables:
+        raise fail(f"unknown table [{unknown_tables[0]}] (expected [meta] and [backend])")
+    meta, backend = data.get("meta"), data.get("backend")
+    if not isinstance(meta, dict) or not isinstance(backend, dict):
+        raise fail("needs a [meta] and a [backend] table")
+    for table, known in (("meta", _META), ("backend", _FLAGS + tuple(_KEYS))):
+        values = data[table]
+        for key in values:
+            if key not in known:
+                raise fail(f"unknown key [{table}] {key}")
+        for key in known:
+            if key not in values:
+                raise fail(f"missing key [{table}] {key}")
+    for key in _META:
+        if not isinstance(meta[key], str):
+            raise fail(f"[meta] {key}(={meta[key]!r}) must be a string")
+    for key in ("shared", "page_cache"):
+        if not isinstance(backend[key], bool):
+            raise fail(f"[backend] {key}(={backend[key]!r}) must be true or false")
+    access, shared = backend["access"], backend["shared"]
+    if access not in ACCESS_KINDS:
+        raise fail(f"[backend] access(={access!r}) must be one of {', '.join(ACCESS_KINDS)}")
+
+    fields: dict[str, float | None] = {}
+    for key, (field, parse) in _KEYS.items():
+        text = backend[key]
+        if not _applies(key, access, shared):
+            if text != NOT_APPLICABLE:
+                raise fail(f"[backend] {key}(={text!r}) does not apply here; write {NOT_APPLICABLE!r}")
+            fields[field] = None
+            continue
+        if text == NOT_APPLICABLE:
+            raise fail(f"[backend] {key} applies to access={access!r}, shared={shared}; give a value")
+        try:
+            fields[field] = parse(text, key)
+        except UnitError as err:
+            raise fail(f"[backend] {err}") from err
+    try:
+        return BackendProfile(
+            name=meta["name"],
+            description=meta["description"],
+            source=meta["source"],
+            access=access,
+            shared=shared,
+            page_cache=backend["page_cache"],
+            **fields,
+        )
+    except ProfileError as err:
+        raise fail(str(err)) from err
+
+
+def builtin_names() -> list[str]:
+    """Names of the profiles shipped in ``models/profiles``."""
+    return sorted(path.stem for path in PROFILE_DIR.glob("*.toml"))
+
+
+def builtin_profile(name: str) -> BackendProfile:
+    """A shipped profile by name (``local-nvme``, ``nfs``, ``rgw``, ...)."""
+    path = PROFILE_DIR / f"{name}.toml"
+    if not path.is_file():
+        raise ProfileError(f"no built-in profile {name!r}; known: {', '.join(builtin_names())}")
+    return load_profile(path)

@@ -1,0 +1,83 @@
+"""The ``as-captured`` backend: storage costs fitted from the trace's own reads.
+
+Projecting a trace onto the storage it was captured on must reproduce the captured run; this
+profile is that storage as the trace saw it (page cache included, since the captured latencies
+already contain its hits). Per-request latency and per-stream bandwidth come from a least-squares
+fit of read duration against read size; limits the run never approached are left unlimited.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from models.backend import BackendProfile
+from tracefile.format import READ_OPS
+from tracefile.reader import Trace
+
+NAME = "as-captured"
+
+
+def _durations(io: pa.Table, ops: tuple[str, ...]) -> np.ndarray:
+    mask = pc.and_(pc.is_in(io["op"], pa.array(list(ops))), pc.equal(io["io_class"], "data"))
+    rows = io.filter(pc.and_(mask, pc.greater_equal(io["result"], 0)))
+    return rows["duration_ns"].to_numpy().astype(float) / 1e9
+
+
+def fit_latency_bandwidth(sizes: np.ndarray, seconds: np.ndarray) -> tuple[float, float]:
+    """(latency_s, bytes_per_s) of ``seconds = latency + size / bandwidth``, both kept physical."""
+    if sizes.size == 0:
+        return 0.0, math.inf
+    if sizes.size < 3 or np.ptp(sizes) == 0:
+        rate = sizes.sum() / seconds.sum() if seconds.sum() > 0 else math.inf
+        return 0.0, float(rate)
+    slope, intercept = np.polyfit(sizes, seconds, 1)
+    if slope <= 0:
+        return float(max(np.median(seconds), 0.0)), math.inf
+    if intercept < 0:  # no measurable fixed cost: all of it is transfer time
+        return 0.0, float(sizes.sum() / seconds.sum())
+    return float(intercept), float(1.0 / slope)
+
+
+def captured_profile(trace: Trace) -> BackendProfile:
+    """The storage of the captured run, as its reads measured it."""
+    io = trace.io
+    objects = _durations(io, ("get",))
+    reads = io.filter(pc.and_(pc.is_in(io["op"], pa.array(list(READ_OPS))), pc.equal(io["io_class"], "data")))
+    reads = reads.filter(pc.greater(reads["bytes_returned"], 0))
+    sizes = reads["bytes_returned"].to_numpy().astype(float)
+    seconds = reads["duration_ns"].to_numpy().astype(float) / 1e9
+    latency, bandwidth = fit_latency_bandwidth(sizes, seconds)
+    opens = _durations(io, ("open", "fopen"))
+    stats = _durations(io, ("stat", "fstat"))
+    source = f"fitted from {reads.num_rows} data reads of trace {trace.path}"
+    common = {
+        "shared": False,
+        "page_cache": False,
+        "stream_bandwidth": bandwidth,
+        "aggregate_bandwidth": math.inf,
+        "iops": math.inf,
+        "description": "the storage of the captured run, as its own reads measured it",
+    }
+    if objects.size and not reads.num_rows:
+        get_sizes = io.filter(pc.equal(io["op"], "get"))["bytes_returned"].fill_null(0).to_numpy().astype(float)
+        latency, bandwidth = fit_latency_bandwidth(get_sizes[: objects.size], objects)
+        return BackendProfile(
+            name=NAME,
+            access="object",
+            get_latency_s=latency,
+            **{**common, "stream_bandwidth": bandwidth},
+            source=source,
+        )
+    return BackendProfile(
+        name=NAME,
+        access="posix",
+        open_latency_s=float(np.median(opens)) if opens.size else 0.0,
+        stat_latency_s=float(np.median(stats)) if stats.size else 0.0,
+        read_latency_s=latency,
+        source=source,
+        **common,
+    )

@@ -1,0 +1,126 @@
+"""Quantities with units, as written in profiles and on the command line.
+
+Every parser returns SI base units: bytes, seconds, bytes per second, operations per second.
+``key`` names where the value came from, so that the error can say so.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+
+class UnitError(ValueError):
+    """A quantity that does not parse, or carries the wrong kind of unit."""
+
+
+_NUMBER = re.compile(r"^\s*([-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?)\s*([^\s\d].*?)?\s*$")
+_UNLIMITED = {"inf", "unlimited"}
+
+_SIZE = {
+    "": 1,
+    "B": 1,
+    "kB": 1e3,
+    "KB": 1e3,
+    "MB": 1e6,
+    "GB": 1e9,
+    "TB": 1e12,
+    "KiB": 2**10,
+    "MiB": 2**20,
+    "GiB": 2**30,
+    "TiB": 2**40,
+}
+_DURATION = {
+    "ns": 1e-9,
+    "us": 1e-6,
+    "µs": 1e-6,
+    "ms": 1e-3,
+    "s": 1.0,
+    "min": 60.0,
+    "h": 3600.0,
+}
+# Bit rates (network gear is sold in bits) are converted to bytes here.
+_BANDWIDTH = {f"{unit}/s": factor for unit, factor in _SIZE.items() if unit}
+_BANDWIDTH.update(
+    {
+        f"{prefix}{bits}": scale / 8
+        for prefix, scale in (("K", 1e3), ("k", 1e3), ("M", 1e6), ("G", 1e9), ("T", 1e12))
+        for bits in ("bit/s", "b/s", "bps")
+    }
+)
+_RATE = {
+    "IOPS": 1.0,
+    "kIOPS": 1e3,
+    "/s": 1.0,
+    "ops/s": 1.0,
+    "op/s": 1.0,
+    "Hz": 1.0,
+}
+
+_EXAMPLES = {
+    "size": "'4KiB', '256MiB' or a plain number of bytes",
+    "duration": "'0.08 ms', '2us' or '1.5 s'",
+    "bandwidth": "'2 GB/s', '500MiB/s' or '25 Gbit/s'",
+    "rate": "'20000 IOPS' or '1e5/s'",
+}
+
+
+def _where(key: str | None, text: object) -> str:
+    return f"{key}(={text!r})" if key else repr(text)
+
+
+def _parse(text: object, table: dict[str, float], kind: str, key: str | None) -> float:
+    if isinstance(text, bool):
+        raise UnitError(f"{_where(key, text)}: expected a {kind} such as {_EXAMPLES[kind]}")
+    if isinstance(text, (int, float)):
+        if "" not in table:
+            raise UnitError(f"{_where(key, text)}: a {kind} needs a unit, such as {_EXAMPLES[kind]}")
+        value = float(text)
+    else:
+        if not isinstance(text, str):
+            raise UnitError(f"{_where(key, text)}: expected a {kind} such as {_EXAMPLES[kind]}")
+        if text.strip().lower() in _UNLIMITED:
+            return math.inf
+        match = _NUMBER.match(text)
+        if match is None:
+            raise UnitError(f"{_where(key, text)}: not a {kind}; expected e.g. {_EXAMPLES[kind]}")
+        unit = match.group(2) or ""
+        if unit not in table:
+            raise UnitError(
+                f"{_where(key, text)}: unit {unit or '(none)'!r} is not a {kind} unit; expected e.g. {_EXAMPLES[kind]}"
+            )
+        value = float(match.group(1)) * table[unit]
+    if value < 0 or math.isnan(value):
+        raise UnitError(f"{_where(key, text)}: a {kind} must be >= 0")
+    return value
+
+
+def parse_size(text: object, key: str | None = None) -> float:
+    """Bytes; a plain number is bytes. ``inf`` is allowed (unlimited memory, say)."""
+    return _parse(text, _SIZE, "size", key)
+
+
+def parse_duration(text: object, key: str | None = None) -> float:
+    """Seconds."""
+    return _parse(text, _DURATION, "duration", key)
+
+
+def parse_bandwidth(text: object, key: str | None = None) -> float:
+    """Bytes per second; bit rates (``25 Gbit/s``, ``25Gb/s``) are divided by 8."""
+    return _parse(text, _BANDWIDTH, "bandwidth", key)
+
+
+def parse_rate(text: object, key: str | None = None) -> float:
+    """Operations per second."""
+    return _parse(text, _RATE, "rate", key)
+
+
+def format_size(nbytes: float) -> str:
+    """The shortest exact binary or decimal spelling, for labels such as ``shards:256MiB``."""
+    if math.isinf(nbytes):
+        return "unlimited"
+    for unit in ("TiB", "GiB", "MiB", "KiB", "TB", "GB", "MB", "kB"):
+        scaled = nbytes / _SIZE[unit]
+        if scaled >= 1 and scaled == int(scaled):
+            return f"{int(scaled)}{unit}"
+    return f"{int(nbytes)}B"

@@ -1,0 +1,48 @@
+"""The ``replay`` command: project a captured trace onto other storage, node counts and formats."""
+
+from __future__ import annotations
+
+import click
+
+from models.backend import ProfileError
+from models.cluster import ClusterError
+from models.formats import FormatError
+from models.network import NetworkError
+from models.units import UnitError
+from models.workload import WorkloadError
+from replay.plan import PlanError
+from replay.scenario import ScenarioError
+from tracefile.cli import OneLineErrors, UserError
+from tracefile.errors import TraceError
+
+
+class ReplayGroup(OneLineErrors):
+    bad_input = (
+        UserError,
+        TraceError,
+        ProfileError,
+        UnitError,
+        FormatError,
+        ClusterError,
+        NetworkError,
+        WorkloadError,
+        PlanError,
+        ScenarioError,
+    )
+
+
+@click.group(cls=ReplayGroup)
+@click.version_option(package_name="trainio", prog_name="replay")
+def main() -> None:
+    """Project a captured training run onto other storage, node counts and record formats.
+
+    \b
+      replay what-if --trace TRACE --nodes 4 --backend rgw
+      replay what-if --trace TRACE --backend as-captured      (self-check: the captured run)
+      replay backends                                         (built-in storage profiles)
+    """
+
+
+from replay.cli import backends, whatif  # noqa: E402 - subcommands register on main
+
+__all__ = ["main", "backends", "whatif"]

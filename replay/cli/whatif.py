@@ -1,0 +1,131 @@
+"""``replay what-if``"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from models.captured import NAME as AS_CAPTURED
+from models.units import parse_bandwidth, parse_size
+from replay.cli import main
+from replay.render import whatif_table
+from replay.scenario import Scenario, project_trace
+
+
+def _positive_int(ctx: click.Context, param: click.Parameter, value: int | None) -> int | None:
+    if value is not None and value < 1:
+        raise click.BadParameter(f"must be >= 1 (got {value})")
+    return value
+
+
+def _size(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
+    return None if value is None else parse_size(value, f"--{param.name.replace('_', '-')}")
+
+
+def _bandwidth(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
+    return None if value is None else parse_bandwidth(value, f"--{param.name.replace('_', '-')}")
+
+
+@main.command("what-if")
+@click.option("--trace", "trace_dir", required=True, type=click.Path(path_type=Path), help="Trace directory.")
+@click.option("--nodes", default=1, show_default=True, type=int, callback=_positive_int, help="Nodes in the job.")
+@click.option("--gpus-per-node", type=int, callback=_positive_int, help="Training processes per node [captured].")
+@click.option(
+    "--backend",
+    default=AS_CAPTURED,
+    show_default=True,
+    help="Built-in storage profile (see `replay backends`), or as-captured: fitted from the trace.",
+)
+@click.option(
+    "--profile",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="A storage profile TOML file (e.g. written by `replay calibrate`); overrides --backend.",
+)
+@click.option("--format", "fmt", help="Record format: files, shards:SIZE (e.g. shards:256MiB) or preload [captured].")
+@click.option("--epochs", type=int, callback=_positive_int, help="Epochs [captured].")
+@click.option(
+    "--dataset-samples",
+    type=int,
+    callback=_positive_int,
+    help="Scale the data set to N samples, keeping the per-sample distributions [captured].",
+)
+@click.option("--workers", type=int, help="DataLoader workers per process [captured].")
+@click.option("--batch-size", type=int, callback=_positive_int, help="Batch size per process [captured].")
+@click.option(
+    "--compute-scale",
+    default=1.0,
+    show_default=True,
+    type=float,
+    help="Multiply step compute time: 0.5 = an accelerator twice as fast.",
+)
+@click.option("--model-bytes", callback=_size, help="Gradient bytes all-reduced per step, e.g. 100MB [none].")
+@click.option("--cpus-per-node", type=int, callback=_positive_int, help="CPU cores per node [captured host].")
+@click.option("--node-memory", callback=_size, help="Page-cache memory per node, e.g. 256GiB [captured host].")
+@click.option("--nic", callback=_bandwidth, help="Storage NIC per node, e.g. '25 Gbit/s' [unlimited].")
+@click.option("--interconnect", callback=_bandwidth, help="All-reduce link per rank [100 Gbit/s].")
+@click.option("--no-overlap", is_flag=True, help="Do not overlap the all-reduce with compute.")
+@click.option("--exact", is_flag=True, help="Simulate every request (reference mode; slow on large cases).")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (the stable keys).")
+def whatif(
+    trace_dir: Path,
+    nodes: int,
+    gpus_per_node: int | None,
+    backend: str,
+    profile: Path | None,
+    fmt: str | None,
+    epochs: int | None,
+    dataset_samples: int | None,
+    workers: int | None,
+    batch_size: int | None,
+    compute_scale: float,
+    model_bytes: float | None,
+    cpus_per_node: int | None,
+    node_memory: float | None,
+    nic: float | None,
+    interconnect: float | None,
+    no_overlap: bool,
+    exact: bool,
+    seed: int,
+    as_json: bool,
+) -> None:
+    """Project the time-to-train of a captured run under other conditions.
+
+    Everything not given stays as captured. The result names the bottleneck (compute,
+    storage-bandwidth, storage-latency, storage-iops, network, cpu-preprocessing, preload) and
+    the numbers behind it; --json prints time_to_train_s, per_epoch_s, accelerator_utilization,
+    stall_fraction, read_MBps, read_ops_per_s, backend_capacity, bottleneck, bottleneck_evidence.
+    """
+    if workers is not None and workers < 0:
+        raise click.BadParameter(f"must be >= 0 (got {workers})", param_hint="--workers")
+    scenario = Scenario(
+        nodes=nodes,
+        gpus_per_node=gpus_per_node,
+        backend=backend,
+        profile=profile,
+        format=fmt,
+        epochs=epochs,
+        dataset_samples=dataset_samples,
+        workers=workers,
+        batch_size=batch_size,
+        compute_scale=compute_scale,
+        model_bytes=int(model_bytes) if model_bytes is not None else None,
+        cpus_per_node=cpus_per_node,
+        node_memory_bytes=node_memory,
+        nic_bandwidth=nic,
+        interconnect_bandwidth=interconnect,
+        overlap_allreduce=not no_overlap,
+        exact=exact,
+        seed=seed,
+    )
+    result, workload, warnings = project_trace(trace_dir, scenario)
+    for warning in warnings:
+        click.echo(f"replay: warning: {warning}", err=True)
+    if as_json:
+        payload = result.to_dict()
+        payload["captured_duration_s"] = workload.captured_duration_s
+        click.echo(json.dumps(payload, indent=2))
+    else:
+        click.echo(whatif_table(result, workload))

@@ -1,0 +1,204 @@
+"""What every rank does in one projection, in counts, sizes and limits.
+
+``make_plan`` joins a workload, a backend, a cluster and a record format into the numbers the
+simulator consumes, so that the simulator itself knows nothing of profiles or formats' syntax.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from models.backend import BackendProfile
+from models.cluster import Cluster
+from models.formats import LARGE_REQUEST_BYTES, SHUFFLE_BUFFER_SAMPLES, RecordFormat
+from models.network import ring_allreduce_s
+from models.pagecache import hit_ratios
+from models.workload import Workload
+
+
+class PlanError(ValueError):
+    """A projection that cannot run (no full batch per rank, a nonsensical count, ...)."""
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Per-rank work and per-node limits; bytes, seconds, requests per second."""
+
+    nodes: int
+    ranks_per_node: int
+    workers: int
+    prefetch_factor: int
+    batch_size: int
+    epochs: int
+    samples_per_rank: int
+    steps_per_epoch: int
+    last_batch: int
+    """Samples in the last batch of an epoch (a partial batch unless drop_last)."""
+    sample_bytes: np.ndarray
+    sample_cpu_s: np.ndarray
+    step_compute_s: np.ndarray
+    kind: str
+    """Record format kind: files, shards or preload."""
+    opens_per_sample: float
+    stats_per_sample: float
+    requests_per_sample: float
+    """Data requests (reads or GETs) per sample read from storage, ``files`` format."""
+    open_latency_s: float
+    stat_latency_s: float
+    request_latency_s: float
+    request_bytes: float
+    """Request size of sequential bulk reads (shards, preload)."""
+    shard_bytes: float
+    opens_per_shard: int
+    shuffle_buffer: int
+    hit_ratios: tuple[float, ...]
+    """Fraction of each epoch's reads served by the node's page cache."""
+    preload_bytes: float
+    preload_opens: float
+    preload_threads: int
+    preload_cpu_s: float
+    worker_start_s: float
+    """Delay before an epoch's workers deliver anything (process start-up)."""
+    persistent_workers: bool
+    batch_receive_s: float
+    """Training-loop time to take a ready batch from the workers (IPC, unpickling)."""
+    epoch_gap_s: float
+    """Between one epoch's last step and the next epoch's first batch request."""
+    shared: bool
+    aggregate_bandwidth: float
+    """Of the whole backend when shared, of one node's device otherwise."""
+    stream_bandwidth: float
+    client_bandwidth: float
+    """What one node can move to a shared backend (min of its NIC and the backend's per-client limit)."""
+    iops: float
+    """Of the whole backend when shared, of one node's device otherwise."""
+    max_outstanding: float
+    cpus_per_node: int
+    allreduce_s: float
+    overlap_allreduce: bool
+
+    @property
+    def world(self) -> int:
+        return self.nodes * self.ranks_per_node
+
+    @property
+    def node_bandwidth(self) -> float:
+        """Bandwidth one node gets when every node pulls equally (its fair share, or its NIC)."""
+        share = self.aggregate_bandwidth / self.nodes if self.shared else self.aggregate_bandwidth
+        return min(share, self.client_bandwidth)
+
+    @property
+    def node_iops(self) -> float:
+        return self.iops / self.nodes if self.shared else self.iops
+
+    def batch_samples(self, step: int) -> int:
+        return self.last_batch if step == self.steps_per_epoch - 1 else self.batch_size
+
+
+def make_plan(
+    workload: Workload, backend: BackendProfile, cluster: Cluster, fmt: RecordFormat, *, seed: int = 0
+) -> Plan:
+    """The per-rank work of ``workload`` run on ``cluster`` against ``backend`` in format ``fmt``."""
+    for name in ("files_per_sample", "reads_per_sample", "stats_per_sample", "preload_cpu_s"):
+        value = getattr(workload, name)
+        if not (value >= 0 and math.isfinite(value)):
+            raise PlanError(f"{name}(={value}) must be >= 0 and finite")
+    for name in ("preload_bytes", "preload_files", "model_bytes"):
+        if getattr(workload, name) < 0:
+            raise PlanError(f"{name}(={getattr(workload, name)}) must be >= 0")
+    if workload.preload_threads < 1:
+        raise PlanError(f"preload_threads(={workload.preload_threads}) must be >= 1")
+
+    per_rank = cluster.samples_per_rank(workload.samples)
+    batch = workload.batch_size
+    steps = per_rank // batch if workload.drop_last else math.ceil(per_rank / batch)
+    if steps == 0:
+        raise PlanError(
+            f"batch_size(={batch}) is larger than the {per_rank} samples each of the "
+            f"{cluster.world_size} ranks reads per epoch, and drop_last drops them all"
+        )
+    last = batch if workload.drop_last else per_rank - (steps - 1) * batch
+
+    is_object = backend.access == "object"
+    files = max(1.0, workload.files_per_sample)
+    mean_bytes = float(workload.sample_bytes.mean())
+
+    # The preload phase: start-up reads the run did anyway, plus the data set for ``preload``.
+    startup = not workload.dataset_preloaded
+    preload_bytes = float(workload.preload_bytes) if startup else 0.0
+    preload_opens = float(workload.preload_files) if startup else 0.0
+    preload_cpu = workload.preload_cpu_s if startup else 0.0
+    if fmt.kind == "preload":
+        rank_bytes = per_rank * mean_bytes
+        preload_bytes += rank_bytes
+        preload_opens += workload.preload_threads  # one large file (or shard list) per thread
+        if workload.dataset_preloaded and workload.preload_bytes > 0:
+            preload_cpu = workload.preload_cpu_s * rank_bytes / workload.preload_bytes
+
+    client = math.inf
+    if backend.shared:
+        assert backend.client_nic_bandwidth is not None  # BackendProfile checks it
+        client = min(cluster.nic_bandwidth, backend.client_nic_bandwidth)
+
+    return Plan(
+        nodes=cluster.nodes,
+        ranks_per_node=cluster.gpus_per_node,
+        workers=workload.workers,
+        prefetch_factor=workload.prefetch_factor,
+        batch_size=batch,
+        epochs=workload.epochs,
+        samples_per_rank=per_rank,
+        steps_per_epoch=steps,
+        last_batch=last,
+        sample_bytes=workload.sample_bytes,
+        sample_cpu_s=workload.sample_cpu_s,
+        step_compute_s=workload.step_compute_s,
+        kind=fmt.kind,
+        opens_per_sample=0.0 if is_object else files,
+        stats_per_sample=0.0 if is_object else workload.stats_per_sample,
+        # An object store answers one GET per file; a file system sees the captured reads.
+        requests_per_sample=files if is_object else max(files, workload.reads_per_sample),
+        open_latency_s=backend.open_latency_s or 0.0,
+        stat_latency_s=backend.stat_latency_s or 0.0,
+        request_latency_s=backend.request_latency_s,
+        request_bytes=fmt.request_bytes or LARGE_REQUEST_BYTES,
+        shard_bytes=fmt.shard_bytes or math.inf,
+        opens_per_shard=0 if is_object else 1,
+        shuffle_buffer=SHUFFLE_BUFFER_SAMPLES if workload.shuffle else 0,
+        hit_ratios=tuple(
+            hit_ratios(
+                workload.epochs,
+                workload.dataset_bytes,
+                cluster.nodes,
+                cluster.node_memory_bytes,
+                shuffle=workload.shuffle,
+                enabled=backend.page_cache and fmt.kind != "preload",
+                seed=seed,
+            )
+        ),
+        preload_bytes=preload_bytes,
+        preload_opens=0.0 if is_object else preload_opens,
+        preload_threads=workload.preload_threads,
+        preload_cpu_s=preload_cpu,
+        worker_start_s=workload.worker_start_s if workload.workers else 0.0,
+        persistent_workers=workload.persistent_workers,
+        epoch_gap_s=workload.epoch_gap_s,
+        batch_receive_s=workload.batch_receive_s if workload.workers else 0.0,
+        shared=backend.shared,
+        aggregate_bandwidth=backend.aggregate_bandwidth,
+        stream_bandwidth=backend.stream_bandwidth,
+        client_bandwidth=client,
+        iops=backend.iops,
+        max_outstanding=backend.max_outstanding,
+        cpus_per_node=cluster.cpus_per_node,
+        allreduce_s=ring_allreduce_s(
+            workload.model_bytes,
+            cluster.world_size,
+            cluster.interconnect_bandwidth,
+            cluster.interconnect_latency_s,
+        ),
+        overlap_allreduce=cluster.overlap_allreduce,
+    )

@@ -1,0 +1,222 @@
+"""What-if projection: the time to train a captured workload on another backend, cluster or format.
+
+``project`` simulates (``replay.simulate``) and then names the bottleneck from the simulated
+numbers. Time to train runs from the start of data loading (the preload, or the first batch
+request) to the end of the last step. Accelerator utilisation is compute time over that wall
+time, as MLPerf Storage defines AU; the stall fraction is the rest less the exposed all-reduce,
+preload included.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+from models.backend import BackendProfile
+from models.cluster import Cluster
+from models.formats import RecordFormat
+from models.workload import Workload
+from replay.plan import Plan, make_plan
+from replay.simulate import Counters, SimulationResult, simulate
+
+BOTTLENECKS = (
+    "compute",
+    "storage-bandwidth",
+    "storage-latency",
+    "storage-iops",
+    "network",
+    "cpu-preprocessing",
+    "preload",
+)
+COMPUTE_BOUND_STALL = 0.05
+"""Below this stall fraction a run is compute-bound (or network-bound)."""
+SATURATED = 0.85
+"""A resource used at least this much of the training time is the bottleneck."""
+
+
+@dataclass(frozen=True)
+class WhatIfResult:
+    time_to_train_s: float
+    per_epoch_s: tuple[float, ...]
+    accelerator_utilization: float
+    stall_fraction: float
+    read_MBps: float  # noqa: N815 - the documented result key
+    """Mean storage read rate of the whole cluster over the run (MB = 1e6 bytes); cache hits excluded."""
+    read_ops_per_s: float
+    """Mean data requests (reads, GETs) per second of the whole cluster."""
+    metadata_ops_per_s: float
+    backend_capacity: dict[str, float]
+    bottleneck: str
+    bottleneck_evidence: dict[str, object]
+    nodes: int
+    gpus_per_node: int
+    backend: str
+    format: str
+    mode: str
+    preload_s: float
+    compute_s: float
+    """Accelerator compute time of one rank."""
+    allreduce_s: float
+    """All-reduce time one rank waits for (not hidden behind compute)."""
+    page_cache_hit_ratio: tuple[float, ...]
+    simulated_steps: int
+    sim_wall_s: float
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready: tuples become lists, unlimited (infinite) numbers become None."""
+        return _jsonable(asdict(self))
+
+
+def _jsonable(value: object) -> object:
+    if isinstance(value, dict):
+        return {key: _jsonable(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(item) for item in value]
+    if isinstance(value, float) and math.isinf(value):
+        return None
+    return value
+
+
+def project(
+    workload: Workload,
+    backend: BackendProfile,
+    cluster: Cluster,
+    fmt: RecordFormat,
+    *,
+    exact: bool = False,
+    seed: int = 0,
+) -> WhatIfResult:
+    """Project ``workload`` onto ``backend`` and ``cluster`` with records in format ``fmt``."""
+    plan = make_plan(workload, backend, cluster, fmt, seed=seed)
+    sim = simulate(plan, exact=exact, seed=seed)
+    total = sim.time_to_train_s
+    read_bytes = (sim.loader.storage_bytes + sim.preload.storage_bytes) * plan.nodes
+    requests = (sim.loader.data_requests + sim.preload.data_requests) * plan.nodes
+    meta_ops = (sim.loader.meta_ops + sim.preload.meta_ops) * plan.nodes
+    evidence = _evidence(plan, sim)
+    notes = []
+    if fmt.kind == "preload" and plan.preload_bytes * plan.ranks_per_node > cluster.node_memory_bytes:
+        notes.append(
+            f"preload holds {plan.preload_bytes * plan.ranks_per_node / 1e9:.1f} GB per node, more than "
+            f"node_memory_bytes(={cluster.node_memory_bytes / 1e9:.1f} GB)"
+        )
+    return WhatIfResult(
+        time_to_train_s=total,
+        per_epoch_s=sim.epoch_s,
+        accelerator_utilization=_ratio(sim.compute_s, total),
+        stall_fraction=evidence["stall_fraction"],
+        read_MBps=_ratio(read_bytes, total) / 1e6,
+        read_ops_per_s=_ratio(requests, total),
+        metadata_ops_per_s=_ratio(meta_ops, total),
+        backend_capacity=backend_capacity(plan),
+        bottleneck=classify(evidence),
+        bottleneck_evidence=evidence,
+        nodes=cluster.nodes,
+        gpus_per_node=cluster.gpus_per_node,
+        backend=backend.name,
+        format=str(fmt),
+        mode=sim.mode,
+        preload_s=sim.preload_s,
+        compute_s=sim.compute_s,
+        allreduce_s=sim.allreduce_s,
+        page_cache_hit_ratio=plan.hit_ratios,
+        simulated_steps=sim.simulated_steps,
+        sim_wall_s=sim.sim_wall_s,
+        notes=tuple(notes),
+    )
+
+
+def backend_capacity(plan: Plan) -> dict[str, float]:
+    """The backend's limits as this cluster sees them (MB = 1e6 bytes; inf = unlimited)."""
+    nodes = plan.nodes
+    if plan.shared:
+        aggregate = min(plan.aggregate_bandwidth, nodes * plan.client_bandwidth)
+        iops = plan.iops
+    else:
+        aggregate, iops = nodes * plan.aggregate_bandwidth, nodes * plan.iops
+    return {
+        "aggregate_MBps": aggregate / 1e6,
+        "iops": iops,
+        "per_stream_MBps": plan.stream_bandwidth / 1e6,
+        "per_node_MBps": plan.node_bandwidth / 1e6,
+        "per_node_iops": plan.node_iops,
+    }
+
+
+def _ratio(part: float, whole: float) -> float:
+    return part / whole if whole > 0 else 0.0
+
+
+def _evidence(plan: Plan, sim: SimulationResult) -> dict[str, object]:
+    total = sim.time_to_train_s
+    training = total - sim.preload_s
+    loader = sim.loader
+    stall = max(0.0, total - sim.compute_s - sim.allreduce_s)
+    return {
+        "stall_fraction": _ratio(stall, total),
+        "loop_overhead_fraction": _ratio(min(_loop_overhead_s(plan), stall), total),
+        "compute_fraction": _ratio(sim.compute_s, total),
+        "network_fraction": _ratio(sim.allreduce_s, total),
+        "preload_fraction": _ratio(sim.preload_s, total),
+        "preload_share_of_stall": _ratio(sim.preload_s, stall),
+        "bandwidth_utilization": _ratio(loader.storage_bytes, training * plan.node_bandwidth),
+        "iops_utilization": _ratio(loader.data_requests, training * plan.node_iops),
+        "cpu_utilization": _ratio(loader.cpu_s, training * plan.cpus_per_node),
+        "node_read_MBps": _ratio(loader.storage_bytes, training) / 1e6,
+        "node_requests_per_s": _ratio(loader.data_requests, training),
+        "allreduce_per_step_s": plan.allreduce_s,
+        "loader_time_share": _loader_shares(loader),
+    }
+
+
+def _loop_overhead_s(plan: Plan) -> float:
+    """Stall no storage or CPU change removes: taking ready batches from the workers, the gaps
+    between epochs and the workers' start-up, as the captured run paid them."""
+    receive = plan.batch_receive_s * plan.steps_per_epoch * plan.epochs
+    gaps = plan.epoch_gap_s * (plan.epochs - 1)
+    starts = plan.worker_start_s * (1 if plan.persistent_workers else plan.epochs)
+    return receive + gaps + starts
+
+
+def _loader_shares(loader: Counters) -> dict[str, float]:
+    parts = {
+        "metadata": loader.meta_s,
+        "latency": loader.latency_s,
+        "queue": loader.queue_s,
+        "transfer": loader.transfer_s,
+        "cpu": loader.cpu_s,
+        "cpu_wait": loader.cpu_wait_s,
+    }
+    busy = sum(parts.values())
+    return {name: _ratio(seconds, busy) for name, seconds in parts.items()}
+
+
+def classify(evidence: dict) -> str:
+    """Name the bottleneck from the numbers ``project`` reports as evidence."""
+    stall = evidence["stall_fraction"]
+    if stall - evidence["loop_overhead_fraction"] - evidence["preload_fraction"] < COMPUTE_BOUND_STALL and (
+        evidence["preload_share_of_stall"] < 0.5
+    ):
+        return "network" if evidence["network_fraction"] > evidence["compute_fraction"] else "compute"
+    if evidence["network_fraction"] > stall:
+        return "network"
+    if evidence["preload_share_of_stall"] >= 0.5:
+        return "preload"
+    saturation = {
+        "storage-bandwidth": evidence["bandwidth_utilization"],
+        "storage-iops": evidence["iops_utilization"],
+        "cpu-preprocessing": evidence["cpu_utilization"],
+    }
+    busiest = max(saturation, key=saturation.__getitem__)
+    if saturation[busiest] >= SATURATED:
+        return busiest
+    # Nothing saturated: the loaders are slow by themselves; name what they spend time on.
+    shares = evidence["loader_time_share"]
+    waits = {
+        "storage-latency": shares["metadata"] + shares["latency"],
+        "storage-iops": shares["queue"],
+        "storage-bandwidth": shares["transfer"],
+        "cpu-preprocessing": shares["cpu"] + shares["cpu_wait"],
+    }
+    return max(waits, key=waits.__getitem__)

@@ -1,0 +1,78 @@
+"""``replay`` as a user runs it: stable JSON keys, readable tables, one-line errors with exit code 2."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import run_cli
+
+TRACE = Path(__file__).resolve().parents[2] / "traces" / "imagenet_jpeg-cpu"
+CONTRACT = {
+    "time_to_train_s",
+    "per_epoch_s",
+    "accelerator_utilization",
+    "stall_fraction",
+    "read_MBps",
+    "read_ops_per_s",
+    "backend_capacity",
+    "bottleneck",
+    "bottleneck_evidence",
+}
+
+
+def test_what_if_json_has_the_contract_keys():
+    proc = run_cli("replay", "what-if", "--trace", TRACE, "--nodes", "4", "--backend", "rgw", "--json", check=True)
+    result = json.loads(proc.stdout)
+    assert CONTRACT <= set(result)
+    assert result["nodes"] == 4 and result["backend"] == "rgw" and len(result["per_epoch_s"]) == 2
+    assert result["time_to_train_s"] == pytest.approx(sum(result["per_epoch_s"]) + result["preload_s"], rel=1e-6)
+
+
+def test_what_if_table_names_the_bottleneck_and_the_captured_time():
+    out = run_cli("replay", "what-if", "--trace", TRACE, check=True).stdout
+    assert "time to train" in out and "captured run" in out and "bottleneck" in out
+
+
+def test_backends_lists_every_profile_with_its_source():
+    out = run_cli("replay", "backends", check=True).stdout
+    for name in ("local-nvme", "local-ssd", "nfs", "cephfs", "rbd", "rgw", "s3"):
+        assert any(line.startswith(name + " ") for line in out.splitlines()), name
+    rows = json.loads(run_cli("replay", "backends", "--json", check=True).stdout)
+    assert all(row["source"] for row in rows)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--nodes", "0"], "--nodes"),
+        (["--backend", "lustre"], "known: as-captured"),
+        (["--format", "shards:lots"], "shards:lots"),
+        (["--format", "tfrecords"], "tfrecords"),
+        (["--compute-scale", "-1"], "--compute-scale"),
+        (["--model-bytes", "12 parsecs"], "--model-bytes"),
+    ],
+)
+def test_bad_options_are_one_line_errors_with_exit_code_2(args, message):
+    proc = run_cli("replay", "what-if", "--trace", TRACE, *args)
+    assert proc.returncode == 2
+    assert message in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_a_missing_trace_names_the_path(tmp_path):
+    proc = run_cli("replay", "what-if", "--trace", tmp_path / "nope")
+    assert proc.returncode == 2 and str(tmp_path / "nope") in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_a_user_profile_with_an_unknown_key_names_file_and_key(tmp_path):
+    profile = tmp_path / "mine.toml"
+    text = (Path(__file__).resolve().parents[2] / "models" / "profiles" / "cephfs.toml").read_text()
+    profile.write_text(text.replace("[backend]\n", '[backend]\nwarp_factor = "9"\n'))
+    proc = run_cli("replay", "what-if", "--trace", TRACE, "--profile", profile)
+    assert proc.returncode == 2
+    assert "warp_factor" in proc.stderr and str(profile) in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1

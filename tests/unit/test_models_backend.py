@@ -1,0 +1,121 @@
+import math
+import re
+from pathlib import Path
+
+import pytest
+
+from models.backend import BackendProfile, ProfileError, builtin_names, builtin_profile, load_profile
+
+RGW = (Path(__file__).parents[2] / "models" / "profiles" / "rgw.toml").read_text()
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "edited.toml"
+    path.write_text(text)
+    return path
+
+
+def test_every_builtin_profile_loads_under_its_own_name():
+    assert builtin_names() == ["cephfs", "local-nvme", "local-ssd", "nfs", "rbd", "rgw", "s3"]
+    for name in builtin_names():
+        profile = builtin_profile(name)
+        assert profile.name == name
+        assert profile.source and profile.description
+
+
+def test_every_builtin_quantity_carries_a_comment_saying_where_it_comes_from():
+    quantity = re.compile(r"^(\w+_latency|\w+_bandwidth|iops|max_outstanding) = (?!\"n/a\")")
+    for name in builtin_names():
+        text = (Path(__file__).parents[2] / "models" / "profiles" / f"{name}.toml").read_text()
+        lines = [line for line in text.splitlines() if quantity.match(line)]
+        assert len(lines) >= 6, name
+        for line in lines:
+            assert "#" in line, f"{name}: {line}"
+
+
+def test_profile_values_are_converted_to_si_units():
+    rgw = builtin_profile("rgw")
+    assert rgw.get_latency_s == pytest.approx(2.5e-3)
+    assert rgw.aggregate_bandwidth == pytest.approx(1.3 * 2**30)
+    assert rgw.open_latency_s is None
+    assert builtin_profile("local-ssd").max_outstanding == 32
+    assert builtin_profile("nfs").max_outstanding == math.inf
+
+
+def test_an_unknown_key_names_the_file_and_the_key(tmp_path):
+    path = write(tmp_path, RGW.replace("[backend]\n", '[backend]\nwrite_latency = "1 ms"\n'))
+    with pytest.raises(ProfileError, match=rf"{re.escape(str(path))}.*unknown key \[backend\] write_latency"):
+        load_profile(path)
+
+
+def test_a_missing_key_names_the_file_and_the_key(tmp_path):
+    text = "\n".join(line for line in RGW.splitlines() if not line.startswith("iops"))
+    path = write(tmp_path, text)
+    with pytest.raises(ProfileError, match=rf"{re.escape(str(path))}.*missing key \[backend\] iops"):
+        load_profile(path)
+
+
+def test_a_value_with_the_wrong_unit_names_the_file_and_the_key(tmp_path):
+    path = write(tmp_path, RGW.replace('stream_bandwidth = "500 MiB/s"', 'stream_bandwidth = "2 ms"'))
+    with pytest.raises(ProfileError, match=rf"{re.escape(str(path))}.*stream_bandwidth\(='2 ms'\)"):
+        load_profile(path)
+
+
+def test_not_applicable_is_refused_where_the_key_applies(tmp_path):
+    path = write(tmp_path, RGW.replace('get_latency = "2.5 ms"', 'get_latency = "n/a"'))
+    with pytest.raises(ProfileError, match="get_latency applies to access='object'"):
+        load_profile(path)
+
+
+def test_a_value_is_refused_where_the_key_does_not_apply(tmp_path):
+    path = write(tmp_path, RGW.replace('open_latency = "n/a"', 'open_latency = "1 ms"'))
+    with pytest.raises(ProfileError, match="open_latency.*does not apply"):
+        load_profile(path)
+
+
+@pytest.mark.parametrize("text", ["not toml = = 1", "[meta]\nname = 'x'\n"])
+def test_unreadable_or_incomplete_files_are_profile_errors(tmp_path, text):
+    with pytest.raises(ProfileError, match=re.escape(str(tmp_path))):
+        load_profile(write(tmp_path, text))
+
+
+def test_a_missing_file_is_a_profile_error_naming_it(tmp_path):
+    with pytest.raises(ProfileError, match="cannot read profile .*nope.toml"):
+        load_profile(tmp_path / "nope.toml")
+
+
+def test_an_unknown_builtin_name_lists_the_known_ones():
+    with pytest.raises(ProfileError, match="no built-in profile 'ceph'.*cephfs"):
+        builtin_profile("ceph")
+
+
+def test_a_profile_can_be_built_in_code_and_is_validated():
+    fitted = BackendProfile(
+        name="as-captured",
+        access="posix",
+        shared=True,
+        page_cache=True,
+        stream_bandwidth=400e6,
+        aggregate_bandwidth=1e9,
+        iops=20000,
+        open_latency_s=1e-3,
+        stat_latency_s=0.0,
+        read_latency_s=2e-3,
+        client_nic_bandwidth=math.inf,
+    )
+    assert fitted.request_latency_s == 2e-3
+    with pytest.raises(ProfileError, match=r"aggregate_bandwidth\(=0\) must be > 0"):
+        BackendProfile(
+            name="x",
+            access="object",
+            shared=False,
+            page_cache=False,
+            stream_bandwidth=1,
+            aggregate_bandwidth=0,
+            iops=1,
+            get_latency_s=0.0,
+        )
+    with pytest.raises(ProfileError, match="open_latency_s is required for access='posix'"):
+        BackendProfile(
+            name="x", access="posix", shared=False, page_cache=False, stream_bandwidth=1, aggregate_bandwidth=1, iops=1
+        )
