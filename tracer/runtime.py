@@ -11,6 +11,7 @@ stops tracing in that process; the training itself never sees an exception from 
 from __future__ import annotations
 
 import atexit
+import itertools
 import json
 import os
 import signal
@@ -24,7 +25,7 @@ import pyarrow as pa
 
 from tracefile.format import EVENTS_SPOOL_SCHEMA, IO_SPOOL_SCHEMA, SPOOL_DIR, file_metadata
 from tracer import __version__, importhook
-from tracer.interposer import KIND_NAMES, OP_NAMES, Interposer, InterposerError
+from tracer.interposer import KIND_NAMES, OP_NAMES, RECORD_DTYPE, Interposer, InterposerError
 
 ENV_TRACE_DIR = "TRAINIO_TRACE_DIR"
 ENV_CAPTURE_PID = "TRAINIO_CAPTURE_PID"
@@ -62,6 +63,7 @@ class Recorder:
             self.interposer_error = str(exc)
         self._abandoned: list = []
         self._start_process()
+        self._warm_up()
 
     # -- per-process state (also re-made in a forked child) ------------------------------------
     def _start_process(self) -> None:
@@ -85,6 +87,12 @@ class Recorder:
         self.write_info()
         self._thread = threading.Thread(target=self._flush_loop, name="trainio-flush", daemon=True)
         self._thread.start()
+
+    def _warm_up(self) -> None:
+        """Pay pyarrow's one-off lazy set-up (~50 ms) here, once, rather than in every forked
+        DataLoader worker's first flush: forked children inherit it."""
+        self._samples_batch([(0, None, [(0, 0, 0)])])
+        self._records_batch(np.zeros(1, dtype=RECORD_DTYPE), b"")
 
     def before_fork(self) -> None:
         self.lock.acquire()
@@ -133,8 +141,8 @@ class Recorder:
                 )
             )
 
-    def add_samples(self, worker_id: int | None, samples: list[tuple[int | None, int, int]]) -> None:
-        """(index, start_ns, end_ns) of each ``dataset[index]`` call of one fetch (kept cheap: hot path)."""
+    def add_samples(self, worker_id: int | None, samples: list[tuple[int, int, int]]) -> None:
+        """(index or -1, start_ns, end_ns) of each ``dataset[index]`` call of one fetch (hot path: cheap)."""
         if not (self.closed or self.broken):
             self.samples.append((threading.get_native_id(), worker_id, samples))
 
@@ -228,9 +236,9 @@ class Recorder:
     def _samples_batch(self, fetches: list[tuple[int, int | None, list[tuple]]]) -> pa.RecordBatch:
         """One ``sample`` row per dataset[i] call, built column-wise (there is one per sample)."""
         sizes = np.array([len(times) for _, _, times in fetches])
-        times = np.array([t for _, _, ts in fetches for t in ts], dtype=object).reshape(-1, 3)
+        times = np.array(list(itertools.chain.from_iterable(ts for _, _, ts in fetches)), dtype=np.int64).reshape(-1, 3)
         n = len(times)
-        index = np.array([-1 if i is None else i for i in times[:, 0]], dtype=np.int64)
+        index = times[:, 0]
         worker = np.repeat(np.array([-1 if w is None else w for _, w, _ in fetches], dtype=np.int32), sizes)
         arrays = [
             pa.array(np.full(n, self.pid, dtype=np.int32)),
@@ -242,8 +250,8 @@ class Recorder:
             pa.array(worker, mask=worker < 0),
             pa.array(index, mask=index < 0),
             pa.nulls(n, pa.list_(pa.int64())),
-            pa.array(times[:, 1].astype(np.int64)),
-            pa.array(times[:, 2].astype(np.int64)),
+            pa.array(times[:, 1]),
+            pa.array(times[:, 2]),
             pa.nulls(n, pa.string()),
         ]
         return pa.RecordBatch.from_arrays(arrays, schema=EVENTS_SPOOL_SCHEMA)

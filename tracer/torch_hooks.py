@@ -120,12 +120,12 @@ class _TimedDataset:
 
     def __init__(self, dataset) -> None:  # noqa: ANN001
         self._dataset = dataset
-        self.times: list[tuple[int | None, int, int]] = []
+        self.times: list[tuple[int, int, int]] = []
 
     def __getitem__(self, index):  # noqa: ANN001
         t0 = _now()
         item = self._dataset[index]
-        self.times.append((index if type(index) is int else None, t0, _now()))
+        self.times.append((index if type(index) is int else -1, t0, _now()))
         return item
 
     def __getattr__(self, name: str):
