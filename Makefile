@@ -3,7 +3,7 @@
 PY ?= python3
 PIP_INSTALL = $(PY) -m pip install -q --disable-pip-version-check --root-user-action=ignore
 
-.PHONY: install demo test lint bench bench-smoke
+.PHONY: install system-deps demo test lint bench bench-smoke
 
 install:
 	$(PIP_INSTALL) -e '.[test]'
@@ -15,11 +15,14 @@ demo: install
 	$(PY) -m replay what-if --trace out/demo-trace --backend as-captured
 	$(PY) -m replay what-if --trace out/demo-trace --nodes 16 --backend rgw
 
+system-deps:
+	scripts/install-system-deps.sh
+
 lint: install
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 
-test: lint
+test: lint system-deps
 	$(PY) -m pytest -q
 
 bench: install

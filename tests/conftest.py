@@ -22,3 +22,14 @@ def mixed_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
         capture_output=True,
     )
     return data
+
+
+@pytest.fixture(scope="session")
+def ceph(tmp_path_factory: pytest.TempPathFactory):
+    """One real single-node Ceph for the whole test session: (folder, environment with CEPH_CONF,
+    TRAINIO_S3_ENDPOINT, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY). Fails, never skips, without Ceph."""
+    from tests.cephdev import cluster, require_ceph
+
+    require_ceph()
+    with cluster(tmp_path_factory.mktemp("ceph-session")) as (folder, env, _base):
+        yield folder, env

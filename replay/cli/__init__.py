@@ -11,12 +11,14 @@ from models.network import NetworkError
 from models.units import UnitError
 from models.workload import WorkloadError
 from replay.plan import PlanError
+from replay.result import ReplayError
 from replay.scenario import ScenarioError
 from tracefile.cli import OneLineErrors, UserError
 from tracefile.errors import TraceError
 
 
 class ReplayGroup(OneLineErrors):
+    failures = (ReplayError,)
     bad_input = (
         UserError,
         TraceError,
@@ -43,6 +45,8 @@ def main() -> None:
     """
 
 
-from replay.cli import backends, whatif  # noqa: E402 - subcommands register on main
-
-__all__ = ["main", "backends", "whatif"]
+# Each subcommand module registers itself on ``main`` when imported (one line per module).
+from replay.cli import (  # noqa: E402
+    backends,  # noqa: F401
+    whatif,  # noqa: F401
+)

@@ -1,0 +1,58 @@
+"""The result of replaying a trace on real storage (``replay fio``, ``replay s3``): one schema.
+
+``to_dict()`` keys are a stable contract: target, nodes, bytes, ops, duration_s,
+traced_duration_s, fidelity, read_MBps, ops_per_s, lat_p50_ms, lat_p99_ms, errors (plus extras).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+
+class ReplayError(Exception):
+    """Replay could not run: a missing tool, an unreachable target, a target without room."""
+
+
+class ReplayVerificationError(ReplayError):
+    """The replay ran but moved other bytes or operations than the trace asks for."""
+
+
+@dataclass(frozen=True)
+class ReplayResult:
+    target: str
+    nodes: int
+    bytes: int
+    """Bytes read by the replay, all nodes together."""
+    ops: int
+    """Read operations (reads, GETs) issued, all nodes together."""
+    duration_s: float
+    """Wall time of the replay, from the first node's start to the last node's end."""
+    traced_duration_s: float
+    """Time the traced process(es) took for the same operations (first to last data op)."""
+    lat_p50_ms: float
+    lat_p99_ms: float
+    errors: int
+    mode: str = "as-traced"
+    """``as-traced`` (timing kept) or ``no-stall`` (as fast as possible)."""
+    expected_bytes: int = 0
+    expected_ops: int = 0
+    details: dict = field(default_factory=dict)
+
+    @property
+    def fidelity(self) -> float:
+        """duration_s / traced_duration_s: 1.0 = the replay took as long as the traced run."""
+        return self.duration_s / self.traced_duration_s if self.traced_duration_s > 0 else math.nan
+
+    @property
+    def read_MBps(self) -> float:  # noqa: N802 - the documented key
+        return self.bytes / self.duration_s / 1e6 if self.duration_s > 0 else 0.0
+
+    @property
+    def ops_per_s(self) -> float:
+        return self.ops / self.duration_s if self.duration_s > 0 else 0.0
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data.update(fidelity=self.fidelity, read_MBps=self.read_MBps, ops_per_s=self.ops_per_s)
+        return data
