@@ -37,13 +37,20 @@ def default_out() -> Path:
     return Path(f"trainio-trace-{time.strftime('%Y%m%d-%H%M%S')}")
 
 
-def traced_env(base: dict[str, str], trace_dir: Path, problems: list[str]) -> dict[str, str]:
+def traced_env(base: dict[str, str], trace_dir: Path, problems: list[str], interposer: bool = True) -> dict[str, str]:
     """The child's environment: the user's own PYTHONPATH and LD_PRELOAD are kept, ours go first."""
     env = dict(base)
     env[runtime.ENV_TRACE_DIR] = str(trace_dir)
     env[runtime.ENV_CAPTURE_PID] = str(os.getpid())
     env["TRAINIO_HOME"] = str(TRAINIO_HOME)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(BOOTSTRAP_DIR), base.get("PYTHONPATH")) if p)
+    if not interposer:
+        env[runtime.ENV_INTERPOSER] = "0"
+        problems.append(
+            "interposer disabled (--no-interposer): file reads are not traced, only DataLoader events "
+            "and boto3 object reads"
+        )
+        return env
     try:
         lib = library_path()
         env["LD_PRELOAD"] = " ".join(p for p in (str(lib), base.get("LD_PRELOAD")) if p)
@@ -75,7 +82,11 @@ def _run(command: list[str], env: dict[str, str]) -> int:
 
 
 def capture(
-    command: list[str], out: Path | None = None, *, warn=lambda msg: print(msg, file=sys.stderr)
+    command: list[str],
+    out: Path | None = None,
+    *,
+    interposer: bool = True,
+    warn=lambda msg: print(msg, file=sys.stderr),
 ) -> CaptureResult:
     """Run ``command`` traced into ``out``; tracing problems are reported through ``warn``, never raised."""
     if not command:
@@ -91,7 +102,7 @@ def capture(
     except OSError as exc:
         warn(f"trainio: cannot write the trace to {trace_dir}: {exc.strerror or exc}; running untraced")
         return CaptureResult(_run(command, dict(os.environ)), None, [str(exc)])
-    env = traced_env(dict(os.environ), trace_dir, problems)
+    env = traced_env(dict(os.environ), trace_dir, problems, interposer)
     for problem in problems:
         warn(f"trainio: {problem}")
     manifest["lost"] = problems

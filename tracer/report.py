@@ -30,7 +30,7 @@ def short_summary(d: dict) -> str:
             f"  data stall     {_pct(d['data_stall_fraction'])} of the training loop waited on data"
             f"   (run took {_s(d['duration_s'])}, exit code {d['exit_code']})",
             f"  coverage       {_pct(cov['ratio'])} of the kernel's rchar over {d['processes']} processes"
-            + ("" if cov["c_level"] else "   (C-level reads NOT covered: interposer not loaded)"),
+            + ("" if cov["c_level"] else "   (file reads NOT traced: the interposer was not loaded)"),
         ]
     )
 

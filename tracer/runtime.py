@@ -29,6 +29,8 @@ from tracer.interposer import KIND_NAMES, OP_NAMES, RECORD_DTYPE, Interposer, In
 
 ENV_TRACE_DIR = "TRAINIO_TRACE_DIR"
 ENV_CAPTURE_PID = "TRAINIO_CAPTURE_PID"
+ENV_INTERPOSER = "TRAINIO_INTERPOSER"
+"""``0`` when the capture runs without the C interposer (``tracer capture --no-interposer``)."""
 FLUSH_INTERVAL_S = 1.0
 READ_OP_CODES = np.array([2, 3, 4, 5, 6])  # read, pread, readv, preadv, fread
 OPEN_OP_CODES = np.array([1, 11])  # open, fopen
@@ -57,10 +59,13 @@ class Recorder:
         self.interposer: Interposer | None = None
         self.interposer_error: str | None = None
         self.preloaded = _preloaded()
-        try:
-            self.interposer = Interposer()
-        except InterposerError as exc:
-            self.interposer_error = str(exc)
+        if os.environ.get(ENV_INTERPOSER) == "0":
+            self.interposer_error = "disabled by --no-interposer"
+        else:
+            try:
+                self.interposer = Interposer()
+            except InterposerError as exc:
+                self.interposer_error = str(exc)
         self._abandoned: list = []
         self._start_process()
         self._warm_up()

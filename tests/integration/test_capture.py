@@ -192,3 +192,28 @@ def test_torchrun_two_ranks_in_one_trace(tmp_path):
     digest = summary_json(trace)
     # 32 files of 20,000 bytes, two epochs, split between the ranks.
     assert abs(digest["bytes_read"] - 2 * 32 * 20_000) / (2 * 32 * 20_000) < 0.02
+
+
+def test_without_the_interposer_loader_events_are_kept_and_the_gap_is_stated(tmp_path, mixed_data):
+    trace = tmp_path / "trace"
+    proc = run_cli(
+        "tracer",
+        "capture",
+        "--no-interposer",
+        "--out",
+        trace,
+        "--",
+        sys.executable,
+        WORKLOADS / "mixed_readers.py",
+        mixed_data,
+        "--workers",
+        "2",
+        "--epochs",
+        "1",
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "file reads NOT traced" in proc.stderr
+    digest = summary_json(trace)
+    assert digest["coverage"]["c_level"] is False
+    assert digest["bytes_read"] == 0
+    assert digest["batches"] == 10 and digest["samples"] == 40

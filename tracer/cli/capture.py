@@ -21,8 +21,14 @@ from tracer.report import short_summary
     type=click.Path(file_okay=False, path_type=Path),
     help="Trace directory to create (default: ./trainio-trace-DATE-TIME).",
 )
+@click.option(
+    "--no-interposer",
+    is_flag=True,
+    help="Do not preload the C interposer (e.g. when LD_PRELOAD conflicts): file reads are then not traced, "
+    "only DataLoader events and boto3 object reads.",
+)
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
-def capture(out: Path | None, command: tuple[str, ...]) -> None:
+def capture(out: Path | None, no_interposer: bool, command: tuple[str, ...]) -> None:
     """Run COMMAND unchanged and record the I/O of every Python process it starts.
 
     Everything after `--` is the training command, passed through untouched (its own options too):
@@ -34,7 +40,7 @@ def capture(out: Path | None, command: tuple[str, ...]) -> None:
     The command's exit code is tracer's exit code; SIGINT and SIGTERM are forwarded to it. If the
     trace cannot be written, the command still runs and the problem is reported once.
     """
-    result = capture_api.capture(list(command), out)
+    result = capture_api.capture(list(command), out, interposer=not no_interposer)
     if result.trace_dir is not None and result.manifest is not None:
         click.echo(f"\ntrainio: trace written to {result.trace_dir}", err=True)
         try:
