@@ -48,15 +48,14 @@ def _process_infos(spool: Path, lost: list[str]) -> dict[str, dict]:
 
 
 def _classes(io: pa.Table, trace_dir: str, prefixes: list[str]) -> pa.Array:
-    paths = io["path"].to_numpy(zero_copy_only=False)
-    kinds = io["kind"].to_numpy(zero_copy_only=False)
-    keys = np.array([f"{k}\0{p}" for k, p in zip(kinds, paths, strict=True)], dtype=object)
-    unique, inverse = np.unique(keys, return_inverse=True) if len(keys) else (keys, keys)
+    """io_class per row: each distinct (kind, path) is classified once (paths repeat a lot)."""
+    keys = pc.binary_join_element_wise(io["kind"], io["path"].fill_null("\x01"), "\x00").combine_chunks()
+    encoded = keys.dictionary_encode()
     classes = []
-    for key in unique:
-        kind, _, path = key.partition("\0")
-        classes.append(classify_path(None if path == "None" else path, kind, trace_dir, prefixes))
-    return pa.array(np.array(classes, dtype=object)[inverse] if len(keys) else [], pa.string())
+    for key in encoded.dictionary.to_pylist():
+        kind, _, path = key.partition("\x00")
+        classes.append(classify_path(None if path == "\x01" else path, kind, trace_dir, prefixes))
+    return pa.array(classes, pa.string()).take(encoded.indices)
 
 
 def _file_paths(io: pa.Table) -> dict[int, str]:
@@ -71,10 +70,14 @@ def _resolve_paths(io: pa.Table, maps: list[dict[int, str]]) -> pa.Table:
     missing = pc.and_(pc.greater(io["file_id"], 0), pc.is_null(io["path"])).to_numpy(zero_copy_only=False)
     if not missing.any():
         return io
-    paths = io["path"].to_numpy(zero_copy_only=False).copy()
+    merged: dict[int, str] = {}
+    for mapping in reversed(maps):  # nearer maps overwrite farther ones
+        merged.update(mapping)
     ids = io["file_id"].to_numpy()
-    for row in np.flatnonzero(missing):
-        paths[row] = next((m[ids[row]] for m in maps if ids[row] in m), None)
+    wanted, inverse = np.unique(ids[missing], return_inverse=True)
+    found = np.array([merged.get(int(i)) for i in wanted], dtype=object)
+    paths = io["path"].to_numpy(zero_copy_only=False).copy()
+    paths[missing] = found[inverse]
     return io.set_column(io.schema.get_field_index("path"), "path", pa.array(paths, pa.string()))
 
 
