@@ -48,5 +48,8 @@ def main() -> None:
 # Each subcommand module registers itself on ``main`` when imported (one line per module).
 from replay.cli import (  # noqa: E402
     backends,  # noqa: F401
+    calibrate,  # noqa: F401
+    fio,  # noqa: F401
+    s3,  # noqa: F401
     whatif,  # noqa: F401
 )

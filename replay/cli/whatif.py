@@ -10,14 +10,9 @@ import click
 from models.captured import NAME as AS_CAPTURED
 from models.units import parse_bandwidth, parse_size
 from replay.cli import main
+from replay.cli.options import positive_int
 from replay.render import whatif_table
 from replay.scenario import Scenario, project_trace
-
-
-def _positive_int(ctx: click.Context, param: click.Parameter, value: int | None) -> int | None:
-    if value is not None and value < 1:
-        raise click.BadParameter(f"must be >= 1 (got {value})")
-    return value
 
 
 def _size(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
@@ -30,8 +25,8 @@ def _bandwidth(ctx: click.Context, param: click.Parameter, value: str | None) ->
 
 @main.command("what-if")
 @click.option("--trace", "trace_dir", required=True, type=click.Path(path_type=Path), help="Trace directory.")
-@click.option("--nodes", default=1, show_default=True, type=int, callback=_positive_int, help="Nodes in the job.")
-@click.option("--gpus-per-node", type=int, callback=_positive_int, help="Training processes per node [captured].")
+@click.option("--nodes", default=1, show_default=True, type=int, callback=positive_int, help="Nodes in the job.")
+@click.option("--gpus-per-node", type=int, callback=positive_int, help="Training processes per node [captured].")
 @click.option(
     "--backend",
     default=AS_CAPTURED,
@@ -44,15 +39,15 @@ def _bandwidth(ctx: click.Context, param: click.Parameter, value: str | None) ->
     help="A storage profile TOML file (e.g. written by `replay calibrate`); overrides --backend.",
 )
 @click.option("--format", "fmt", help="Record format: files, shards:SIZE (e.g. shards:256MiB) or preload [captured].")
-@click.option("--epochs", type=int, callback=_positive_int, help="Epochs [captured].")
+@click.option("--epochs", type=int, callback=positive_int, help="Epochs [captured].")
 @click.option(
     "--dataset-samples",
     type=int,
-    callback=_positive_int,
+    callback=positive_int,
     help="Scale the data set to N samples, keeping the per-sample distributions [captured].",
 )
 @click.option("--workers", type=int, help="DataLoader workers per process [captured].")
-@click.option("--batch-size", type=int, callback=_positive_int, help="Batch size per process [captured].")
+@click.option("--batch-size", type=int, callback=positive_int, help="Batch size per process [captured].")
 @click.option(
     "--compute-scale",
     default=1.0,
@@ -61,7 +56,7 @@ def _bandwidth(ctx: click.Context, param: click.Parameter, value: str | None) ->
     help="Multiply step compute time: 0.5 = an accelerator twice as fast.",
 )
 @click.option("--model-bytes", callback=_size, help="Gradient bytes all-reduced per step, e.g. 100MB [none].")
-@click.option("--cpus-per-node", type=int, callback=_positive_int, help="CPU cores per node [captured host].")
+@click.option("--cpus-per-node", type=int, callback=positive_int, help="CPU cores per node [captured host].")
 @click.option("--node-memory", callback=_size, help="Page-cache memory per node, e.g. 256GiB [captured host].")
 @click.option("--nic", callback=_bandwidth, help="Storage NIC per node, e.g. '25 Gbit/s' [unlimited].")
 @click.option("--interconnect", callback=_bandwidth, help="All-reduce link per rank [100 Gbit/s].")

@@ -1,0 +1,968 @@
+"""Measure a real storage target and write the profile ``replay what-if --profile`` loads.
+
+Targets (``parse_target``):
+
+* ``rgw:http://HOST:PORT/BUCKET`` (or ``s3:`` in the same form): an S3 endpoint, measured with
+  boto3 GETs (keys ``trainio-calibrate/SIZE/N`` are uploaded once and kept for the next run).
+  Credentials from ``AWS_ACCESS_KEY_ID`` / ``AWS_SECRET_ACCESS_KEY``.
+* ``rados:POOL``: a Ceph pool, measured with fio's rados engine through ``CEPH_CONF``. fio 3.33's
+  rados engine needs ``conf=`` (it crashes without it) and never checks an I/O's result: reads of
+  objects that are not there "succeed" at 30-60 GB/s. The objects are therefore written first and
+  checked with ``rados -p POOL stat`` before and after the reads; a missing or short object fails
+  the calibration.
+* a local directory: a file system, measured with fio (``O_DIRECT`` where the file system allows
+  it, so that the device and not the page cache is measured) and, for the file-per-sample cost,
+  with timed ``open``/``read``/``close`` and ``stat`` calls from Python. Its files are removed
+  afterwards.
+
+The matrix is small and bounded by ``budget_s``: single-stream requests of 4 KiB - 4 MiB (random
+reads or GETs, one at a time), small (4 KiB) requests from 1 and several threads or queue depths,
+large (4 MiB) ones from several, sequential next to random reads for files, and open / stat for
+directories. From it:
+
+* request latency (first byte) and per-stream bandwidth: a least-squares fit of the single-stream
+  time per request against its size, ``time = latency + size / bandwidth`` (:func:`fit_request_costs`,
+  minimising *relative* errors: an unweighted fit such as ``models.captured.fit_latency_bandwidth``
+  lets the 4 MiB points decide and loses the 4 KiB latency in their noise);
+* aggregate bandwidth: the best throughput of any measurement (the multi-thread large requests);
+* request-rate limit: the best ops/s of the small-request measurements;
+* open and stat latency (directories): the mean of the timed calls, data and metadata warm.
+
+Each fitted point's residual (relative error of the fit) is kept; the profile's comments say
+where every number comes from.
+"""
+
+from __future__ import annotations
+
+import math
+import multiprocessing
+import os
+import queue
+import random
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import numpy as np
+
+from models.backend import BackendProfile, builtin_profile, load_profile
+from models.units import format_size
+from replay.fio import FioJob, FioOutputError, read_fio_json
+from replay.result import ReplayError
+from replay.s3replay import READ_TIMEOUT_S, TimedGet, _boto, ensure_objects, s3_client, timed_get
+
+Progress = Callable[[str], None]
+
+KiB, MiB = 2**10, 2**20
+SIZES = (4 * KiB, 64 * KiB, 256 * KiB, 1 * MiB, 4 * MiB)
+"""Request sizes of the single-stream measurements the latency / bandwidth fit uses."""
+SMALL, LARGE = 4 * KiB, 4 * MiB
+MIN_BUDGET_S = 5.0
+MIN_CELL_S = 0.3
+"""Shortest time one measurement runs, whatever the budget."""
+MIN_OPS = 3
+RGW_COPIES = 4
+"""Objects per size for RGW (spread over placement groups)."""
+RGW_PREFIX = "trainio-calibrate/"
+RGW_PER_CELL_S = 0.04
+"""Start-up of one RGW measurement per client stream: a forked process, its client and connection."""
+STREAM_START_TIMEOUT_S = 30.0
+RADOS_OBJECTS = 8
+RADOS_BYTES = 64 * MiB
+"""Total size of the calibration objects in a pool: 8 objects of 8 MiB (under the OSD's object limit)."""
+RADOS_PREFIX = "trainio-calibrate-"
+DIR_FILE_BYTES = 128 * MiB
+DIR_SAMPLES = 256
+DIR_SAMPLE_BYTES = 16 * KiB
+WORK_DIR = ".trainio-calibrate"
+FIO_PER_CELL_S = {"rados": 0.4, "directory": 0.15}
+"""fio's own time per measurement (a rados job connects to the cluster)."""
+# File system types whose files every node shares: a directory on one of them gives a shared profile.
+NETWORK_FILE_SYSTEMS = {
+    "nfs",
+    "nfs4",
+    "ceph",
+    "fuse.ceph-fuse",
+    "cifs",
+    "smb3",
+    "lustre",
+    "glusterfs",
+    "beegfs",
+    "gpfs",
+}
+
+
+class CalibrationError(ReplayError):
+    """A measurement that failed or cannot be trusted (fio errors, objects missing, no tool)."""
+
+
+class TargetError(ValueError):
+    """A target that is not ``rgw:URL/BUCKET``, ``s3:URL/BUCKET``, ``rados:POOL`` or a directory."""
+
+
+# ---------------------------------------------------------------------------- targets
+
+
+@dataclass(frozen=True)
+class Target:
+    kind: str
+    """``rgw``, ``rados`` or ``directory``."""
+    text: str
+    endpoint: str = ""
+    bucket: str = ""
+    pool: str = ""
+    path: Path | None = None
+
+
+def parse_target(text: str) -> Target:
+    """``rgw:http://HOST:PORT/BUCKET``, ``s3:...`` (the same), ``rados:POOL`` or a directory path."""
+    scheme, _, rest = text.partition(":")
+    if scheme in ("rgw", "s3") and rest:
+        url = urlsplit(rest)
+        bucket = url.path.strip("/")
+        if url.scheme not in ("http", "https") or not url.netloc or not bucket or "/" in bucket:
+            raise TargetError(f"target(={text!r}): expected {scheme}:http://HOST:PORT/BUCKET")
+        return Target("rgw", text, endpoint=f"{url.scheme}://{url.netloc}", bucket=bucket)
+    if scheme == "rados":
+        if not rest or "/" in rest:
+            raise TargetError(f"target(={text!r}): expected rados:POOL")
+        return Target("rados", text, pool=rest)
+    path = Path(text).expanduser()
+    if not path.is_dir():
+        raise TargetError(f"target(={text!r}) is not a directory, nor rgw:http://HOST:PORT/BUCKET, s3:..., rados:POOL")
+    return Target("directory", text, path=path.absolute())
+
+
+# ---------------------------------------------------------------------------- measurements and the fit
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """One cell of the matrix: ``ops`` requests of ``size`` bytes from ``threads`` x ``depth``."""
+
+    name: str
+    pattern: str
+    """``get``, ``read`` (sequential), ``randread``, ``open-read-close`` or ``stat``."""
+    size: int
+    threads: int
+    depth: int
+    ops: int
+    bytes: int
+    seconds: float
+    """Wall time of the measurement."""
+    latency_s: float
+    """Mean time per request, to its last byte."""
+    first_byte_s: float | None = None
+    """GET: mean time to the response headers; open-read-close: mean time of the open(2)."""
+
+    @property
+    def ops_per_s(self) -> float:
+        return self.ops / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def bytes_per_s(self) -> float:
+        return self.bytes / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def single_stream(self) -> bool:
+        return self.threads == 1 and self.depth == 1
+
+
+@dataclass(frozen=True)
+class Fit:
+    """``seconds = latency_s + size / bandwidth``; ``residuals`` = (fit - measured) / measured."""
+
+    latency_s: float
+    bandwidth: float
+    residuals: tuple[float, ...]
+
+    def seconds(self, size: float) -> float:
+        return self.latency_s + size / self.bandwidth
+
+
+def fit_request_costs(sizes, seconds) -> Fit:
+    """Least-squares fit of per-request time against size, minimising relative errors.
+
+    Both results stay physical: a fit whose latency comes out negative is redone through the
+    origin (all transfer time), one whose per-byte cost is not positive gives an unlimited
+    bandwidth and the (relative-error) mean time as latency.
+    """
+    s = np.asarray(sizes, dtype=float)
+    t = np.asarray(seconds, dtype=float)
+    if s.shape != t.shape or s.ndim != 1:
+        raise ValueError(f"sizes and seconds must be two lists of one length (got {s.shape} and {t.shape})")
+    if s.size < 2 or np.ptp(s) == 0:
+        raise ValueError(f"fitting latency and bandwidth needs at least two request sizes (got {sorted(set(s))})")
+    if not (np.all(t > 0) and np.all(np.isfinite(t))):
+        raise ValueError(f"seconds must be finite and > 0 (got {t.min()})")
+    if np.any(s < 0):
+        raise ValueError(f"sizes must be >= 0 (got {s.min()})")
+    # Minimise sum(((a + c*s - t) / t)^2): ordinary least squares on rows divided by t.
+    design = np.column_stack([1 / t, s / t])
+    (latency, per_byte), *_ = np.linalg.lstsq(design, np.ones_like(t), rcond=None)
+    if per_byte <= 0:
+        latency, per_byte = float(np.sum(1 / t) / np.sum(1 / t**2)), 0.0
+    elif latency < 0:
+        latency, per_byte = 0.0, float(np.sum(s / t) / np.sum((s / t) ** 2))
+    residuals = (latency + per_byte * s - t) / t
+    bandwidth = 1 / per_byte if per_byte > 0 else math.inf
+    return Fit(float(latency), float(bandwidth), tuple(float(r) for r in residuals))
+
+
+@dataclass(frozen=True)
+class Fitted:
+    """The profile numbers a calibration derives from its measurements."""
+
+    latency_s: float
+    stream_bandwidth: float
+    aggregate_bandwidth: float
+    iops: float
+    residuals: dict[str, float]
+    """Measurement name -> relative error of the latency / bandwidth fit."""
+    aggregate_from: str
+    iops_from: str
+    open_latency_s: float | None = None
+    stat_latency_s: float | None = None
+
+
+def fit_measurements(measurements: list[Measurement] | tuple[Measurement, ...]) -> Fitted:
+    """Fit the profile numbers: latency and stream bandwidth from the single-stream data requests,
+    aggregate bandwidth and request rate from the best cells, open / stat from their cells."""
+    data = [m for m in measurements if m.pattern in ("get", "randread", "read")]
+    stream = [m for m in data if m.single_stream and m.pattern != "read"] or [m for m in data if m.single_stream]
+    if not stream:
+        raise CalibrationError("no single-stream measurements to fit latency and bandwidth from")
+    fit = fit_request_costs([m.size for m in stream], [m.latency_s for m in stream])
+    best_bw = max(data, key=lambda m: m.bytes_per_s)
+    small = [m for m in data if m.size <= min(x.size for x in data)]
+    best_rate = max(small, key=lambda m: m.ops_per_s)
+    opens = [m for m in measurements if m.pattern == "open-read-close"]
+    stats = [m for m in measurements if m.pattern == "stat"]
+    return Fitted(
+        latency_s=fit.latency_s,
+        stream_bandwidth=fit.bandwidth,
+        aggregate_bandwidth=best_bw.bytes_per_s,
+        iops=best_rate.ops_per_s,
+        residuals={m.name: r for m, r in zip(stream, fit.residuals, strict=True)},
+        aggregate_from=best_bw.name,
+        iops_from=best_rate.name,
+        open_latency_s=opens[0].first_byte_s if opens else None,
+        stat_latency_s=stats[0].latency_s if stats else None,
+    )
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """What ``calibrate`` measured, what it fitted and the profile it wrote."""
+
+    target: str
+    kind: str
+    measurements: tuple[Measurement, ...]
+    fitted: Fitted
+    profile_path: Path
+    profile: BackendProfile
+    elapsed_s: float
+    tool: str
+    """``fio-3.33`` or ``boto3 1.x``."""
+    notes: tuple[str, ...] = ()
+
+    @property
+    def residuals(self) -> dict[str, float]:
+        return self.fitted.residuals
+
+
+# ---------------------------------------------------------------------------- the budget
+
+
+@dataclass
+class _Budget:
+    seconds: float
+    start: float = field(default_factory=time.monotonic)
+
+    @property
+    def left(self) -> float:
+        return self.seconds - (time.monotonic() - self.start)
+
+    def per_cell(self, cells: int, overhead_s: float = 0.0) -> float:
+        """Seconds each of ``cells`` measurements may run, ``overhead_s`` of tool time each set aside."""
+        return max(MIN_CELL_S, self.left * 0.9 / cells - overhead_s)
+
+
+def _name(pattern: str, size: int, threads: int, depth: int) -> str:
+    concurrency = f"{threads}x{depth}" if threads > 1 and depth > 1 else f"t{threads}" if threads > 1 else f"qd{depth}"
+    return f"{pattern} {format_size(size)} {concurrency}"
+
+
+# ---------------------------------------------------------------------------- RGW
+
+
+def _rgw_keys(size: int) -> list[str]:
+    return [f"{RGW_PREFIX}{format_size(size)}/{i}" for i in range(RGW_COPIES)]
+
+
+def _checked_get(client, target: Target, key: str, size: int) -> TimedGet:
+    _, botocore = _boto()
+    try:
+        got = timed_get(client, target.bucket, key)
+    except botocore.exceptions.ConnectionError as exc:
+        raise ReplayError(f"cannot reach S3 endpoint {target.endpoint}: {exc}") from exc
+    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
+        raise CalibrationError(f"GET {key} from {target.text} failed: {exc}") from exc
+    if got.bytes != size:
+        raise CalibrationError(f"GET {key} from {target.text} returned {got.bytes} bytes, not {size}")
+    return got
+
+
+def _rgw_stream(
+    target: Target, size: int, seconds: float, seed: int, session, barrier=None
+) -> tuple[float, list[TimedGet]]:
+    """One client stream: GETs of random calibration objects of ``size`` for ``seconds`` (at least
+    ``MIN_OPS``), after one untimed GET that opens the connection. Returns (wall s, the GETs)."""
+    client = s3_client(target.endpoint, pool=1, session=session)
+    keys = _rgw_keys(size)
+    rng = random.Random(seed)
+    _checked_get(client, target, rng.choice(keys), size)
+    if barrier is not None:
+        barrier.wait(STREAM_START_TIMEOUT_S)
+    gets = []
+    begin = time.perf_counter()
+    while time.perf_counter() - begin < seconds or len(gets) < MIN_OPS:
+        gets.append(_checked_get(client, target, rng.choice(keys), size))
+    return time.perf_counter() - begin, gets
+
+
+def _rgw_stream_process(target: Target, size: int, seconds: float, seed: int, session, barrier, results) -> None:
+    """``_rgw_stream`` in a child process: its result, or the error's message, goes on ``results``."""
+    try:
+        results.put((*_rgw_stream(target, size, seconds, seed, session, barrier), ""))
+    except (ReplayError, threading.BrokenBarrierError) as exc:
+        results.put((0.0, [], str(exc) or type(exc).__name__))
+
+
+def _rgw_cell(target: Target, size: int, streams: int, seconds: float, session) -> Measurement:
+    """GETs of ``size`` from ``streams`` concurrent clients. Several streams run in forked
+    processes, as DataLoader workers do: threads of one Python process would share its GIL and
+    measure the client, not the endpoint. The children inherit ``session`` with its service
+    models loaded, so that making their clients costs little."""
+    if streams == 1:
+        outcomes = [(*_rgw_stream(target, size, seconds, 0, session), "")]
+    else:
+        context = multiprocessing.get_context("fork")
+        barrier = context.Barrier(streams)
+        results = context.Queue()
+        processes = [
+            context.Process(
+                target=_rgw_stream_process, args=(target, size, seconds, i, session, barrier, results), daemon=True
+            )
+            for i in range(streams)
+        ]
+        for process in processes:
+            process.start()
+        try:
+            outcomes = [results.get(timeout=seconds + STREAM_START_TIMEOUT_S + READ_TIMEOUT_S) for _ in processes]
+        except queue.Empty as exc:
+            codes = [process.exitcode for process in processes]
+            raise CalibrationError(f"a GET process against {target.text} gave no result (exit codes {codes})") from exc
+        finally:
+            for process in processes:
+                process.join(10)
+                if process.is_alive():
+                    process.terminate()
+                    process.join()
+    errors = [error for _, _, error in outcomes if error]
+    if errors:
+        raise CalibrationError(f"{len(errors)} of {streams} GET streams failed; first: {errors[0]}")
+    gets = [got for _, per_stream, _ in outcomes for got in per_stream]
+    return Measurement(
+        name=_name("get", size, streams, 1),
+        pattern="get",
+        size=size,
+        threads=streams,
+        depth=1,
+        ops=len(gets),
+        bytes=sum(got.bytes for got in gets),
+        seconds=max(wall for wall, _, _ in outcomes),
+        latency_s=float(np.mean([got.total_s for got in gets])),
+        first_byte_s=float(np.mean([got.first_byte_s for got in gets])),
+    )
+
+
+def _calibrate_rgw(target: Target, budget: _Budget, say: Progress) -> tuple[list[Measurement], str, list[str]]:
+    boto3, _ = _boto()
+    cells = [(size, 1) for size in SIZES] + [(SMALL, 4), (SMALL, 16), (LARGE, 4), (LARGE, 8)]
+    session = boto3.session.Session()
+    client = s3_client(target.endpoint, pool=8, session=session)
+    sizes = {key: size for size in SIZES for key in _rgw_keys(size)}
+    ensure_objects(client, target.endpoint, target.bucket, sizes, progress=say)
+    measurements = []
+    for i, (size, streams) in enumerate(cells):
+        seconds = budget.per_cell(len(cells) - i, RGW_PER_CELL_S * streams)
+        say(f"GET {format_size(size)} from {streams} client stream(s) for {seconds:.1f} s")
+        measurements.append(_rgw_cell(target, size, streams, seconds, session))
+    notes = [
+        f"measured with boto3 on this machine ({os.cpu_count()} CPUs), one process per stream: "
+        "client CPU bounds the GET rate it can see"
+    ]
+    return measurements, f"boto3 {boto3.__version__}", notes
+
+
+# ---------------------------------------------------------------------------- fio (rados, directories)
+
+
+def _fio() -> tuple[str, str]:
+    fio = shutil.which("fio")
+    if fio is None:
+        raise CalibrationError("fio is not installed: run scripts/install-system-deps.sh")
+    version = subprocess.run([fio, "--version"], capture_output=True, text=True, timeout=10).stdout.strip()
+    return fio, version or "fio (unknown version)"
+
+
+@dataclass(frozen=True)
+class _Cell:
+    pattern: str
+    size: int
+    threads: int
+    depth: int
+
+    @property
+    def name(self) -> str:
+        return _name(self.pattern, self.size, self.threads, self.depth)
+
+
+def _job_file(global_lines: list[str], cells: list[_Cell], seconds: float, engine: Callable[[_Cell], str]) -> str:
+    lines = ["[global]", *global_lines, "time_based=1", f"runtime={max(1, round(seconds * 1000))}ms", "thread=1"]
+    for i, cell in enumerate(cells):
+        lines += [
+            "",
+            f"[c{i}]",
+            "stonewall",
+            f"rw={cell.pattern}",
+            f"bs={cell.size}",
+            f"numjobs={cell.threads}",
+            f"iodepth={cell.depth}",
+            f"ioengine={engine(cell)}",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def _run_fio(fio: str, job_text: str, work: Path, timeout_s: float, what: str, *, readonly: bool) -> list[FioJob]:
+    job = work / "calibrate.fio"
+    out = work / "calibrate.json"
+    job.write_text(job_text, encoding="utf-8")
+    try:
+        proc = subprocess.run(
+            [fio, *(["--readonly"] if readonly else []), "--output-format=json", f"--output={out}", str(job)],
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise CalibrationError(f"fio against {what} did not finish within {timeout_s:.0f} s") from exc
+    tail = (proc.stderr.strip().splitlines() or [""])[-1]
+    if proc.returncode != 0:
+        reason = f"killed by signal {-proc.returncode}" if proc.returncode < 0 else f"exit status {proc.returncode}"
+        raise CalibrationError(f"fio against {what} failed ({reason}): {tail or 'no message'}")
+    try:
+        result = read_fio_json(out)
+    except FioOutputError as exc:
+        raise CalibrationError(f"fio against {what}: {exc}") from exc
+    failed = [j for j in result.jobs if j.error]
+    if failed:
+        message = "; ".join(result.messages) or tail
+        raise CalibrationError(
+            f"fio job {failed[0].jobname} against {what} failed with errno {failed[0].error}: {message}"
+        )
+    return list(result.jobs)
+
+
+def _fio_measurements(jobs: list[FioJob], cells: list[_Cell], what: str) -> list[Measurement]:
+    measurements = []
+    for i, cell in enumerate(cells):
+        mine = [job for job in jobs if job.jobname == f"c{i}"]
+        ops = sum(job.read.total_ios for job in mine)
+        if len(mine) != cell.threads or ops == 0:
+            raise CalibrationError(f"fio against {what} reported {len(mine)} job(s) and {ops} reads for {cell.name}")
+        latency_ns = sum(job.read.lat_ns.mean * job.read.total_ios for job in mine) / ops
+        measurements.append(
+            Measurement(
+                name=cell.name,
+                pattern=cell.pattern,
+                size=cell.size,
+                threads=cell.threads,
+                depth=cell.depth,
+                ops=ops,
+                bytes=sum(job.read.io_bytes for job in mine),
+                seconds=max(job.job_runtime_ms for job in mine) / 1e3,
+                latency_s=latency_ns / 1e9,
+            )
+        )
+    return measurements
+
+
+def _single_stream_cells(pattern: str) -> list[_Cell]:
+    return [_Cell(pattern, size, 1, 1) for size in SIZES]
+
+
+# ---------------------------------------------------------------------------- rados
+
+
+def _rados_objects() -> list[str]:
+    return [f"{RADOS_PREFIX}{i}" for i in range(RADOS_OBJECTS)]
+
+
+def _rados_sizes(pool: str, conf: str) -> dict[str, int | None]:
+    """Object -> size as ``rados -p POOL stat`` reports it (None: the object is not there)."""
+    rados = shutil.which("rados")
+    if rados is None:
+        raise CalibrationError("the rados command is not installed (it checks what fio's rados engine cannot)")
+    sizes: dict[str, int | None] = {}
+    for name in _rados_objects():
+        try:
+            proc = subprocess.run(
+                [rados, "-c", conf, "-p", pool, "stat", name], capture_output=True, text=True, timeout=30
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise CalibrationError(f"`rados -p {pool} stat {name}` did not answer within 30 s") from exc
+        if "error opening pool" in proc.stderr:
+            raise CalibrationError(f"cannot open pool {pool!r}: {proc.stderr.strip()}")
+        if proc.returncode == 0 and " size " in proc.stdout:
+            sizes[name] = int(proc.stdout.rsplit(" size ", 1)[1].split()[0])
+        elif "error stat-ing" in proc.stderr and "No such file or directory" in proc.stderr:
+            sizes[name] = None
+        else:
+            raise CalibrationError(
+                f"`rados -p {pool} stat {name}` failed: {proc.stderr.strip() or proc.stdout.strip()}"
+            )
+    return sizes
+
+
+def _check_rados_objects(pool: str, conf: str, when: str) -> None:
+    want = RADOS_BYTES // RADOS_OBJECTS
+    sizes = _rados_sizes(pool, conf)
+    wrong = {name: size for name, size in sizes.items() if size != want}
+    if wrong:
+        name, size = next(iter(wrong.items()))
+        found = "missing" if size is None else f"{size} bytes"
+        raise CalibrationError(
+            f"{when}, `rados -p {pool} stat` finds {len(wrong)} of the {len(sizes)} calibration objects wrong "
+            f"({name}: {found}, want {want}); fio's rados engine does not check its I/O, so its figures "
+            "cannot be trusted"
+        )
+
+
+def _calibrate_rados(target: Target, budget: _Budget, say: Progress, work: Path) -> tuple[list[Measurement], str]:
+    conf = os.environ.get("CEPH_CONF")
+    if not conf or not Path(conf).is_file():
+        raise CalibrationError(
+            f"CEPH_CONF(={conf!r}) must name the cluster's ceph.conf: fio's rados engine crashes without it"
+        )
+    fio, version = _fio()
+    what = target.text
+    # ioengine first: fio knows the engine's options (pool=, conf=, ...) only once the engine is set.
+    common = [
+        "ioengine=rados",
+        f"pool={target.pool}",
+        "clientname=admin",
+        f"conf={conf}",
+        "filename=" + ":".join(_rados_objects()),
+    ]
+    want = RADOS_BYTES // RADOS_OBJECTS
+    if any(size != want for size in _rados_sizes(target.pool, conf).values()):
+        say(f"writing {RADOS_OBJECTS} objects of {format_size(want)} to pool {target.pool}")
+        writer = ["[global]", *common, f"size={RADOS_BYTES}", "", "[write]", "rw=write", "bs=4m"]
+        _run_fio(fio, "\n".join(writer) + "\n", work, 120, what, readonly=False)
+    _check_rados_objects(target.pool, conf, "after writing")
+
+    cells = [
+        *_single_stream_cells("randread"),
+        _Cell("randread", SMALL, 1, 16),
+        _Cell("randread", SMALL, 4, 16),
+        _Cell("randread", LARGE, 1, 4),
+        _Cell("randread", LARGE, 4, 4),
+    ]
+    seconds = budget.per_cell(len(cells), FIO_PER_CELL_S["rados"])
+    say(f"fio rados: {len(cells)} measurements of {seconds:.1f} s on pool {target.pool}")
+    job = _job_file([*common, f"size={RADOS_BYTES}", "touch_objects=0"], cells, seconds, lambda cell: "rados")
+    jobs = _run_fio(fio, job, work, len(cells) * (seconds + 15) + 30, what, readonly=True)
+    _check_rados_objects(target.pool, conf, "after the reads")
+    return _fio_measurements(jobs, cells, what), version
+
+
+# ---------------------------------------------------------------------------- directories
+
+
+def _fs_type(path: Path) -> str:
+    """The file system type of the mount holding ``path`` (from /proc/self/mountinfo; '' if unknown)."""
+    best, fstype = "", ""
+    try:
+        lines = Path("/proc/self/mountinfo").read_text().splitlines()
+    except OSError:
+        return ""
+    for line in lines:
+        left, _, right = line.partition(" - ")
+        fields = left.split()
+        if len(fields) < 5 or not right:
+            continue
+        mount = fields[4].replace("\\040", " ")
+        if (str(path) == mount or str(path).startswith(mount.rstrip("/") + "/")) and len(mount) >= len(best):
+            best, fstype = mount, right.split()[0]
+    return fstype
+
+
+def _direct_io_works(path: Path) -> bool:
+    """Whether ``path`` can be read with O_DIRECT (tmpfs and some FUSE file systems refuse)."""
+    import mmap
+
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECT)
+    except OSError:
+        return False
+    try:
+        buffer = mmap.mmap(-1, 4096)  # page-aligned, as O_DIRECT wants
+        return os.readv(fd, [buffer]) == 4096
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+
+
+def _write_random(path: Path, size: int, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    with open(path, "wb") as f:
+        for start in range(0, size, 16 * MiB):
+            f.write(rng.bytes(min(16 * MiB, size - start)))
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _sample_cells(folder: Path, seconds: float) -> list[Measurement]:
+    """File-per-sample cost: open + read + close of small files, and stat, timed from Python."""
+    files = sorted(folder.iterdir())
+    opens, totals, stats = [], [], []
+    nbytes = 0
+    begin = time.perf_counter()
+    i = 0
+    while time.perf_counter() - begin < seconds or len(totals) < MIN_OPS:
+        path = files[i % len(files)]
+        i += 1
+        t0 = time.perf_counter()
+        fd = os.open(path, os.O_RDONLY)
+        t1 = time.perf_counter()
+        try:
+            while chunk := os.read(fd, DIR_SAMPLE_BYTES):
+                nbytes += len(chunk)
+        finally:
+            os.close(fd)
+        opens.append(t1 - t0)
+        totals.append(time.perf_counter() - t0)
+    read_wall = time.perf_counter() - begin
+    begin = time.perf_counter()
+    i = 0
+    while time.perf_counter() - begin < seconds / 2 or len(stats) < MIN_OPS:
+        t0 = time.perf_counter()
+        os.stat(files[i % len(files)])
+        stats.append(time.perf_counter() - t0)
+        i += 1
+    stat_wall = time.perf_counter() - begin
+    return [
+        Measurement(
+            name=f"open-read-close {format_size(DIR_SAMPLE_BYTES)} t1",
+            pattern="open-read-close",
+            size=DIR_SAMPLE_BYTES,
+            threads=1,
+            depth=1,
+            ops=len(totals),
+            bytes=nbytes,
+            seconds=read_wall,
+            latency_s=float(np.mean(totals)),
+            first_byte_s=float(np.mean(opens)),
+        ),
+        Measurement("stat t1", "stat", 0, 1, 1, len(stats), 0, stat_wall, float(np.mean(stats))),
+    ]
+
+
+def _calibrate_directory(
+    target: Target, budget: _Budget, say: Progress
+) -> tuple[list[Measurement], str, list[str], str]:
+    assert target.path is not None
+    fio, version = _fio()
+    work = target.path / WORK_DIR
+    if work.exists():
+        shutil.rmtree(work)
+    work.mkdir()
+    try:
+        free = shutil.disk_usage(target.path).free
+        if free < 2 * DIR_FILE_BYTES:
+            raise CalibrationError(
+                f"{target.path} has {free / 1e6:,.0f} MB free; calibration needs {2 * DIR_FILE_BYTES / 1e6:,.0f} MB"
+            )
+        data = work / "data.bin"
+        say(f"writing {format_size(DIR_FILE_BYTES)}, {DIR_SAMPLES} files of {format_size(DIR_SAMPLE_BYTES)} in {work}")
+        _write_random(data, DIR_FILE_BYTES, 0)
+        samples = work / "samples"
+        samples.mkdir()
+        for i in range(DIR_SAMPLES):
+            _write_random(samples / f"{i:05d}.bin", DIR_SAMPLE_BYTES, i + 1)
+        fstype = _fs_type(target.path)
+        direct = _direct_io_works(data)
+        notes = [f"file system {fstype or 'unknown'}"]
+        if not direct:
+            notes.append(f"O_DIRECT is refused on {target.path}: reads were measured through the page cache")
+        notes.append("open/stat measured with the files' metadata and data warm in the page cache")
+        async_engine = "libaio" if direct else "psync"
+        cells = [
+            *_single_stream_cells("randread"),
+            _Cell("read", SMALL, 1, 1),
+            _Cell("read", 1 * MiB, 1, 1),
+            _Cell("randread", SMALL, 1, 32) if direct else _Cell("randread", SMALL, 8, 1),
+            _Cell("randread", SMALL, 4, 32) if direct else _Cell("randread", SMALL, 16, 1),
+            _Cell("randread", LARGE, 4, 4) if direct else _Cell("randread", LARGE, 4, 1),
+        ]
+        seconds = budget.per_cell(len(cells) + 1.5, FIO_PER_CELL_S["directory"])
+        say(f"fio: {len(cells)} measurements of {seconds:.1f} s in {work}")
+        job = _job_file(
+            [f"filename={data}", f"size={DIR_FILE_BYTES}", f"direct={int(direct)}"],
+            cells,
+            seconds,
+            lambda cell: async_engine if cell.depth > 1 else "psync",
+        )
+        jobs = _run_fio(fio, job, work, len(cells) * (seconds + 15) + 30, str(target.path), readonly=True)
+        measurements = _fio_measurements(jobs, cells, str(target.path))
+        say(f"open + read + close and stat of {DIR_SAMPLES} files for {seconds:.1f} s")
+        measurements += _sample_cells(samples, seconds)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return measurements, version, notes, fstype
+
+
+# ---------------------------------------------------------------------------- the profile
+
+
+def _number(value: float) -> str:
+    text = f"{value:.4g}"
+    return f"{value:.0f}" if "e" in text else text
+
+
+def duration_text(seconds: float) -> str:
+    """A duration as a unit string ``models.units.parse_duration`` reads (``"0.237 ms"``)."""
+    if seconds < 1e-3:
+        return f"{_number(seconds * 1e6)} us"
+    if seconds < 1:
+        return f"{_number(seconds * 1e3)} ms"
+    return f"{_number(seconds)} s"
+
+
+def bandwidth_text(bytes_per_s: float) -> str:
+    """A bandwidth as a unit string (``"512.3 MiB/s"``, ``"2.4 GiB/s"``; ``"unlimited"``)."""
+    if math.isinf(bytes_per_s):
+        return "unlimited"
+    if bytes_per_s >= 1024 * MiB:
+        return f"{_number(bytes_per_s / 2**30)} GiB/s"
+    if bytes_per_s >= MiB:
+        return f"{_number(bytes_per_s / MiB)} MiB/s"
+    return f"{_number(bytes_per_s / KiB)} KiB/s"
+
+
+def rate_text(ops_per_s: float) -> str:
+    return "unlimited" if math.isinf(ops_per_s) else f"{max(1, round(ops_per_s))} IOPS"
+
+
+def _count_text(count: float) -> str:
+    return "unlimited" if math.isinf(count) else str(round(count))
+
+
+def _quote(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def profile_toml(
+    name: str,
+    target: Target,
+    fitted: Fitted,
+    measurements: list[Measurement] | tuple[Measurement, ...],
+    *,
+    source: str,
+    fstype: str = "",
+) -> str:
+    """The profile file: ``[meta]`` and ``[backend]`` with unit strings, a comment on each value."""
+    worst = max((abs(r) for r in fitted.residuals.values()), default=0.0)
+    fit_note = (
+        f"fitted: time = latency + size / bandwidth over {len(fitted.residuals)} single-stream sizes "
+        f"{format_size(min(m.size for m in measurements if m.name in fitted.residuals))}-"
+        f"{format_size(max(m.size for m in measurements if m.name in fitted.residuals))}, worst residual "
+        f"{100 * worst:.1f}%"
+    )
+    latency = (duration_text(fitted.latency_s), f"{fit_note} (intercept)")
+    stream = (bandwidth_text(fitted.stream_bandwidth), f"{fit_note} (1 / slope)")
+    aggregate = (bandwidth_text(fitted.aggregate_bandwidth), f"measured: best throughput, {fitted.aggregate_from}")
+    iops = (rate_text(fitted.iops), f"measured: best request rate, {fitted.iops_from}")
+    na = ("n/a", "does not apply")
+    unlimited_nic = ("unlimited", "not measured: the aggregate figure was measured through this client's link")
+    if target.kind == "rgw":
+        flags = {"access": "object", "shared": True, "page_cache": False}
+        rows = {
+            "open_latency": na,
+            "stat_latency": na,
+            "read_latency": na,
+            "get_latency": latency,
+            "client_nic_bandwidth": unlimited_nic,
+            "max_outstanding": ("unlimited", "each loader process has its own HTTP connection pool"),
+        }
+        comments = {"access": "every sample file is one GET", "page_cache": "S3 clients do not read through it"}
+    elif target.kind == "rados":
+        rbd = builtin_profile("rbd")
+        flags = {"access": "block", "shared": True, "page_cache": True}
+        rows = {
+            "open_latency": (duration_text(rbd.open_latency_s), "not measured: as the built-in rbd profile"),
+            "stat_latency": (duration_text(rbd.stat_latency_s), "not measured: as the built-in rbd profile"),
+            "read_latency": latency,
+            "get_latency": na,
+            "client_nic_bandwidth": unlimited_nic,
+            "max_outstanding": (_count_text(rbd.max_outstanding), "not measured: as the built-in rbd profile"),
+        }
+        comments = {
+            "access": "a local file system on an RBD image over this pool (RADOS reads measured)",
+            "page_cache": "a file system on a mapped image reads through it",
+        }
+    else:
+        shared = fstype in NETWORK_FILE_SYSTEMS
+        flags = {"access": "posix", "shared": shared, "page_cache": True}
+        rows = {
+            "open_latency": (duration_text(fitted.open_latency_s or 0.0), "measured: mean open(2), metadata warm"),
+            "stat_latency": (duration_text(fitted.stat_latency_s or 0.0), "measured: mean stat(2), metadata warm"),
+            "read_latency": latency,
+            "get_latency": na,
+            "client_nic_bandwidth": unlimited_nic if shared else na,
+            "max_outstanding": ("unlimited", "not measured"),
+        }
+        comments = {
+            "access": f"file system {fstype or 'unknown'}",
+            "shared": "a network file system" if shared else "node-local: every node has its own",
+            "page_cache": "buffered reads go through the Linux page cache",
+        }
+    backend = {**rows}
+    backend["stream_bandwidth"] = stream
+    backend["aggregate_bandwidth"] = aggregate
+    backend["iops"] = iops
+    order = [
+        "open_latency",
+        "stat_latency",
+        "read_latency",
+        "get_latency",
+        "stream_bandwidth",
+        "aggregate_bandwidth",
+        "iops",
+        "client_nic_bandwidth",
+        "max_outstanding",
+    ]
+    lines = [
+        f"# Measured by `replay calibrate` against {target.text}. The measurements (mean time per request):",
+        *(
+            f"#   {m.name:<26} {m.ops:>8} ops {m.bytes_per_s / 1e6:>9.1f} MB/s {m.ops_per_s:>9.0f} ops/s "
+            f"{m.latency_s * 1e3:>8.3f} ms"
+            for m in measurements
+        ),
+        "",
+        "[meta]",
+        f"name = {_quote(name)}",
+        f"description = {_quote(f'calibrated {target.kind}: {target.text}')}",
+        f"source = {_quote(source)}",
+        "",
+        "[backend]",
+    ]
+    for key, value in flags.items():
+        text = ("true" if value else "false") if isinstance(value, bool) else _quote(value)
+        lines.append(f"{key} = {text}" + (f"  # {comments[key]}" if key in comments else ""))
+    for key in order:
+        value, comment = backend[key]
+        text = value if value.isdigit() else _quote(value)
+        lines.append(f"{key} = {text}  # {comment}")
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------------------- calibrate
+
+
+def calibrate(target: str, out: Path, *, budget_s: float = 60, progress: Progress | None = None) -> Calibration:
+    """Measure ``target``, fit the profile numbers and write the profile to ``out`` (TOML).
+
+    ``budget_s`` bounds the measurements (set-up included; a measurement runs at least
+    ``MIN_CELL_S``). Raises :class:`TargetError` for a target it cannot parse, :class:`ReplayError`
+    (:class:`CalibrationError`) when a measurement fails or cannot be trusted.
+    """
+    if not budget_s >= MIN_BUDGET_S:
+        raise ValueError(f"budget_s(={budget_s}) must be >= {MIN_BUDGET_S}")
+    say = progress or (lambda message: None)
+    parsed = parse_target(target)
+    out = Path(out)
+    budget = _Budget(budget_s)
+    notes: list[str] = []
+    fstype = ""
+    with tempfile.TemporaryDirectory(prefix="trainio-calibrate-") as scratch:
+        if parsed.kind == "rgw":
+            measurements, tool, notes = _calibrate_rgw(parsed, budget, say)
+        elif parsed.kind == "rados":
+            measurements, tool = _calibrate_rados(parsed, budget, say, Path(scratch))
+        else:
+            measurements, tool, notes, fstype = _calibrate_directory(parsed, budget, say)
+    fitted = fit_measurements(measurements)
+    elapsed = time.monotonic() - budget.start
+    now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    source = (
+        f"measured by `replay calibrate` against {parsed.text} on {now} from {os.uname().nodename}, "
+        f"{tool}, {len(measurements)} measurements in {elapsed:.0f} s"
+    )
+    text = profile_toml(out.stem, parsed, fitted, measurements, source=source, fstype=fstype)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text, encoding="utf-8")
+    profile = load_profile(out)
+    return Calibration(
+        target=parsed.text,
+        kind=parsed.kind,
+        measurements=tuple(measurements),
+        fitted=fitted,
+        profile_path=out,
+        profile=profile,
+        elapsed_s=elapsed,
+        tool=tool,
+        notes=tuple(notes),
+    )
+
+
+def render_calibration(cal: Calibration) -> str:
+    """The measurements, the fit and its residuals as a short table."""
+    f = cal.fitted
+    header = f"  {'measurement':<26} {'ops':>8} {'MB/s':>9} {'ops/s':>9} {'mean ms':>9} {'fit ms':>8} {'resid.':>7}"
+    lines = [
+        f"calibration  {cal.target} ({cal.tool}), {len(cal.measurements)} measurements in {cal.elapsed_s:.1f} s",
+        header,
+        "  " + "-" * (len(header) - 2),
+    ]
+    for m in cal.measurements:
+        fit = resid = ""
+        if m.name in f.residuals:
+            fit = f"{(f.latency_s + m.size / f.stream_bandwidth) * 1e3:.3f}"
+            resid = f"{100 * f.residuals[m.name]:+.1f}%"
+        lines.append(
+            f"  {m.name:<26} {m.ops:>8,} {m.bytes_per_s / 1e6:>9.1f} {m.ops_per_s:>9,.0f} "
+            f"{m.latency_s * 1e3:>9.3f} {fit:>8} {resid:>7}"
+        )
+    kind = "GET" if cal.kind == "rgw" else "read"
+    lines.append(
+        f"  fitted       {kind} latency {duration_text(f.latency_s)}, stream {bandwidth_text(f.stream_bandwidth)}, "
+        f"aggregate {bandwidth_text(f.aggregate_bandwidth)} ({f.aggregate_from}), "
+        f"{rate_text(f.iops)} ({f.iops_from})"
+    )
+    if f.open_latency_s is not None:
+        lines.append(
+            f"  metadata     open {duration_text(f.open_latency_s)}, stat {duration_text(f.stat_latency_s or 0.0)}"
+        )
+    lines += [f"  note         {note}" for note in cal.notes]
+    return "\n".join(lines)

@@ -1,0 +1,19 @@
+"""Option checks shared by the replay subcommands (click callbacks)."""
+
+from __future__ import annotations
+
+import math
+
+import click
+
+
+def positive_int(ctx: click.Context, param: click.Parameter, value: int | None) -> int | None:
+    if value is not None and value < 1:
+        raise click.BadParameter(f"must be >= 1 (got {value})")
+    return value
+
+
+def positive_float(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
+    if value is not None and not (value > 0 and math.isfinite(value)):
+        raise click.BadParameter(f"must be a number > 0 (got {value})")
+    return value

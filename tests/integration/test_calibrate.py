@@ -1,0 +1,101 @@
+"""replay calibrate against real storage: the dev cluster's RGW and RADOS pool (the ``ceph``
+fixture) and a local directory. Small budgets keep each under 40 s."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from models.backend import load_profile
+from replay.calibrate import RADOS_PREFIX, CalibrationError, _check_rados_objects, calibrate, render_calibration
+from tests.helpers import run_cli
+
+BUNDLED = Path(__file__).resolve().parents[2] / "traces" / "imagenet_jpeg-cpu"
+BUDGET_S = 15
+
+
+@pytest.fixture
+def ceph_env(ceph, monkeypatch) -> dict:
+    _, env = ceph
+    for name in ("CEPH_CONF", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(name, env[name])
+    return env
+
+
+@pytest.mark.slow
+def test_rgw_calibration_writes_a_loadable_object_profile_with_sane_numbers(ceph_env, tmp_path):
+    out = tmp_path / "my-rgw.toml"
+    started = time.monotonic()
+    cal = calibrate(f"rgw:{ceph_env['TRAINIO_S3_ENDPOINT']}/trainio-calibrate", out, budget_s=BUDGET_S)
+    assert time.monotonic() - started < 40
+    profile = load_profile(out)
+    assert (profile.name, profile.access, profile.shared) == ("my-rgw", "object", True)
+    assert 0.2e-3 <= profile.get_latency_s <= 50e-3
+    assert profile.get_latency_s == pytest.approx(cal.fitted.latency_s, rel=1e-3)
+    assert profile.stream_bandwidth > 0 and profile.aggregate_bandwidth > 0 and profile.iops > 0
+    # Five single-stream sizes fitted, each with its residual; concurrency cells on top.
+    assert len(cal.residuals) == 5 and all(abs(r) < 1 for r in cal.residuals.values())
+    assert any(m.threads > 1 for m in cal.measurements)
+    assert "replay calibrate" in profile.source and "rgw:" in profile.source
+    table = render_calibration(cal)
+    assert "get 4KiB qd1" in table and "GET latency" in table
+    assert ceph_env["AWS_SECRET_ACCESS_KEY"] not in out.read_text() + table
+
+
+@pytest.mark.slow
+def test_rados_calibration_checks_its_objects_and_writes_a_block_profile(ceph_env, tmp_path):
+    out = tmp_path / "my-rados.toml"
+    started = time.monotonic()
+    cal = calibrate("rados:trainpool", out, budget_s=BUDGET_S)
+    assert time.monotonic() - started < 40
+    profile = load_profile(out)
+    assert (profile.access, profile.shared) == ("block", True)
+    assert 0.02e-3 <= profile.read_latency_s <= 50e-3
+    assert profile.stream_bandwidth > 0 and profile.aggregate_bandwidth > 0 and profile.iops > 0
+    assert cal.tool.startswith("fio-") and cal.tool in profile.source
+    # fio's rados engine reports reads of a missing object as fast successes; the stat check catches it.
+    subprocess.run(
+        ["rados", "-p", "trainpool", "rm", f"{RADOS_PREFIX}3"],
+        check=True,
+        timeout=30,
+        env=ceph_env,
+        capture_output=True,
+    )
+    with pytest.raises(CalibrationError, match=f"{RADOS_PREFIX}3: missing"):
+        _check_rados_objects("trainpool", ceph_env["CEPH_CONF"], "before the reads")
+
+
+@pytest.mark.slow
+def test_rados_calibration_of_a_pool_that_is_not_there_fails_loudly(ceph_env, tmp_path):
+    with pytest.raises(CalibrationError, match="cannot open pool 'no-such-pool'"):
+        calibrate("rados:no-such-pool", tmp_path / "x.toml", budget_s=BUDGET_S)
+    assert not (tmp_path / "x.toml").exists()
+
+
+@pytest.mark.slow
+def test_directory_calibration_from_the_cli_prints_the_fit_and_the_next_command(tmp_path):
+    target = tmp_path / "storage"
+    target.mkdir()
+    out = tmp_path / "local.toml"
+    proc = run_cli("replay", "calibrate", "--target", target, "--out", out, "--budget-s", "8", timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "randread 4KiB qd1" in proc.stdout and "resid." in proc.stdout and "open-read-close" in proc.stdout
+    assert f"wrote {out}" in proc.stdout
+    assert f"next: replay what-if --trace TRACE --profile {out}" in proc.stdout
+    profile = load_profile(out)
+    assert (profile.access, profile.shared) == ("posix", False)
+    assert 0 < profile.open_latency_s < 10e-3 and 0 < profile.stat_latency_s < 10e-3
+    assert list(target.iterdir()) == []  # its files are gone
+    # The profile drives a projection.
+    whatif = run_cli("replay", "what-if", "--trace", BUNDLED, "--profile", out, "--json", timeout=120)
+    assert whatif.returncode == 0, whatif.stderr
+    assert json.loads(whatif.stdout)["time_to_train_s"] > 0
+
+
+def test_a_target_that_is_not_storage_is_a_usage_error(tmp_path):
+    proc = run_cli("replay", "calibrate", "--target", "nfs:/x", "--out", tmp_path / "x.toml", timeout=60)
+    assert proc.returncode == 2 and "target" in proc.stderr and len(proc.stderr.splitlines()) == 1
