@@ -28,7 +28,9 @@ test: lint system-deps
 bench: install
 	$(PY) bench/overhead.py
 	$(PY) bench/whatif_speed.py
+	$(PY) bench/replay_fidelity.py
 
-bench-smoke: install
+bench-smoke: install system-deps
 	$(PY) bench/overhead.py --smoke --out out/bench-smoke/overhead.json
 	$(PY) bench/whatif_speed.py --smoke --out out/bench-smoke/whatif.json
+	$(PY) bench/replay_fidelity.py --smoke --out out/bench-smoke/replay_fidelity.json
