@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import platform
 import sys
@@ -70,20 +69,7 @@ def small(**fields: object) -> Workload:
 
 def plain(**fields: object) -> BackendProfile:
     """A POSIX backend without limits unless given: the small cases dial one limit at a time."""
-    values: dict = {
-        "name": "synthetic",
-        "access": "posix",
-        "shared": True,
-        "page_cache": False,
-        "stream_bandwidth": math.inf,
-        "aggregate_bandwidth": math.inf,
-        "iops": math.inf,
-        "open_latency_s": 0.0,
-        "stat_latency_s": 0.0,
-        "read_latency_s": 0.0,
-        "client_nic_bandwidth": math.inf,
-    }
-    return BackendProfile(**{**values, **fields})
+    return BackendProfile.unlimited(**{"name": "synthetic", **fields})
 
 
 def small_cases(smoke: bool) -> dict[str, tuple]:

@@ -82,6 +82,25 @@ class BackendProfile:
         if self.client_nic_bandwidth is not None and not self.client_nic_bandwidth > 0:
             raise ProfileError(f"client_nic_bandwidth(={self.client_nic_bandwidth}) must be > 0")
 
+    @classmethod
+    def unlimited(cls, **fields: object) -> BackendProfile:
+        """A shared POSIX backend with no latency and no limits, except the ``fields`` given (tests and
+        benchmarks dial one limit at a time)."""
+        values: dict = {
+            "name": "unlimited",
+            "access": "posix",
+            "shared": True,
+            "page_cache": False,
+            "stream_bandwidth": math.inf,
+            "aggregate_bandwidth": math.inf,
+            "iops": math.inf,
+            "open_latency_s": 0.0,
+            "stat_latency_s": 0.0,
+            "read_latency_s": 0.0,
+            "client_nic_bandwidth": math.inf,
+        }
+        return cls(**{**values, **fields})
+
     @property
     def request_latency_s(self) -> float:
         """Time to first byte of one data request (a read, or a GET for object stores)."""

@@ -1,7 +1,6 @@
 """The simulator against analytic limits, and the fast mode against the exact one."""
 
 import json
-import math
 
 import numpy as np
 import pytest
@@ -22,20 +21,7 @@ STEP = RNG.normal(0.05, 0.005, 200)
 
 def backend(**fields) -> BackendProfile:
     """A POSIX backend with no limits at all, unless given."""
-    values = {
-        "name": "test",
-        "access": "posix",
-        "shared": True,
-        "page_cache": False,
-        "stream_bandwidth": math.inf,
-        "aggregate_bandwidth": math.inf,
-        "iops": math.inf,
-        "open_latency_s": 0.0,
-        "stat_latency_s": 0.0,
-        "read_latency_s": 0.0,
-        "client_nic_bandwidth": math.inf,
-    }
-    return BackendProfile(**{**values, **fields})
+    return BackendProfile.unlimited(**{"name": "test", **fields})
 
 
 def workload(**fields) -> Workload:
