@@ -29,8 +29,10 @@ bench: install
 	$(PY) bench/overhead.py
 	$(PY) bench/whatif_speed.py
 	$(PY) bench/replay_fidelity.py
+	$(PY) bench/accuracy.py
 
 bench-smoke: install system-deps
 	$(PY) bench/overhead.py --smoke --out out/bench-smoke/overhead.json
 	$(PY) bench/whatif_speed.py --smoke --out out/bench-smoke/whatif.json
 	$(PY) bench/replay_fidelity.py --smoke --out out/bench-smoke/replay_fidelity.json
+	$(PY) bench/accuracy.py --smoke --out out/bench-smoke/accuracy.json

@@ -25,7 +25,8 @@ MARKER = "GENERATING"  # written first: the directory is ours and may be wiped
 DONE = "DONE"  # written last: the data set is complete
 
 
-def parse_args(name, description, samples, batch_size, epochs=2):
+def parse_args(name, description, samples, batch_size, epochs=2, extra=None):
+    """The options every example shares; extra(parser), when given, adds a script's own."""
     p = argparse.ArgumentParser(
         prog=name,
         description=description,
@@ -62,6 +63,8 @@ def parse_args(name, description, samples, batch_size, epochs=2):
         default="cuda" if torch.cuda.is_available() else "cpu",
     )
     p.add_argument("--seed", type=int, default=0)
+    if extra is not None:
+        extra(p)
     return p.parse_args()
 
 
@@ -122,14 +125,18 @@ def normalize(pixels):
     return torch.from_numpy(np.ascontiguousarray(((pixels - MEAN) / STD).transpose(2, 0, 1)))
 
 
-def make_loader(args, dataset, collate_fn=None, distributed=None):
-    """Shuffled DataLoader; a DistributedSampler splits it across ranks under torchrun."""
+def make_loader(args, dataset, collate_fn=None, distributed=None, persistent_workers=False):
+    """Shuffled DataLoader; a DistributedSampler splits it across ranks (args.world, args.rank:
+    torchrun's, or a script's own when it runs ranks as independent processes)."""
     distributed = args.world > 1 if distributed is None else distributed
-    sampler = DistributedSampler(dataset, shuffle=True, seed=args.seed) if distributed else None
+    sampler = None
+    if distributed:
+        sampler = DistributedSampler(dataset, num_replicas=args.world, rank=args.rank, shuffle=True, seed=args.seed)
     kwargs = {}
     if args.workers > 0:
         kwargs["multiprocessing_context"] = args.start_method
         kwargs["prefetch_factor"] = args.prefetch_factor
+        kwargs["persistent_workers"] = persistent_workers
     return DataLoader(
         dataset,
         batch_size=args.batch_size,
