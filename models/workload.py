@@ -177,26 +177,21 @@ def from_trace(trace, *, epochs: int | None = None) -> Workload:  # noqa: ANN001
         notes.append("no per-sample events: per-sample costs are per-batch averages")
     if unit_rows.any():
         nbytes = _interval_sums(e_start[unit_rows], e_end[unit_rows], key_e[unit_rows], r_start, key_r, r_bytes)
-        opens = _data_ops(trace, ("open", "fopen", "get"))
-        o_key = opens["pid"].to_numpy().astype(np.int64) << 32 | opens["tid"].to_numpy().astype(np.int64)
-        nopen = _interval_sums(
-            e_start[unit_rows],
-            e_end[unit_rows],
-            key_e[unit_rows],
-            opens["start_ns"].to_numpy(),
-            o_key,
-            np.ones(opens.num_rows),
-        )
-        stats = _data_ops(trace, ("stat", "fstat"))
-        s_key = stats["pid"].to_numpy().astype(np.int64) << 32 | stats["tid"].to_numpy().astype(np.int64)
-        nstat = _interval_sums(
-            e_start[unit_rows],
-            e_end[unit_rows],
-            key_e[unit_rows],
-            stats["start_ns"].to_numpy(),
-            s_key,
-            np.ones(stats.num_rows),
-        )
+
+        def count_in_units(ops: tuple[str, ...]) -> np.ndarray:
+            rows = _data_ops(trace, ops)
+            keys = rows["pid"].to_numpy().astype(np.int64) << 32 | rows["tid"].to_numpy().astype(np.int64)
+            return _interval_sums(
+                e_start[unit_rows],
+                e_end[unit_rows],
+                key_e[unit_rows],
+                rows["start_ns"].to_numpy(),
+                keys,
+                np.ones(rows.num_rows),
+            )
+
+        nopen = count_in_units(("open", "fopen", "get"))
+        nstat = count_in_units(("stat", "fstat"))
         nread = _interval_sums(
             e_start[unit_rows], e_end[unit_rows], key_e[unit_rows], r_start, key_r, np.ones(len(r_start))
         )
