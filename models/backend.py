@@ -2,8 +2,9 @@
 
 A profile is a TOML file with a ``[meta]`` table (``name``, ``description``, ``source``) and a
 ``[backend]`` table whose values are unit strings (see ``models.units``). Every key must be
-present; ``"n/a"`` marks a key that does not apply to the access kind (``get_latency`` on a POSIX
-file system, ``open_latency`` on an object store, ``client_nic_bandwidth`` on a node-local disk).
+present, except the optional CPU keys (``request_cpu``, ``colocated_cpu``: "0 s" when absent);
+``"n/a"`` marks a key that does not apply to the access kind (``get_latency`` on a POSIX file
+system, ``open_latency`` on an object store, ``client_nic_bandwidth`` on a node-local disk).
 The built-in profiles live in ``models/profiles/``; each value there carries a comment naming
 where it comes from.
 """
@@ -60,6 +61,14 @@ class BackendProfile:
     """Bytes/s one client node can move to or from this backend; None for node-local ones."""
     max_outstanding: float = math.inf
     """Requests one client node may have in flight at once."""
+    request_cpu_s: float = 0.0
+    """CPU the client spends on the training node per data request (HTTP and its parsing, the
+    librados messenger, a file system client): taken from the node's cores, not a wait. The
+    latencies exclude it, so that an unloaded request still costs latency + this."""
+    colocated_cpu_s: float = 0.0
+    """CPU the storage servers spend per data request on the training nodes' own cores: non-zero
+    only when they run there (hyperconverged, e.g. Rook-Ceph on the GPU nodes, or a dev cluster).
+    Also excluded from the latencies."""
     description: str = ""
     source: str = ""
 
@@ -73,6 +82,9 @@ class BackendProfile:
                 raise ProfileError(f"{name} is required for access={self.access!r}")
             if value < 0:
                 raise ProfileError(f"{name}(={value}) must be >= 0")
+        for name in ("request_cpu_s", "colocated_cpu_s"):
+            if not (getattr(self, name) >= 0 and math.isfinite(getattr(self, name))):
+                raise ProfileError(f"{name}(={getattr(self, name)}) must be >= 0 and finite")
         for name in ("stream_bandwidth", "aggregate_bandwidth", "iops", "max_outstanding"):
             value = getattr(self, name)
             if not value > 0:
@@ -108,6 +120,11 @@ class BackendProfile:
         assert latency is not None  # checked in __post_init__
         return latency
 
+    @property
+    def node_cpu_per_request_s(self) -> float:
+        """CPU one data request takes from the training node's cores (client and co-located server)."""
+        return self.request_cpu_s + self.colocated_cpu_s
+
 
 _POSIX_LATENCIES = ("open_latency_s", "stat_latency_s", "read_latency_s")
 
@@ -131,7 +148,11 @@ _KEYS: dict[str, tuple[str, Callable[..., float]]] = {
     "iops": ("iops", parse_rate),
     "client_nic_bandwidth": ("client_nic_bandwidth", parse_bandwidth),
     "max_outstanding": ("max_outstanding", _count),
+    "request_cpu": ("request_cpu_s", parse_duration),
+    "colocated_cpu": ("colocated_cpu_s", parse_duration),
 }
+OPTIONAL = {"request_cpu": "0 s", "colocated_cpu": "0 s"}
+"""Keys a profile may leave out, and the value they then have."""
 
 
 def _applies(key: str, access: str, shared: bool) -> bool:
@@ -173,7 +194,7 @@ def load_profile(path: str | Path) -> BackendProfile:
             if key not in known:
                 raise fail(f"unknown key [{table}] {key}")
         for key in known:
-            if key not in values:
+            if key not in values and key not in OPTIONAL:
                 raise fail(f"missing key [{table}] {key}")
     for key in _META:
         if not isinstance(meta[key], str):
@@ -187,7 +208,7 @@ def load_profile(path: str | Path) -> BackendProfile:
 
     fields: dict[str, float | None] = {}
     for key, (field, parse) in _KEYS.items():
-        text = backend[key]
+        text = backend.get(key, OPTIONAL.get(key))
         if not _applies(key, access, shared):
             if text != NOT_APPLICABLE:
                 raise fail(f"[backend] {key}(={text!r}) does not apply here; write {NOT_APPLICABLE!r}")
