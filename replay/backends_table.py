@@ -27,6 +27,7 @@ def backend_row(profile: BackendProfile) -> dict[str, object]:
         "page_cache": profile.page_cache,
         "open_ms": _ms(profile.open_latency_s),
         "request_latency_ms": _ms(profile.request_latency_s),
+        "request_cpu_ms": _ms(profile.node_cpu_per_request_s),
         "stream_MBps": _mbps(profile.stream_bandwidth),
         "aggregate_MBps": _mbps(profile.aggregate_bandwidth),
         "iops": profile.iops,

@@ -54,14 +54,15 @@ def whatif_table(result: WhatIfResult, workload: Workload) -> str:
 
 def backends_table(rows: list[dict]) -> str:
     header = (
-        f"{'name':<11} {'kind':<7} {'shared':<6} {'open ms':>8} {'req ms':>7} {'stream MB/s':>12} "
+        f"{'name':<11} {'kind':<7} {'shared':<6} {'open ms':>8} {'req ms':>7} {'cpu ms':>7} {'stream MB/s':>12} "
         f"{'aggr MB/s':>11} {'IOPS':>10}  source"
     )
     lines = [header, "-" * len(header)]
     for r in rows:
         lines.append(
             f"{r['name']:<11} {r['kind']:<7} {'yes' if r['shared'] else 'no':<6} {_num(r['open_ms'], digits=2):>8} "
-            f"{_num(r['request_latency_ms'], digits=2):>7} {_num(r['stream_MBps'], digits=0):>12} "
+            f"{_num(r['request_latency_ms'], digits=2):>7} {_num(r['request_cpu_ms'], digits=2):>7} "
+            f"{_num(r['stream_MBps'], digits=0):>12} "
             f"{_num(r['aggregate_MBps'], digits=0):>11} {_num(r['iops'], digits=0):>10}  {r['source']}"
         )
     return "\n".join(lines)

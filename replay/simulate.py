@@ -6,7 +6,9 @@ Processes, per training process (rank):
     sends the next batch index only when the loop takes a batch. W = 0 loads in the loop itself.
     A worker loads the samples of its batch one after the other: storage requests, then CPU time
     (resampled from the workload) on the node's cores, which are processor-shared like the Linux
-    scheduler shares them among runnable processes (a worker uses at most one core).
+    scheduler shares them among runnable processes (a worker uses at most one core). Every data
+    request also takes the backend's CPU per request (its client's, and its servers' when they
+    run on the training nodes) from those cores.
   * The training loop: wait for the next batch (stall), compute (resampled step time, one draw
     per step shared by all ranks: every rank runs the same model on the same-size batch), wait at
     the step barrier of all ranks (DDP's all-reduce synchronises them), then the exposed part of
@@ -82,6 +84,9 @@ class Counters:
     data_requests: float = 0.0
     meta_ops: float = 0.0
     cpu_s: float = 0.0
+    """Core time: the workload's decode and transform, and the storage requests' CPU."""
+    storage_cpu_s: float = 0.0
+    """The part of ``cpu_s`` that storage requests took (client and co-located server)."""
     cpu_wait_s: float = 0.0
     """Waiting for a free core."""
     meta_s: float = 0.0
@@ -523,6 +528,9 @@ class _Sim:
             self.slots[node].release(slot)
         counters.storage_bytes += nbytes
         counters.data_requests += 1
+        if plan.request_cpu_s > 0:
+            counters.storage_cpu_s += plan.request_cpu_s
+            yield from self._cpu(node, plan.request_cpu_s, counters)
 
     def _cpu(self, node: int, seconds: float, counters: Counters) -> Gen:
         if seconds <= 0:
@@ -538,6 +546,8 @@ class _Sim:
         stations = self.fluid.stations
         requests_s = stations["requests"].alone_s(requests)
         transfer_s = stations["bandwidth"].alone_s(nbytes)
+        storage_cpu_s = requests * self.plan.request_cpu_s
+        cpu_s += storage_cpu_s
         use = {"bandwidth": nbytes, "requests": requests, "cores": cpu_s}
         if self.fluid.limits:
             use["outstanding"] = requests_s + transfer_s
@@ -549,6 +559,7 @@ class _Sim:
         counters.queue_s += requests_s - latency_s + lost["requests"] + lost.get("outstanding", 0.0)
         counters.transfer_s += transfer_s + lost["bandwidth"]
         counters.cpu_s += cpu_s
+        counters.storage_cpu_s += storage_cpu_s
         counters.cpu_wait_s += lost["cores"]
         counters.storage_bytes += nbytes
         counters.data_requests += requests

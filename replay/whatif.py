@@ -26,12 +26,16 @@ BOTTLENECKS = (
     "storage-iops",
     "network",
     "cpu-preprocessing",
+    "storage-cpu",
     "preload",
 )
 COMPUTE_BOUND_STALL = 0.05
 """Below this stall fraction a run is compute-bound (or network-bound)."""
 SATURATED = 0.85
 """A resource used at least this much of the training time is the bottleneck."""
+STORAGE_CPU_SHARE = 0.5
+"""Busy cores are named ``storage-cpu`` when storage requests (client and co-located servers)
+take at least this share of their work, ``cpu-preprocessing`` otherwise."""
 
 
 @dataclass(frozen=True)
@@ -163,6 +167,7 @@ def _evidence(plan: Plan, sim: SimulationResult) -> dict[str, object]:
         "bandwidth_utilization": _ratio(loader.storage_bytes, training * plan.node_bandwidth),
         "iops_utilization": _ratio(loader.data_requests, training * plan.node_iops),
         "cpu_utilization": _ratio(loader.cpu_s, training * plan.cpus_per_node),
+        "storage_cpu_share": _ratio(loader.storage_cpu_s, loader.cpu_s),
         "node_read_MBps": _ratio(loader.storage_bytes, training) / 1e6,
         "node_requests_per_s": _ratio(loader.data_requests, training),
         "allreduce_per_step_s": plan.allreduce_s,
@@ -209,8 +214,9 @@ def classify(evidence: dict) -> str:
         "cpu-preprocessing": evidence["cpu_utilization"],
     }
     busiest = max(saturation, key=saturation.__getitem__)
+    cpu = "storage-cpu" if evidence["storage_cpu_share"] >= STORAGE_CPU_SHARE else "cpu-preprocessing"
     if saturation[busiest] >= SATURATED:
-        return busiest
+        return cpu if busiest == "cpu-preprocessing" else busiest
     # Nothing saturated: the loaders are slow by themselves; name what they spend time on.
     shares = evidence["loader_time_share"]
     waits = {
@@ -219,4 +225,5 @@ def classify(evidence: dict) -> str:
         "storage-bandwidth": shares["transfer"],
         "cpu-preprocessing": shares["cpu"] + shares["cpu_wait"],
     }
-    return max(waits, key=waits.__getitem__)
+    busiest = max(waits, key=waits.__getitem__)
+    return cpu if busiest == "cpu-preprocessing" else busiest

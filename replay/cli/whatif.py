@@ -89,7 +89,8 @@ def whatif(
     """Project the time-to-train of a captured run under other conditions.
 
     Everything not given stays as captured. The result names the bottleneck (compute,
-    storage-bandwidth, storage-latency, storage-iops, network, cpu-preprocessing, preload) and
+    storage-bandwidth, storage-latency, storage-iops, network, cpu-preprocessing, storage-cpu:
+    cores busy mostly with storage requests' CPU, preload) and
     the numbers behind it; --json prints time_to_train_s, per_epoch_s, accelerator_utilization,
     stall_fraction, read_MBps, read_ops_per_s, backend_capacity, bottleneck, bottleneck_evidence.
     """

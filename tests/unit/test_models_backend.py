@@ -55,6 +55,17 @@ def test_a_missing_key_names_the_file_and_the_key(tmp_path):
         load_profile(path)
 
 
+def test_the_cpu_per_request_keys_are_optional_and_zero_when_absent(tmp_path):
+    assert (builtin_profile("rgw").request_cpu_s, builtin_profile("rgw").colocated_cpu_s) == (0.0, 0.0)
+    text = RGW.replace("[backend]\n", '[backend]\nrequest_cpu = "2.4 ms"\ncolocated_cpu = "1500 us"\n')
+    profile = load_profile(write(tmp_path, text))
+    assert (profile.request_cpu_s, profile.colocated_cpu_s) == pytest.approx((2.4e-3, 1.5e-3))
+    assert profile.node_cpu_per_request_s == pytest.approx(3.9e-3)
+    path = write(tmp_path, RGW.replace("[backend]\n", '[backend]\nrequest_cpu = "n/a"\n'))
+    with pytest.raises(ProfileError, match=rf"{re.escape(str(path))}.*request_cpu"):
+        load_profile(path)
+
+
 def test_a_value_with_the_wrong_unit_names_the_file_and_the_key(tmp_path):
     path = write(tmp_path, RGW.replace('stream_bandwidth = "500 MiB/s"', 'stream_bandwidth = "2 ms"'))
     with pytest.raises(ProfileError, match=rf"{re.escape(str(path))}.*stream_bandwidth\(='2 ms'\)"):

@@ -111,6 +111,22 @@ def test_an_iops_limit_caps_the_request_rate(exact):
     assert result.bottleneck == "storage-iops"
 
 
+@both_modes
+def test_storage_cpu_per_request_competes_with_decoding_for_the_nodes_cores(exact):
+    """8 workers on 2 cores: each sample takes 1 ms of decode and one GET of 3 ms of client and
+    server CPU, so the cores, not the 0.1 ms latency, set the pace: samples x 4 ms / 2 cores."""
+    job = workload(step_compute_s=np.array([1e-4]), sample_cpu_s=np.array([1e-3]), workers=8, epochs=1)
+    get = {"access": "object", "get_latency_s": 1e-4, "open_latency_s": None, "stat_latency_s": None}
+    cluster = Cluster(cpus_per_node=2)
+    busy = project(job, backend(**get, request_cpu_s=2e-3, colocated_cpu_s=1e-3), cluster, FILES, exact=exact)
+    assert busy.time_to_train_s == pytest.approx(2048 * 4e-3 / 2, rel=0.03)
+    assert busy.bottleneck == "storage-cpu"
+    assert busy.bottleneck_evidence["storage_cpu_share"] == pytest.approx(0.75, rel=0.01)
+    idle = project(job, backend(**get), cluster, FILES, exact=exact)
+    assert idle.time_to_train_s == pytest.approx(2048 * 1e-3 / 2, rel=0.03)
+    assert idle.bottleneck == "cpu-preprocessing"
+
+
 def test_an_allreduce_longer_than_compute_makes_the_job_network_bound():
     result = project(
         workload(model_bytes=1e9),
@@ -144,6 +160,12 @@ AGREEMENT = {
         "files",
     ),
     "cpu-bound": (varied(workers=8), backend(read_latency_s=1e-4), Cluster(gpus_per_node=2, cpus_per_node=2), "files"),
+    "storage-cpu-bound": (
+        varied(workers=4),
+        backend(read_latency_s=5e-4, request_cpu_s=2e-3, colocated_cpu_s=1e-3),
+        Cluster(gpus_per_node=2, cpus_per_node=2),
+        "files",
+    ),
     "loading-in-the-training-loop": (
         varied(workers=0),
         backend(read_latency_s=1e-3, aggregate_bandwidth=300e6),

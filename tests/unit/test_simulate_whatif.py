@@ -21,6 +21,7 @@ def evidence(**fields):
         "bandwidth_utilization": 0.1,
         "iops_utilization": 0.1,
         "cpu_utilization": 0.1,
+        "storage_cpu_share": 0.0,
         "loader_time_share": IDLE_LOADERS,
     }
     return {**values, **fields}
@@ -60,6 +61,8 @@ def shares(**fields):
         ({"bandwidth_utilization": 0.97}, "storage-bandwidth"),
         ({"iops_utilization": 0.9, "bandwidth_utilization": 0.5}, "storage-iops"),
         ({"cpu_utilization": 0.95}, "cpu-preprocessing"),
+        ({"cpu_utilization": 0.95, "storage_cpu_share": 0.6}, "storage-cpu"),
+        ({"loader_time_share": shares(cpu=0.7, latency=0.3), "storage_cpu_share": 0.55}, "storage-cpu"),
         ({"loader_time_share": shares(latency=0.5, metadata=0.2, cpu=0.3)}, "storage-latency"),
         ({"loader_time_share": shares(transfer=0.6, cpu=0.4)}, "storage-bandwidth"),
         ({"loader_time_share": shares(cpu=0.5, cpu_wait=0.1, latency=0.4)}, "cpu-preprocessing"),
