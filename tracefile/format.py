@@ -18,7 +18,8 @@ from __future__ import annotations
 import pyarrow as pa
 
 FORMAT_NAME = "trainio-trace"
-FORMAT_VERSION = "1.0"
+FORMAT_VERSION = "1.1"
+"""1.1 added the manifest's ``host_cpu`` (readers tolerate its absence in 1.0 traces)."""
 MANIFEST = "manifest.json"
 SPOOL_DIR = "spool"
 IO_DIR = "io"

@@ -9,6 +9,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from tracefile.busyhost import busy_host_warning
 from tracefile.errors import TraceFormatError, TraceVersionError
 from tracefile.format import (
     EVENTS_DIR,
@@ -126,7 +127,8 @@ def _read_parts(folder: Path, schema: pa.Schema, warnings: list[str]) -> pa.Tabl
 
 
 def open_trace(trace_dir: str | Path) -> Trace:
-    """Load a finalized trace. Unreadable per-process files are skipped with a warning."""
+    """Load a finalized trace. Unreadable per-process files are skipped with a warning; a capture
+    made while other processes loaded the host adds one too."""
     root = Path(trace_dir)
     manifest = read_manifest(root)
     if not (root / IO_DIR).is_dir():
@@ -136,4 +138,7 @@ def open_trace(trace_dir: str | Path) -> Trace:
     warnings: list[str] = []
     io = _read_parts(root / IO_DIR, IO_SCHEMA, warnings)
     events = _read_parts(root / EVENTS_DIR, EVENTS_SCHEMA, warnings)
+    busy = busy_host_warning(manifest)
+    if busy:
+        warnings.append(busy)
     return Trace(root, manifest, io, events, warnings)

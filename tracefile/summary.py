@@ -3,7 +3,7 @@
 Keys (a contract other tools rely on): bytes_read, runtime_bytes_read, data_roots, read_ops,
 files_opened, distinct_files, processes, samples, batches, epochs, duration_s,
 data_stall_fraction, mean_step_s, mean_fetch_s, read_size_histogram, pattern, pattern_evidence,
-coverage; plus reread_bytes, reread_fraction, ipc_bytes_read, object_ops, warnings.
+coverage; plus reread_bytes, reread_fraction, ipc_bytes_read, object_ops, host_cpu, warnings.
 """
 
 from __future__ import annotations
@@ -217,5 +217,6 @@ def summarize(trace: Trace) -> dict:
         "object_ops": int(pc.sum(pc.equal(io["kind"], "object")).as_py() or 0),
         "coverage": coverage(trace),
         "exit_code": trace.manifest.get("exit_code"),
+        "host_cpu": trace.manifest.get("host_cpu"),
         "warnings": list(trace.warnings) + list(trace.manifest.get("lost", [])),
     }

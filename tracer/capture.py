@@ -7,11 +7,12 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from tracefile.format import SPOOL_DIR
-from tracer import runtime
+from tracer import hostcpu, runtime
 from tracer.finalize import finalize
 from tracer.interposer import InterposerError, library_path
 from tracer.manifest import new_manifest, write_manifest
@@ -81,6 +82,16 @@ def _run(command: list[str], env: dict[str, str]) -> int:
             signal.signal(s, handler)
 
 
+def _cpu_counters(problems: list[str], warn: Callable[[str], None]) -> hostcpu.CpuCounters | None:
+    try:
+        return hostcpu.read_counters()
+    except (OSError, ValueError) as exc:
+        problem = f"cannot read the host's CPU counters ({exc}): the host's CPU load during the capture is not recorded"
+        warn(f"trainio: {problem}")
+        problems.append(problem)
+        return None
+
+
 def capture(
     command: list[str],
     out: Path | None = None,
@@ -107,9 +118,14 @@ def capture(
         warn(f"trainio: {problem}")
     manifest["lost"] = problems
     write_manifest(trace_dir, manifest)
+    cpu_before = _cpu_counters(problems, warn)
     code = _run(command, env)
     end_ns, end_time = time.monotonic_ns(), time.time()
+    cpu_after = _cpu_counters(problems, warn) if cpu_before is not None else None
     try:
+        if cpu_after is not None:
+            manifest["host_cpu"] = hostcpu.host_cpu(cpu_before, cpu_after)
+        write_manifest(trace_dir, manifest)  # before finalize: a `tracer finalize` after a failure keeps it
         manifest = finalize(trace_dir, exit_code=code, end_monotonic_ns=end_ns, end_time=end_time)
     except Exception as exc:  # noqa: BLE001 - the training's result stands whatever finalize does
         warn(f"trainio: could not finalize {trace_dir}: {exc}; the spool is kept, run `tracer finalize {trace_dir}`")

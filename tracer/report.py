@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tracefile.busyhost import is_busy
+
 
 def _mb(n: float | None) -> str:
     return "-" if n is None else f"{n / 1e6:,.1f} MB"
@@ -17,8 +19,20 @@ def _s(x: float | None) -> str:
     return "-" if x is None else (f"{x * 1e3:.2f} ms" if x < 1 else f"{x:.2f} s")
 
 
+def host_cpu_line(host_cpu: dict | None) -> str:
+    """How much of the host's CPU other processes took during the capture, in one line."""
+    if not isinstance(host_cpu, dict):
+        return "not recorded (trace format 1.0, or finalized after a kill)"
+    busy = " -- busy host: per-sample CPU times may be inflated" if is_busy(host_cpu) else ""
+    return (
+        f"others used {_pct(host_cpu.get('other_fraction'))} of {host_cpu.get('cpus')} cores during the capture"
+        f" ({host_cpu.get('other_cpu_s')} CPU-s; the command {host_cpu.get('traced_cpu_s')} CPU-s"
+        f" in {host_cpu.get('window_s')} s){busy}"
+    )
+
+
 def short_summary(d: dict) -> str:
-    """Five lines printed at the end of a capture."""
+    """Six lines printed at the end of a capture."""
     cov = d["coverage"]
     return "\n".join(
         [
@@ -31,6 +45,7 @@ def short_summary(d: dict) -> str:
             f"   (run took {_s(d['duration_s'])}, exit code {d['exit_code']})",
             f"  coverage       {_pct(cov['ratio'])} of the kernel's rchar over {d['processes']} processes"
             + ("" if cov["c_level"] else "   (file reads NOT traced: the interposer was not loaded)"),
+            f"  host CPU       {host_cpu_line(d.get('host_cpu'))}",
         ]
     )
 

@@ -217,3 +217,62 @@ def test_without_the_interposer_loader_events_are_kept_and_the_gap_is_stated(tmp
     assert digest["coverage"]["c_level"] is False
     assert digest["bytes_read"] == 0
     assert digest["batches"] == 10 and digest["samples"] == 40
+
+
+BURN = "import time\nt = time.process_time()\nwhile time.process_time() - t < {seconds}:\n    pass\n"
+
+
+def test_host_cpu_records_the_command_trees_cpu_and_the_rest_of_the_host(tmp_path):
+    trace = tmp_path / "trace"
+    run_cli("tracer", "capture", "--out", trace, "--", sys.executable, "-c", BURN.format(seconds=0.3), check=True)
+    load = json.loads((trace / "manifest.json").read_text())["host_cpu"]
+    assert load["cpus"] == len(os.sched_getaffinity(0))
+    assert load["window_s"] > 0 and load["busy_s"] >= 0
+    assert load["traced_cpu_s"] >= 0.29  # the 0.3 s loop, plus interpreter start-up
+    assert load["other_cpu_s"] == pytest.approx(max(0.0, load["busy_s"] - load["traced_cpu_s"]), abs=0.002)
+    assert 0 <= load["other_fraction"] <= 1
+    assert summary_json(trace)["host_cpu"] == load
+    assert "host CPU       others used" in run_cli("tracer", "summary", trace, check=True).stdout
+
+
+def test_cpu_burnt_by_an_untraced_process_during_the_capture_counts_as_other(tmp_path):
+    """A loader started by the test (not traced) burns ~1 s of CPU inside the capture's window; the
+    host's busy time then exceeds the traced tree's by at least most of what the loader used."""
+    started, done, trace = tmp_path / "started", tmp_path / "done", tmp_path / "trace"
+    waiter = (
+        "import pathlib, sys, time\n"
+        "pathlib.Path(sys.argv[1]).touch()\n"
+        "deadline = time.monotonic() + 120\n"
+        "while not pathlib.Path(sys.argv[2]).exists() and time.monotonic() < deadline:\n"
+        "    time.sleep(0.05)\n"
+    )
+    cmd = [sys.executable, "-m", "tracer", "capture", "--out", str(trace), "--"]
+    capture = subprocess.Popen(
+        [*cmd, sys.executable, "-c", waiter, str(started), str(done)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not started.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert started.exists(), "the traced command did not start"
+        loader = subprocess.Popen([sys.executable, "-c", BURN.format(seconds=1.0)])
+        _, status, usage = os.wait4(loader.pid, 0)
+        loader.returncode = os.waitstatus_to_exitcode(status)
+        assert loader.returncode == 0
+        done.touch()
+        _, stderr = capture.communicate(timeout=120)
+    finally:
+        done.touch()
+        if capture.poll() is None:
+            capture.kill()
+            capture.wait(timeout=30)
+    assert capture.returncode == 0, stderr
+    loader_cpu = usage.ru_utime + usage.ru_stime
+    assert loader_cpu >= 0.99
+    load = json.loads((trace / "manifest.json").read_text())["host_cpu"]
+    # Others' noise only adds to other_cpu_s; the margin covers /proc/stat's tick accounting.
+    assert load["other_cpu_s"] >= 0.7 * loader_cpu, load
+    assert load["other_fraction"] > 0
