@@ -1,4 +1,5 @@
-"""Replay a trace's file reads on CephFS through libcephfs; stat and write RADOS objects for ``rados:`` targets.
+"""Replay a trace's file reads on CephFS through libcephfs and measure CephFS for ``replay calibrate``;
+stat and write RADOS objects for ``rados:`` targets.
 
 Run by Debian's ``/usr/bin/python3`` (the only interpreter that can import the ``python3-cephfs``
 and ``python3-rados`` bindings), so this file uses the standard library and those two modules only
@@ -7,6 +8,7 @@ the plan and reads the result; see its docstring for why CephFS is not replayed 
 
     /usr/bin/python3 replay/cephfs_helper.py cephfs PLAN.json     (PLAN.json or - for stdin)
     /usr/bin/python3 replay/cephfs_helper.py rados PLAN.json
+    /usr/bin/python3 replay/cephfs_helper.py calibrate PLAN.json
 
 ``cephfs`` plan: ``conf`` (ceph.conf path), ``root`` (a folder inside the file system), ``files``
 (relative path -> size in bytes), ``seed``, ``no_stall`` and ``processes``: a list of
@@ -28,6 +30,23 @@ Every object is stat'ed; with ``write`` a missing or wrongly sized object is wri
 pieces, every write checked). The result: ``objects``, ``ok`` (present with the right size after
 the run), ``written``, ``bytes_written``, ``bad`` (the first 20 ``[name, expected, found]``,
 found -1 when missing).
+
+``calibrate`` plan (``replay calibrate --target cephfs:/PATH``): ``conf``, ``root``, ``seed``,
+``files`` (laid out as for ``cephfs``), ``data`` (the relative path of a large file), ``samples``
+(relative paths of small files) and ``cells``: a list of ``{"name", "op", "size", "threads",
+"seconds", "min_ops"}``, run one after the other, with op ``randread`` (reads of ``size`` at random
+``size``-aligned offsets of ``data`` from ``threads`` threads, one mount), ``open-read-close`` (each
+sample file once, in order: open, read it whole, close) or ``stat`` (each sample file once).
+libcephfs's object cache (``client_oc``) is off, so that every read reaches the OSDs; the metadata
+cells run on a fresh mount each, so that every open and stat asks the MDS as the first touch of a
+file in an epoch over a large data set does. Without ``cells`` it only lays the files out. A cell
+runs ``seconds`` and at least ``min_ops`` operations (the metadata cells stop early when the files
+run out). The result: ``version`` (libcephfs's), ``layout`` and per cell ``name``, ``ops``,
+``bytes``, ``seconds`` (the timed phase), ``latency_s`` (mean time per op), ``first_byte_s``
+(open-read-close: mean time of the open), ``cpu_s`` (this process's CPU over the timed phase, all
+threads: libcephfs's included) and ``host_jiffies`` (``[busy, total]`` of /proc/stat's cpu line at
+the start and the end of the phase: busy is user + nice + system + steal, total all eight fields).
+Any failed or short operation fails the run.
 
 Exit status: 0 done (the result may still count errors), 2 bad plan, 3 cannot connect to Ceph,
 4 the Ceph bindings cannot be imported, 1 any other failure; the reason is one line on stderr.
@@ -92,10 +111,20 @@ def _summary(values: list[float]) -> dict:
 # ---------------------------------------------------------------------------------------- CephFS
 
 
-def _mount(cephfs, conf: str):
+def _import_cephfs():
+    try:
+        import cephfs
+    except ImportError as exc:
+        raise HelperError(EXIT_IMPORT, f"{sys.executable} cannot import the cephfs binding: {exc}") from exc
+    return cephfs
+
+
+def _mount(cephfs, conf: str, options: dict | None = None):
     fs = cephfs.LibCephFS(conffile=conf)
     try:
         fs.conf_set("client_mount_timeout", MOUNT_TIMEOUT_S)
+        for name, value in (options or {}).items():
+            fs.conf_set(name, value)
         fs.mount()
     except cephfs.Error as exc:
         raise HelperError(EXIT_CONNECT, f"cannot mount CephFS with {conf}: {exc}") from exc
@@ -208,10 +237,7 @@ class _Process(threading.Thread):
 
 
 def replay_cephfs(plan: dict) -> dict:
-    try:
-        import cephfs
-    except ImportError as exc:
-        raise HelperError(EXIT_IMPORT, f"{sys.executable} cannot import the cephfs binding: {exc}") from exc
+    cephfs = _import_cephfs()
     try:
         conf, root, files, processes = plan["conf"], plan["root"], plan["files"], plan["processes"]
         no_stall, seed = bool(plan.get("no_stall", False)), int(plan.get("seed", 0))
@@ -255,6 +281,176 @@ def replay_cephfs(plan: dict) -> dict:
             for t in threads
         ],
     }
+
+
+# ----------------------------------------------------------------------------------- calibrate
+
+
+def _host_jiffies() -> list[int]:
+    """[busy, total] clock ticks of all cores from /proc/stat (busy: user, nice, system, steal)."""
+    with open("/proc/stat", encoding="ascii") as f:
+        user, nice, system, idle, iowait, irq, softirq, steal = (int(v) for v in f.readline().split()[1:9])
+    return [user + nice + system + steal, user + nice + system + idle + iowait + irq + softirq + steal]
+
+
+def _calibrate_mount(cephfs, conf: str):
+    return _mount(cephfs, conf, {"client_oc": "false"})  # reads reach the OSDs, not libcephfs's object cache
+
+
+class _Timed:
+    """The timed phase of one cell: wall time, this process's CPU and the host's ticks."""
+
+    def __enter__(self):
+        self.host = [_host_jiffies()]
+        self.cpu0, self.t0 = time.process_time(), time.monotonic()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.seconds = time.monotonic() - self.t0
+        self.cpu_s = time.process_time() - self.cpu0
+        self.host.append(_host_jiffies())
+
+    def result(self, cell: dict, ops: int, nbytes: int, total_s: float, first_byte_s: float | None = None) -> dict:
+        return {
+            "name": cell["name"],
+            "ops": ops,
+            "bytes": nbytes,
+            "seconds": self.seconds,
+            "latency_s": total_s / ops,
+            "first_byte_s": first_byte_s,
+            "cpu_s": self.cpu_s,
+            "host_jiffies": self.host,
+        }
+
+
+def _cal_read_loop(cephfs, fs, path: str, fd: int, cell: dict, seed: int, barrier, out: list) -> None:
+    """One thread of a randread cell: its read times, or the error that stopped it, on ``out``."""
+    size, seconds, min_ops = int(cell["size"]), float(cell["seconds"]), int(cell["min_ops"])
+    slots = max(1, int(cell["file_size"]) // size)
+    rng = random.Random(seed)
+    times = []
+    try:
+        barrier.wait()
+        begin = time.monotonic()
+        while time.monotonic() - begin < seconds or len(times) < min_ops:
+            offset = rng.randrange(slots) * size
+            start = time.monotonic()
+            data = fs.read(fd, offset, size)
+            times.append(time.monotonic() - start)
+            if len(data) != size:
+                raise HelperError(1, f"short read of {path} at {offset}: {len(data)} of {size} bytes")
+    except (cephfs.Error, HelperError) as exc:
+        out.append(exc)
+        return
+    out.append(times)
+
+
+def _cal_randread(cephfs, fs, root: str, plan: dict, cell: dict, index: int) -> dict:
+    threads, path = int(cell["threads"]), _join(root, plan["data"])
+    cell = {**cell, "file_size": fs.stat(path).st_size}
+    fds = [fs.open(path, "r") for _ in range(threads)]
+    barrier = threading.Barrier(threads + 1)
+    outs: list[list] = [[] for _ in range(threads)]
+    workers = [
+        threading.Thread(
+            target=_cal_read_loop,
+            args=(cephfs, fs, path, fds[i], cell, plan.get("seed", 0) * 1000 + index * 100 + i, barrier, outs[i]),
+            daemon=True,
+        )
+        for i in range(threads)
+    ]
+    try:
+        for worker in workers:
+            worker.start()
+        barrier.wait()
+        with _Timed() as timed:
+            for worker in workers:
+                worker.join()
+    finally:
+        for fd in fds:
+            fs.close(fd)
+    for out in outs:
+        if out and isinstance(out[0], Exception):
+            raise HelperError(1, f"{cell['name']}: {out[0]}")
+    times = [t for out in outs for t in out[0]]
+    return timed.result(cell, len(times), len(times) * int(cell["size"]), sum(times))
+
+
+def _cal_metadata(cephfs, conf: str, root: str, plan: dict, cell: dict) -> dict:
+    seconds, min_ops, op = float(cell["seconds"]), int(cell["min_ops"]), cell["op"]
+    fs = _calibrate_mount(cephfs, conf)  # a fresh client: no caps, no cached metadata
+    opens, totals, nbytes = [], [], 0
+    try:
+        fs.stat(root)  # the walk to the folder, once, outside the timed phase
+        with _Timed() as timed:
+            begin = time.monotonic()
+            for rel in plan["samples"]:
+                if time.monotonic() - begin >= seconds and len(totals) >= min_ops:
+                    break
+                path = _join(root, rel)
+                t0 = time.monotonic()
+                if op == "stat":
+                    fs.stat(path)
+                    totals.append(time.monotonic() - t0)
+                    continue
+                fd = fs.open(path, "r")
+                t1 = time.monotonic()
+                try:
+                    size = fs.fstat(fd).st_size
+                    data = fs.read(fd, 0, size)
+                finally:
+                    fs.close(fd)
+                if len(data) != size:
+                    raise HelperError(1, f"short read of {path}: {len(data)} of {size} bytes")
+                nbytes += len(data)
+                opens.append(t1 - t0)
+                totals.append(time.monotonic() - t0)
+    except cephfs.Error as exc:
+        raise HelperError(1, f"{cell['name']}: {exc}") from exc
+    finally:
+        fs.shutdown()
+    if not totals:
+        raise HelperError(EXIT_BAD_PLAN, f"{cell['name']}: no sample files in the plan")
+    return timed.result(cell, len(totals), nbytes, sum(totals), sum(opens) / len(opens) if opens else None)
+
+
+def calibrate(plan: dict) -> dict:
+    cephfs = _import_cephfs()
+    try:
+        conf, root, files, cells = plan["conf"], plan["root"], plan["files"], plan["cells"]
+        seed = int(plan.get("seed", 0))
+        if plan["data"] not in files or not all(rel in files for rel in plan["samples"]):
+            raise KeyError("data / samples: every one must be in files")
+        ops = {cell["op"] for cell in cells}
+    except (KeyError, TypeError, ValueError) as exc:
+        raise HelperError(EXIT_BAD_PLAN, f"plan is missing or mistypes {exc}") from exc
+    if not ops <= {"randread", "open-read-close", "stat"}:
+        raise HelperError(EXIT_BAD_PLAN, f"unknown cell op(s) {sorted(ops - {'randread', 'open-read-close', 'stat'})}")
+    if not str(root).startswith("/"):
+        raise HelperError(EXIT_BAD_PLAN, f"root(={root!r}) must be an absolute path inside the file system")
+    fs = _calibrate_mount(cephfs, conf)
+    try:
+        try:
+            version = ".".join(str(part) for part in fs.version())
+            layout = _layout(cephfs, fs, root, files, seed)
+        except cephfs.Error as exc:
+            raise HelperError(1, f"cannot lay out the calibration files under {root}: {exc}") from exc
+    finally:
+        fs.shutdown()  # its write caps would otherwise be recalled during the reads
+    results = []
+    fs = _calibrate_mount(cephfs, conf)
+    try:
+        for index, cell in enumerate(cells):
+            if cell["op"] == "randread":
+                try:
+                    results.append(_cal_randread(cephfs, fs, root, plan, cell, index))
+                except cephfs.Error as exc:
+                    raise HelperError(1, f"{cell['name']}: {exc}") from exc
+            else:
+                results.append(_cal_metadata(cephfs, conf, root, plan, cell))
+    finally:
+        fs.shutdown()
+    return {"version": version, "layout": layout, "cells": results}
 
 
 # ----------------------------------------------------------------------------------------- RADOS
@@ -313,7 +509,7 @@ def rados_objects(plan: dict) -> dict:
     return {"objects": len(objects), "ok": ok, "written": written, "bytes_written": bytes_written, "bad": bad}
 
 
-COMMANDS = {"cephfs": replay_cephfs, "rados": rados_objects}
+COMMANDS = {"cephfs": replay_cephfs, "rados": rados_objects, "calibrate": calibrate}
 
 
 def main(argv: list[str]) -> int:
