@@ -10,6 +10,11 @@ Targets (``parse_target``):
   objects that are not there "succeed" at 30-60 GB/s. The objects are therefore written first and
   checked with ``rados -p POOL stat`` before and after the reads; a missing or short object fails
   the calibration.
+* ``cephfs:/PATH``: a folder inside a CephFS file system, measured through libcephfs (no kernel
+  mount) by ``replay/cephfs_helper.py`` under Debian's ``/usr/bin/python3``, through ``CEPH_CONF``:
+  random reads of a 64 MiB file with libcephfs's object cache off, and open + read + close and stat
+  of 256 small files, each once on a fresh mount (cold: an MDS round trip each). The files are
+  written once and kept under PATH for the next run, as the rados objects are.
 * a local directory: a file system, measured with fio (``O_DIRECT`` where the file system allows
   it, so that the device and not the page cache is measured) and, for the file-per-sample cost,
   with timed ``open``/``read``/``close`` and ``stat`` calls from Python. Its files are removed
@@ -26,10 +31,29 @@ directories. From it:
   lets the 4 MiB points decide and loses the 4 KiB latency in their noise);
 * aggregate bandwidth: the best throughput of any measurement (the multi-thread large requests);
 * request-rate limit: the best ops/s of the small-request measurements;
-* open and stat latency (directories): the mean of the timed calls, data and metadata warm.
+* open and stat latency (directories: data and metadata warm; CephFS: cold): the mean of the
+  timed calls;
+* CPU per request on this machine. Every cell records the client's CPU (the boto3 processes, fio's
+  job processes with all their threads, the libcephfs helper) and the whole host's busy CPU
+  (/proc/stat: user + nice + system + steal) over its timed phase. ``request_cpu`` is the intercept
+  of the client's CPU per request against size over the single-stream cells (fitted as the
+  latency is; CPU per byte stays inside the stream bandwidth). With ``colocated`` (the storage
+  daemons run on this machine and share its cores with training: hyperconverged, or a dev
+  cluster), ``colocated_cpu`` is the intercept of the host's busy CPU less the client's, per
+  request. The profile's latency excludes both (the model charges them on the node's cores):
+  fitted latency - request_cpu - colocated_cpu, floored at 0;
+* a request rate measured with this host's cores at least 90% busy (``CPU_BOUND_BUSY``) was this
+  host's CPU limit, which the CPU keys already charge: the profile's ``iops`` is then unlimited.
 
-Each fitted point's residual (relative error of the fit) is kept; the profile's comments say
-where every number comes from.
+fio's own ``usr_cpu`` / ``sys_cpu`` are of no use for the CPU per request: fio 3.33 reads them with
+``getrusage(RUSAGE_THREAD)`` (lib/getrusage.c), forked jobs or not, so they hold the job's own
+thread only, not librados' messenger threads: measured here, a quarter of the rados client's CPU
+for 4 KiB reads, a fortieth for 4 MiB ones (the messengers receive the data). The job processes'
+CPU, all threads, is read from ``/proc/PID/stat`` by a small script that fio runs as
+``exec_prerun`` and ``exec_postrun`` (just after the engine's set-up, just before its tear-down),
+together with /proc/stat. Directory jobs run as processes (fio's default, as DataLoader workers
+do); the rados engine forces all jobs into one process (``td->o.use_thread = 1`` in its set-up),
+whose CPU over the cell is then the client's.
 """
 
 from __future__ import annotations
@@ -37,8 +61,11 @@ from __future__ import annotations
 import math
 import multiprocessing
 import os
+import posixpath
 import queue
 import random
+import re
+import shlex
 import shutil
 import subprocess
 import tempfile
@@ -55,6 +82,7 @@ import numpy as np
 from models.backend import BackendProfile, builtin_profile, load_profile
 from models.units import format_size
 from replay.fio import FioJob, FioOutputError, read_fio_json
+from replay.fioreplay import _run_helper
 from replay.result import ReplayError
 from replay.s3replay import READ_TIMEOUT_S, TimedGet, _boto, ensure_objects, s3_client, timed_get
 
@@ -82,8 +110,21 @@ DIR_FILE_BYTES = 128 * MiB
 DIR_SAMPLES = 256
 DIR_SAMPLE_BYTES = 16 * KiB
 WORK_DIR = ".trainio-calibrate"
+CLIENT_CPU = {
+    "rgw": "the boto3 client processes (time.process_time over the GETs)",
+    "rados": "fio's job processes, all threads (librados' included; /proc/PID/stat at exec_prerun/postrun)",
+    "directory": "fio's job processes (/proc/PID/stat at exec_prerun/postrun)",
+    "cephfs": "the libcephfs client process, all threads (time.process_time over the timed phase)",
+}
+"""What a calibration's client CPU is, by target kind (the profile's comment)."""
 FIO_PER_CELL_S = {"rados": 0.4, "directory": 0.15}
 """fio's own time per measurement (a rados job connects to the cluster)."""
+CEPHFS_DATA = "data.bin"
+CEPHFS_PER_CELL_S = 0.15
+"""The helper's time per measurement besides the timed phase (a metadata cell mounts afresh)."""
+CPU_BOUND_BUSY = 0.9
+"""A request rate measured with at least this fraction of the host's cores busy was CPU-bound."""
+CLOCK_TICK_S = 1 / os.sysconf("SC_CLK_TCK")
 # File system types whose files every node shares: a directory on one of them gives a shared profile.
 NETWORK_FILE_SYSTEMS = {
     "nfs",
@@ -104,7 +145,8 @@ class CalibrationError(ReplayError):
 
 
 class TargetError(ValueError):
-    """A target that is not ``rgw:URL/BUCKET``, ``s3:URL/BUCKET``, ``rados:POOL`` or a directory."""
+    """A target that is not ``rgw:URL/BUCKET``, ``s3:URL/BUCKET``, ``rados:POOL``, ``cephfs:/PATH`` or a
+    directory."""
 
 
 # ---------------------------------------------------------------------------- targets
@@ -113,16 +155,19 @@ class TargetError(ValueError):
 @dataclass(frozen=True)
 class Target:
     kind: str
-    """``rgw``, ``rados`` or ``directory``."""
+    """``rgw``, ``rados``, ``cephfs`` or ``directory``."""
     text: str
     endpoint: str = ""
     bucket: str = ""
     pool: str = ""
     path: Path | None = None
+    fs_path: str = ""
+    """``cephfs``: the folder inside the file system."""
 
 
 def parse_target(text: str) -> Target:
-    """``rgw:http://HOST:PORT/BUCKET``, ``s3:...`` (the same), ``rados:POOL`` or a directory path."""
+    """``rgw:http://HOST:PORT/BUCKET``, ``s3:...`` (the same), ``rados:POOL``, ``cephfs:/PATH`` or a
+    directory path."""
     scheme, _, rest = text.partition(":")
     if scheme in ("rgw", "s3") and rest:
         url = urlsplit(rest)
@@ -134,9 +179,16 @@ def parse_target(text: str) -> Target:
         if not rest or "/" in rest:
             raise TargetError(f"target(={text!r}): expected rados:POOL")
         return Target("rados", text, pool=rest)
+    if scheme == "cephfs":
+        folder = posixpath.normpath(rest) if rest else ""
+        if not folder.startswith("/") or folder == "/" or folder.startswith("//"):
+            raise TargetError(f"target(={text!r}): expected cephfs:/PATH (a folder inside the file system, not /)")
+        return Target("cephfs", text, fs_path=folder)
     path = Path(text).expanduser()
     if not path.is_dir():
-        raise TargetError(f"target(={text!r}) is not a directory, nor rgw:http://HOST:PORT/BUCKET, s3:..., rados:POOL")
+        raise TargetError(
+            f"target(={text!r}) is not a directory, nor rgw:http://HOST:PORT/BUCKET, s3:..., rados:POOL, cephfs:/PATH"
+        )
     return Target("directory", text, path=path.absolute())
 
 
@@ -161,6 +213,19 @@ class Measurement:
     """Mean time per request, to its last byte."""
     first_byte_s: float | None = None
     """GET: mean time to the response headers; open-read-close: mean time of the open(2)."""
+    cpu_s: float | None = None
+    """CPU seconds per request of the client that made the requests (all its processes and threads)."""
+    host_cpu_s: float | None = None
+    """Busy CPU seconds per request of the whole host (every process, the client's included)."""
+    busy: float | None = None
+    """Fraction of the host's cores busy during the measurement."""
+
+    @property
+    def server_cpu_s(self) -> float | None:
+        """The host's CPU per request less the client's: the storage daemons' when they run here."""
+        if self.cpu_s is None or self.host_cpu_s is None:
+            return None
+        return max(0.0, self.host_cpu_s - self.cpu_s)
 
     @property
     def ops_per_s(self) -> float:
@@ -173,6 +238,28 @@ class Measurement:
     @property
     def single_stream(self) -> bool:
         return self.threads == 1 and self.depth == 1
+
+
+def host_ticks() -> tuple[int, int]:
+    """(busy, total) clock ticks of all the host's cores so far, from /proc/stat's ``cpu`` line: busy
+    is user + nice + system + steal (interrupt time is charged to no process), total all eight."""
+    with open("/proc/stat", encoding="ascii") as f:
+        user, nice, system, idle, iowait, irq, softirq, steal = (int(v) for v in f.readline().split()[1:9])
+    return user + nice + system + steal, user + nice + system + idle + iowait + irq + softirq + steal
+
+
+def cpu_fields(
+    ops: int, client_cpu_s: float, start: tuple[int, int], end: tuple[int, int], tool_cpu_s: float = 0.0
+) -> dict[str, float | None]:
+    """A measurement's ``cpu_s``, ``host_cpu_s`` and ``busy`` from the client's CPU seconds over its
+    timed phase and the host's ticks at its start and end. ``tool_cpu_s`` (the measuring tool's own
+    bookkeeping, e.g. fio's main process) is neither the client's nor the servers'."""
+    busy_ticks, total_ticks = end[0] - start[0], end[1] - start[1]
+    return {
+        "cpu_s": client_cpu_s / ops,
+        "host_cpu_s": max(0.0, busy_ticks * CLOCK_TICK_S - tool_cpu_s) / ops,
+        "busy": busy_ticks / total_ticks if total_ticks > 0 else None,
+    }
 
 
 @dataclass(frozen=True)
@@ -230,11 +317,40 @@ class Fitted:
     iops_from: str
     open_latency_s: float | None = None
     stat_latency_s: float | None = None
+    request_cpu_s: float | None = None
+    """Client CPU per request: the intercept of CPU per request against size (None: not measured)."""
+    colocated_cpu_s: float | None = None
+    """The host's CPU less the client's per request, intercept as above (None: not co-located)."""
+    iops_busy: float | None = None
+    """Fraction of the host's cores busy while the best request rate was measured."""
+
+    @property
+    def wait_latency_s(self) -> float:
+        """The fitted latency less the CPU the model charges on the node's cores, floored at 0."""
+        return max(0.0, self.latency_s - (self.request_cpu_s or 0.0) - (self.colocated_cpu_s or 0.0))
+
+    @property
+    def cpu_bound(self) -> bool:
+        """Whether the best request rate was measured with this host's cores (nearly) all busy."""
+        return self.iops_busy is not None and self.iops_busy >= CPU_BOUND_BUSY
 
 
-def fit_measurements(measurements: list[Measurement] | tuple[Measurement, ...]) -> Fitted:
-    """Fit the profile numbers: latency and stream bandwidth from the single-stream data requests,
-    aggregate bandwidth and request rate from the best cells, open / stat from their cells."""
+def fit_intercept(sizes, values) -> float | None:
+    """The per-request part of a per-request cost (CPU seconds) that grows with size: the intercept
+    of :func:`fit_request_costs` over the points with a positive value, their mean when fewer than
+    two sizes have one; None when none has."""
+    points = [(s, v) for s, v in zip(sizes, values, strict=True) if v is not None and v > 0 and math.isfinite(v)]
+    if not points:
+        return None
+    if len({s for s, _ in points}) < 2:
+        return float(np.mean([v for _, v in points]))
+    return fit_request_costs([s for s, _ in points], [v for _, v in points]).latency_s
+
+
+def fit_measurements(measurements: list[Measurement] | tuple[Measurement, ...], *, colocated: bool = False) -> Fitted:
+    """Fit the profile numbers: latency, stream bandwidth and CPU per request from the single-stream
+    data requests, aggregate bandwidth and request rate from the best cells, open / stat from their
+    cells. ``colocated``: also the servers' CPU per request (see :attr:`Measurement.server_cpu_s`)."""
     data = [m for m in measurements if m.pattern in ("get", "randread", "read")]
     stream = [m for m in data if m.single_stream and m.pattern != "read"] or [m for m in data if m.single_stream]
     if not stream:
@@ -245,6 +361,10 @@ def fit_measurements(measurements: list[Measurement] | tuple[Measurement, ...]) 
     best_rate = max(small, key=lambda m: m.ops_per_s)
     opens = [m for m in measurements if m.pattern == "open-read-close"]
     stats = [m for m in measurements if m.pattern == "stat"]
+    sizes = [m.size for m in stream]
+    colocated_cpu = fit_intercept(sizes, [m.server_cpu_s for m in stream]) if colocated else None
+    if colocated and colocated_cpu is None and all(m.server_cpu_s is not None for m in stream):
+        colocated_cpu = 0.0  # measured, and nothing above the client's own
     return Fitted(
         latency_s=fit.latency_s,
         stream_bandwidth=fit.bandwidth,
@@ -255,6 +375,9 @@ def fit_measurements(measurements: list[Measurement] | tuple[Measurement, ...]) 
         iops_from=best_rate.name,
         open_latency_s=opens[0].first_byte_s if opens else None,
         stat_latency_s=stats[0].latency_s if stats else None,
+        request_cpu_s=fit_intercept(sizes, [m.cpu_s for m in stream]),
+        colocated_cpu_s=colocated_cpu,
+        iops_busy=best_rate.busy,
     )
 
 
@@ -270,8 +393,10 @@ class Calibration:
     profile: BackendProfile
     elapsed_s: float
     tool: str
-    """``fio-3.33`` or ``boto3 1.x``."""
+    """``fio-3.33``, ``boto3 1.x`` or ``libcephfs 16.2.15``."""
     notes: tuple[str, ...] = ()
+    colocated: bool = False
+    """Whether the storage daemons were taken to share this machine's cores (``colocated_cpu``)."""
 
     @property
     def residuals(self) -> dict[str, float]:
@@ -320,11 +445,21 @@ def _checked_get(client, target: Target, key: str, size: int) -> TimedGet:
     return got
 
 
-def _rgw_stream(
-    target: Target, size: int, seconds: float, seed: int, session, barrier=None
-) -> tuple[float, list[TimedGet]]:
+@dataclass(frozen=True)
+class _Stream:
+    """One client stream's timed phase: its GETs, wall and CPU seconds, the host's ticks around it."""
+
+    wall_s: float
+    gets: list[TimedGet]
+    cpu_s: float
+    host_start: tuple[int, int]
+    host_end: tuple[int, int]
+    error: str = ""
+
+
+def _rgw_stream(target: Target, size: int, seconds: float, seed: int, session, barrier=None) -> _Stream:
     """One client stream: GETs of random calibration objects of ``size`` for ``seconds`` (at least
-    ``MIN_OPS``), after one untimed GET that opens the connection. Returns (wall s, the GETs)."""
+    ``MIN_OPS``), after one untimed GET that opens the connection."""
     client = s3_client(target.endpoint, pool=1, session=session)
     keys = _rgw_keys(size)
     rng = random.Random(seed)
@@ -332,27 +467,31 @@ def _rgw_stream(
     if barrier is not None:
         barrier.wait(STREAM_START_TIMEOUT_S)
     gets = []
+    host_start, cpu = host_ticks(), time.process_time()
     begin = time.perf_counter()
     while time.perf_counter() - begin < seconds or len(gets) < MIN_OPS:
         gets.append(_checked_get(client, target, rng.choice(keys), size))
-    return time.perf_counter() - begin, gets
+    wall = time.perf_counter() - begin
+    return _Stream(wall, gets, time.process_time() - cpu, host_start, host_ticks())
 
 
 def _rgw_stream_process(target: Target, size: int, seconds: float, seed: int, session, barrier, results) -> None:
     """``_rgw_stream`` in a child process: its result, or the error's message, goes on ``results``."""
     try:
-        results.put((*_rgw_stream(target, size, seconds, seed, session, barrier), ""))
+        results.put(_rgw_stream(target, size, seconds, seed, session, barrier))
     except (ReplayError, threading.BrokenBarrierError) as exc:
-        results.put((0.0, [], str(exc) or type(exc).__name__))
+        results.put(_Stream(0.0, [], 0.0, (0, 0), (0, 0), str(exc) or type(exc).__name__))
 
 
 def _rgw_cell(target: Target, size: int, streams: int, seconds: float, session) -> Measurement:
     """GETs of ``size`` from ``streams`` concurrent clients. Several streams run in forked
     processes, as DataLoader workers do: threads of one Python process would share its GIL and
     measure the client, not the endpoint. The children inherit ``session`` with its service
-    models loaded, so that making their clients costs little."""
+    models loaded, so that making their clients costs little. The client's CPU is that of the
+    stream processes over their timed phases; the host's ticks run from the first start to the last
+    end."""
     if streams == 1:
-        outcomes = [(*_rgw_stream(target, size, seconds, 0, session), "")]
+        outcomes = [_rgw_stream(target, size, seconds, 0, session)]
     else:
         context = multiprocessing.get_context("fork")
         barrier = context.Barrier(streams)
@@ -376,10 +515,10 @@ def _rgw_cell(target: Target, size: int, streams: int, seconds: float, session) 
                 if process.is_alive():
                     process.terminate()
                     process.join()
-    errors = [error for _, _, error in outcomes if error]
+    errors = [outcome.error for outcome in outcomes if outcome.error]
     if errors:
         raise CalibrationError(f"{len(errors)} of {streams} GET streams failed; first: {errors[0]}")
-    gets = [got for _, per_stream, _ in outcomes for got in per_stream]
+    gets = [got for outcome in outcomes for got in outcome.gets]
     return Measurement(
         name=_name("get", size, streams, 1),
         pattern="get",
@@ -388,9 +527,15 @@ def _rgw_cell(target: Target, size: int, streams: int, seconds: float, session) 
         depth=1,
         ops=len(gets),
         bytes=sum(got.bytes for got in gets),
-        seconds=max(wall for wall, _, _ in outcomes),
+        seconds=max(outcome.wall_s for outcome in outcomes),
         latency_s=float(np.mean([got.total_s for got in gets])),
         first_byte_s=float(np.mean([got.first_byte_s for got in gets])),
+        **cpu_fields(
+            len(gets),
+            sum(outcome.cpu_s for outcome in outcomes),
+            min((outcome.host_start for outcome in outcomes), key=lambda ticks: ticks[1]),
+            max((outcome.host_end for outcome in outcomes), key=lambda ticks: ticks[1]),
+        ),
     )
 
 
@@ -436,8 +581,46 @@ class _Cell:
         return _name(self.pattern, self.size, self.threads, self.depth)
 
 
-def _job_file(global_lines: list[str], cells: list[_Cell], seconds: float, engine: Callable[[_Cell], str]) -> str:
-    lines = ["[global]", *global_lines, "time_based=1", f"runtime={max(1, round(seconds * 1000))}ms", "thread=1"]
+SNAPSHOT_SCRIPT = """#!/bin/sh
+# replay calibrate: run by fio as exec_prerun / exec_postrun. Appends to $2 one line
+#   EVENT JOB_PID JOB_UTIME JOB_STIME MAIN_UTIME MAIN_STIME cpu USER NICE SYSTEM IDLE ...
+# (clock ticks) for the fio job process that runs this -- the nearest ancestor named fio, all of
+# its threads -- and its parent (fio's main process when jobs are forked), with the host's
+# /proc/stat cpu line.
+set -f
+event=$1 out=$2 p=$PPID
+while :; do
+    read -r line < "/proc/$p/stat" || exit 1
+    set -- $line
+    [ "$2" = "(fio)" ] && break
+    [ "$4" -gt 1 ] || exit 1
+    p=$4
+done
+job="$p ${14} ${15}" main=$4
+read -r line < "/proc/$main/stat" || exit 1
+set -- $line
+read -r host < /proc/stat
+echo "$event $job ${14} ${15} $host" >> "$out"
+"""
+
+
+EXEC_NOTICE = re.compile(r"^\S+ : Saving output of (prerun|postrun) in \S+\.txt$")
+
+
+def _snapshot_lines(scratch: Path, index: int) -> list[str]:
+    """The exec_prerun / exec_postrun lines of cell ``index``'s jobs."""
+    script, out = shlex.quote(str(scratch / "snapshot.sh")), shlex.quote(str(scratch / f"c{index}.cpu"))
+    return [f"exec_prerun={script} pre {out}", f"exec_postrun={script} post {out}"]
+
+
+def _job_file(
+    global_lines: list[str], cells: list[_Cell], seconds: float, engine: Callable[[_Cell], str], scratch: Path
+) -> str:
+    """Each cell a stonewalled job of ``threads`` processes (fio's default; the rados engine makes them
+    threads), with the CPU snapshots of ``_snapshot_lines``."""
+    (scratch / "snapshot.sh").write_text(SNAPSHOT_SCRIPT, encoding="utf-8")
+    (scratch / "snapshot.sh").chmod(0o755)
+    lines = ["[global]", *global_lines, "time_based=1", f"runtime={max(1, round(seconds * 1000))}ms"]
     for i, cell in enumerate(cells):
         lines += [
             "",
@@ -448,11 +631,13 @@ def _job_file(global_lines: list[str], cells: list[_Cell], seconds: float, engin
             f"numjobs={cell.threads}",
             f"iodepth={cell.depth}",
             f"ioengine={engine(cell)}",
+            *_snapshot_lines(scratch, i),
         ]
     return "\n".join(lines) + "\n"
 
 
 def _run_fio(fio: str, job_text: str, work: Path, timeout_s: float, what: str, *, readonly: bool) -> list[FioJob]:
+    """Run fio in ``work`` (its job file, output and exec_prerun files go there)."""
     job = work / "calibrate.fio"
     out = work / "calibrate.json"
     job.write_text(job_text, encoding="utf-8")
@@ -462,6 +647,7 @@ def _run_fio(fio: str, job_text: str, work: Path, timeout_s: float, what: str, *
             capture_output=True,
             text=True,
             timeout=timeout_s,
+            cwd=work,
         )
     except subprocess.TimeoutExpired as exc:
         raise CalibrationError(f"fio against {what} did not finish within {timeout_s:.0f} s") from exc
@@ -470,6 +656,7 @@ def _run_fio(fio: str, job_text: str, work: Path, timeout_s: float, what: str, *
         reason = f"killed by signal {-proc.returncode}" if proc.returncode < 0 else f"exit status {proc.returncode}"
         raise CalibrationError(f"fio against {what} failed ({reason}): {tail or 'no message'}")
     try:
+        _drop_exec_notices(out)
         result = read_fio_json(out)
     except FioOutputError as exc:
         raise CalibrationError(f"fio against {what}: {exc}") from exc
@@ -482,7 +669,55 @@ def _run_fio(fio: str, job_text: str, work: Path, timeout_s: float, what: str, *
     return list(result.jobs)
 
 
-def _fio_measurements(jobs: list[FioJob], cells: list[_Cell], what: str) -> list[Measurement]:
+def _snapshot_cpu(scratch: Path, index: int, cell: _Cell, ops: int, what: str) -> dict[str, float | None]:
+    """``cpu_fields`` of cell ``index`` from its jobs' exec_prerun / exec_postrun snapshots. Each
+    job process counts from its first start snapshot to its last end snapshot. Forked jobs have one
+    each, and their parent's CPU (fio's main process: bookkeeping) is the tool's. Jobs run as
+    threads of one process (the rados engine forces that) share it: its CPU over the cell, fio's
+    bookkeeping included, is the client's."""
+    path = scratch / f"c{index}.cpu"
+    snaps: dict[str, list[tuple[int, ...]]] = {"pre": [], "post": []}
+    try:
+        for line in path.read_text(encoding="ascii").splitlines():
+            event, pid, *numbers = line.split()
+            user, nice, system, idle, iowait, irq, softirq, steal = (int(v) for v in numbers[5:13])
+            busy, total = user + nice + system + steal, user + nice + system + idle + iowait + irq + softirq + steal
+            snaps[event].append(
+                (int(pid), int(numbers[0]) + int(numbers[1]), int(numbers[2]) + int(numbers[3]), busy, total)
+            )
+    except (OSError, KeyError, ValueError) as exc:
+        raise CalibrationError(
+            f"fio against {what}: cannot read the CPU snapshots of {cell.name} ({path}): {exc}"
+        ) from exc
+    pre, post = snaps["pre"], snaps["post"]
+    if len(pre) != cell.threads or len(post) != cell.threads or {s[0] for s in pre} != {s[0] for s in post}:
+        raise CalibrationError(
+            f"fio against {what}: {len(pre)} start and {len(post)} end CPU snapshots of {cell.name}'s "
+            f"{cell.threads} job(s) ({path})"
+        )
+    client = 0
+    for pid in {snap[0] for snap in pre}:
+        client += max(s[1] for s in post if s[0] == pid) - min(s[1] for s in pre if s[0] == pid)
+    first = min(pre, key=lambda snap: snap[4])
+    last = max(post, key=lambda snap: snap[4])
+    tool = last[2] - first[2] if len({snap[0] for snap in pre}) > 1 else 0
+    return cpu_fields(ops, client * CLOCK_TICK_S, first[3:5], last[3:5], tool * CLOCK_TICK_S)
+
+
+def _drop_exec_notices(out: Path) -> None:
+    """Remove the lines fio writes into its JSON output for exec_prerun / exec_postrun ("c0 : Saving
+    output of prerun in c0.prerun.txt")."""
+    try:
+        text = out.read_text(encoding="utf-8")
+    except OSError:
+        return  # read_fio_json says why
+    lines = text.splitlines(keepends=True)
+    kept = [line for line in lines if not EXEC_NOTICE.match(line)]
+    if len(kept) != len(lines):
+        out.write_text("".join(kept), encoding="utf-8")
+
+
+def _fio_measurements(jobs: list[FioJob], cells: list[_Cell], what: str, scratch: Path) -> list[Measurement]:
     measurements = []
     for i, cell in enumerate(cells):
         mine = [job for job in jobs if job.jobname == f"c{i}"]
@@ -501,6 +736,7 @@ def _fio_measurements(jobs: list[FioJob], cells: list[_Cell], what: str) -> list
                 bytes=sum(job.read.io_bytes for job in mine),
                 seconds=max(job.job_runtime_ms for job in mine) / 1e3,
                 latency_s=latency_ns / 1e9,
+                **_snapshot_cpu(scratch, i, cell, ops, what),
             )
         )
     return measurements
@@ -557,12 +793,15 @@ def _check_rados_objects(pool: str, conf: str, when: str) -> None:
         )
 
 
-def _calibrate_rados(target: Target, budget: _Budget, say: Progress, work: Path) -> tuple[list[Measurement], str]:
+def _ceph_conf(why: str) -> str:
     conf = os.environ.get("CEPH_CONF")
     if not conf or not Path(conf).is_file():
-        raise CalibrationError(
-            f"CEPH_CONF(={conf!r}) must name the cluster's ceph.conf: fio's rados engine crashes without it"
-        )
+        raise CalibrationError(f"CEPH_CONF(={conf!r}) must name the cluster's ceph.conf: {why}")
+    return conf
+
+
+def _calibrate_rados(target: Target, budget: _Budget, say: Progress, work: Path) -> tuple[list[Measurement], str]:
+    conf = _ceph_conf("fio's rados engine crashes without it")
     fio, version = _fio()
     what = target.text
     # ioengine first: fio knows the engine's options (pool=, conf=, ...) only once the engine is set.
@@ -589,10 +828,79 @@ def _calibrate_rados(target: Target, budget: _Budget, say: Progress, work: Path)
     ]
     seconds = budget.per_cell(len(cells), FIO_PER_CELL_S["rados"])
     say(f"fio rados: {len(cells)} measurements of {seconds:.1f} s on pool {target.pool}")
-    job = _job_file([*common, f"size={RADOS_BYTES}", "touch_objects=0"], cells, seconds, lambda cell: "rados")
+    job = _job_file([*common, f"size={RADOS_BYTES}", "touch_objects=0"], cells, seconds, lambda cell: "rados", work)
     jobs = _run_fio(fio, job, work, len(cells) * (seconds + 15) + 30, what, readonly=True)
     _check_rados_objects(target.pool, conf, "after the reads")
-    return _fio_measurements(jobs, cells, what), version
+    return _fio_measurements(jobs, cells, what, work), version
+
+
+# ---------------------------------------------------------------------------- CephFS
+
+
+def _cephfs_files() -> tuple[dict[str, int], list[str]]:
+    samples = [f"samples/{i:05d}.bin" for i in range(DIR_SAMPLES)]
+    return {CEPHFS_DATA: RADOS_BYTES, **{rel: DIR_SAMPLE_BYTES for rel in samples}}, samples
+
+
+def _calibrate_cephfs(
+    target: Target, budget: _Budget, say: Progress, work: Path
+) -> tuple[list[Measurement], str, list[str]]:
+    conf = _ceph_conf("libcephfs mounts the file system through it")
+    files, samples = _cephfs_files()
+    plan = {"conf": conf, "root": target.fs_path, "seed": 0, "files": files, "data": CEPHFS_DATA, "samples": samples}
+    say(
+        f"checking (or writing) {format_size(RADOS_BYTES)} and {DIR_SAMPLES} files of "
+        f"{format_size(DIR_SAMPLE_BYTES)} under {target.text}"
+    )
+    _run_helper("calibrate", {**plan, "cells": []}, work, conf, 180)
+    cells = [
+        *_single_stream_cells("randread"),
+        _Cell("randread", SMALL, 8, 1),
+        _Cell("randread", LARGE, 4, 1),
+        _Cell("open-read-close", DIR_SAMPLE_BYTES, 1, 1),
+        _Cell("stat", 0, 1, 1),
+    ]
+    seconds = budget.per_cell(len(cells), CEPHFS_PER_CELL_S)
+    say(f"libcephfs: {len(cells)} measurements of up to {seconds:.1f} s under {target.text}")
+    helper_cells = [
+        {
+            "name": "stat t1" if cell.pattern == "stat" else cell.name,
+            "op": cell.pattern,
+            "size": cell.size,
+            "threads": cell.threads,
+            "seconds": seconds,
+            "min_ops": MIN_OPS,
+        }
+        for cell in cells
+    ]
+    result = _run_helper("calibrate", {**plan, "cells": helper_cells}, work, conf, len(cells) * (seconds + 15) + 60)
+    measurements = []
+    for cell, got in zip(cells, result["cells"], strict=True):
+        (start, end), ops = got["host_jiffies"], got["ops"]
+        measurements.append(
+            Measurement(
+                name=got["name"],
+                pattern=cell.pattern,
+                size=cell.size,
+                threads=cell.threads,
+                depth=1,
+                ops=ops,
+                bytes=got["bytes"],
+                seconds=got["seconds"],
+                latency_s=got["latency_s"],
+                first_byte_s=got["first_byte_s"],
+                **cpu_fields(ops, got["cpu_s"], tuple(start), tuple(end)),
+            )
+        )
+    notes = [
+        "measured through libcephfs (no kernel mount) with its object cache (client_oc) off: every read "
+        "reaches the OSDs",
+        f"open and stat cold: each of {DIR_SAMPLES} files once, on a fresh mount (an MDS round trip each)",
+        f"the calibration files stay under {target.text} ({format_size(RADOS_BYTES)} and {DIR_SAMPLES} files "
+        f"of {format_size(DIR_SAMPLE_BYTES)}) for the next run",
+        f"measured from one Python process ({os.cpu_count()} CPUs): client CPU bounds the rate it can see",
+    ]
+    return measurements, f"libcephfs {result.get('version', '')}".strip(), notes
 
 
 # ---------------------------------------------------------------------------- directories
@@ -647,6 +955,7 @@ def _sample_cells(folder: Path, seconds: float) -> list[Measurement]:
     files = sorted(folder.iterdir())
     opens, totals, stats = [], [], []
     nbytes = 0
+    read_host, read_cpu = host_ticks(), time.process_time()
     begin = time.perf_counter()
     i = 0
     while time.perf_counter() - begin < seconds or len(totals) < MIN_OPS:
@@ -663,6 +972,8 @@ def _sample_cells(folder: Path, seconds: float) -> list[Measurement]:
         opens.append(t1 - t0)
         totals.append(time.perf_counter() - t0)
     read_wall = time.perf_counter() - begin
+    read_cpu, read_end = time.process_time() - read_cpu, host_ticks()
+    stat_host, stat_cpu = host_ticks(), time.process_time()
     begin = time.perf_counter()
     i = 0
     while time.perf_counter() - begin < seconds / 2 or len(stats) < MIN_OPS:
@@ -671,6 +982,7 @@ def _sample_cells(folder: Path, seconds: float) -> list[Measurement]:
         stats.append(time.perf_counter() - t0)
         i += 1
     stat_wall = time.perf_counter() - begin
+    stat_cpu, stat_end = time.process_time() - stat_cpu, host_ticks()
     return [
         Measurement(
             name=f"open-read-close {format_size(DIR_SAMPLE_BYTES)} t1",
@@ -683,13 +995,25 @@ def _sample_cells(folder: Path, seconds: float) -> list[Measurement]:
             seconds=read_wall,
             latency_s=float(np.mean(totals)),
             first_byte_s=float(np.mean(opens)),
+            **cpu_fields(len(totals), read_cpu, read_host, read_end),
         ),
-        Measurement("stat t1", "stat", 0, 1, 1, len(stats), 0, stat_wall, float(np.mean(stats))),
+        Measurement(
+            "stat t1",
+            "stat",
+            0,
+            1,
+            1,
+            len(stats),
+            0,
+            stat_wall,
+            float(np.mean(stats)),
+            **cpu_fields(len(stats), stat_cpu, stat_host, stat_end),
+        ),
     ]
 
 
 def _calibrate_directory(
-    target: Target, budget: _Budget, say: Progress
+    target: Target, budget: _Budget, say: Progress, scratch: Path
 ) -> tuple[list[Measurement], str, list[str], str]:
     assert target.path is not None
     fio, version = _fio()
@@ -732,9 +1056,10 @@ def _calibrate_directory(
             cells,
             seconds,
             lambda cell: async_engine if cell.depth > 1 else "psync",
+            scratch,
         )
-        jobs = _run_fio(fio, job, work, len(cells) * (seconds + 15) + 30, str(target.path), readonly=True)
-        measurements = _fio_measurements(jobs, cells, str(target.path))
+        jobs = _run_fio(fio, job, scratch, len(cells) * (seconds + 15) + 30, str(target.path), readonly=True)
+        measurements = _fio_measurements(jobs, cells, str(target.path), scratch)
         say(f"open + read + close and stat of {DIR_SAMPLES} files for {seconds:.1f} s")
         measurements += _sample_cells(samples, seconds)
     finally:
@@ -778,6 +1103,17 @@ def _count_text(count: float) -> str:
     return "unlimited" if math.isinf(count) else str(round(count))
 
 
+def _ms(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds * 1e3:.3f}"
+
+
+def _cpu_columns(m: Measurement) -> str:
+    if m.cpu_s is None:
+        return ""
+    busy = "-" if m.busy is None else f"{100 * m.busy:.0f}%"
+    return f" cpu {_ms(m.cpu_s):>7} ms host {_ms(m.host_cpu_s):>7} ms busy {busy:>4}"
+
+
 def _quote(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
@@ -799,10 +1135,43 @@ def profile_toml(
         f"{format_size(max(m.size for m in measurements if m.name in fitted.residuals))}, worst residual "
         f"{100 * worst:.1f}%"
     )
-    latency = (duration_text(fitted.latency_s), f"{fit_note} (intercept)")
+    if fitted.request_cpu_s is None and fitted.colocated_cpu_s is None:
+        latency = (duration_text(fitted.latency_s), f"{fit_note} (intercept)")
+    else:
+        floored = ", floored at 0" if fitted.wait_latency_s == 0 else ""
+        latency = (
+            duration_text(fitted.wait_latency_s),
+            f"{fit_note}: intercept {duration_text(fitted.latency_s)} less request_cpu and colocated_cpu "
+            f"(the model charges those on the node's cores){floored}",
+        )
     stream = (bandwidth_text(fitted.stream_bandwidth), f"{fit_note} (1 / slope)")
     aggregate = (bandwidth_text(fitted.aggregate_bandwidth), f"measured: best throughput, {fitted.aggregate_from}")
-    iops = (rate_text(fitted.iops), f"measured: best request rate, {fitted.iops_from}")
+    busy = "" if fitted.iops_busy is None else f", this host's cores {100 * fitted.iops_busy:.0f}% busy"
+    if fitted.cpu_bound:
+        iops = (
+            "unlimited",
+            f"measured {rate_text(fitted.iops)} ({fitted.iops_from}){busy}: the rate was this host's CPU limit, "
+            "which request_cpu and colocated_cpu charge",
+        )
+    else:
+        iops = (rate_text(fitted.iops), f"measured: best request rate, {fitted.iops_from}{busy}")
+    intercept = "fitted: intercept of CPU per request against size over the single-stream sizes"
+    if fitted.request_cpu_s is None:
+        request_cpu = ("0 s", "not measured")
+    else:
+        request_cpu = (
+            duration_text(fitted.request_cpu_s),
+            f"measured: CPU of {CLIENT_CPU[target.kind]} per request; {intercept} (CPU per byte stays in "
+            "stream_bandwidth)",
+        )
+    if fitted.colocated_cpu_s is None:
+        colocated_cpu = ("0 s", "not co-located (no --colocated): the storage servers' CPU is inside the latency")
+    else:
+        colocated_cpu = (
+            duration_text(fitted.colocated_cpu_s),
+            "measured (--colocated: the storage daemons share this machine's cores): the host's busy CPU "
+            f"(/proc/stat user+nice+system+steal) less the client's, per request; {intercept}",
+        )
     na = ("n/a", "does not apply")
     unlimited_nic = ("unlimited", "not measured: the aggregate figure was measured through this client's link")
     if target.kind == "rgw":
@@ -831,6 +1200,22 @@ def profile_toml(
             "access": "a local file system on an RBD image over this pool (RADOS reads measured)",
             "page_cache": "a file system on a mapped image reads through it",
         }
+    elif target.kind == "cephfs":
+        flags = {"access": "posix", "shared": True, "page_cache": True}
+        cold = f"each of up to {DIR_SAMPLES} files once, on a fresh libcephfs mount (an MDS round trip)"
+        rows = {
+            "open_latency": (duration_text(fitted.open_latency_s or 0.0), f"measured: mean open, {cold}"),
+            "stat_latency": (duration_text(fitted.stat_latency_s or 0.0), f"measured: mean stat, {cold}"),
+            "read_latency": latency,
+            "get_latency": na,
+            "client_nic_bandwidth": ("unlimited", "not measured: measured through this client's link (loopback)"),
+            "max_outstanding": ("unlimited", "not measured"),
+        }
+        comments = {
+            "access": "CephFS, measured through libcephfs",
+            "page_cache": "the kernel client reads through it (libcephfs has its own object cache, client_oc; "
+            "it was off for the measurement)",
+        }
     else:
         shared = fstype in NETWORK_FILE_SYSTEMS
         flags = {"access": "posix", "shared": shared, "page_cache": True}
@@ -851,6 +1236,8 @@ def profile_toml(
     backend["stream_bandwidth"] = stream
     backend["aggregate_bandwidth"] = aggregate
     backend["iops"] = iops
+    backend["request_cpu"] = request_cpu
+    backend["colocated_cpu"] = colocated_cpu
     order = [
         "open_latency",
         "stat_latency",
@@ -861,12 +1248,15 @@ def profile_toml(
         "iops",
         "client_nic_bandwidth",
         "max_outstanding",
+        "request_cpu",
+        "colocated_cpu",
     ]
     lines = [
-        f"# Measured by `replay calibrate` against {target.text}. The measurements (mean time per request):",
+        f"# Measured by `replay calibrate` against {target.text}. The measurements (mean time, client CPU and",
+        "# host CPU per request; the host's cores busy):",
         *(
             f"#   {m.name:<26} {m.ops:>8} ops {m.bytes_per_s / 1e6:>9.1f} MB/s {m.ops_per_s:>9.0f} ops/s "
-            f"{m.latency_s * 1e3:>8.3f} ms"
+            f"{m.latency_s * 1e3:>8.3f} ms{_cpu_columns(m)}"
             for m in measurements
         ),
         "",
@@ -890,11 +1280,21 @@ def profile_toml(
 # ---------------------------------------------------------------------------- calibrate
 
 
-def calibrate(target: str, out: Path, *, budget_s: float = 60, progress: Progress | None = None) -> Calibration:
+def calibrate(
+    target: str,
+    out: Path,
+    *,
+    budget_s: float = 60,
+    colocated: bool = False,
+    progress: Progress | None = None,
+) -> Calibration:
     """Measure ``target``, fit the profile numbers and write the profile to ``out`` (TOML).
 
     ``budget_s`` bounds the measurements (set-up included; a measurement runs at least
-    ``MIN_CELL_S``). Raises :class:`TargetError` for a target it cannot parse, :class:`ReplayError`
+    ``MIN_CELL_S``). ``colocated``: the storage daemons run on this machine and share its cores with
+    training (hyperconverged, or a dev cluster): their CPU per request, the host's busy CPU less the
+    client's, is written as ``colocated_cpu`` (else "0 s", and their time stays inside the latency).
+    Raises :class:`TargetError` for a target it cannot parse, :class:`ReplayError`
     (:class:`CalibrationError`) when a measurement fails or cannot be trusted.
     """
     if not budget_s >= MIN_BUDGET_S:
@@ -910,9 +1310,12 @@ def calibrate(target: str, out: Path, *, budget_s: float = 60, progress: Progres
             measurements, tool, notes = _calibrate_rgw(parsed, budget, say)
         elif parsed.kind == "rados":
             measurements, tool = _calibrate_rados(parsed, budget, say, Path(scratch))
+        elif parsed.kind == "cephfs":
+            measurements, tool, notes = _calibrate_cephfs(parsed, budget, say, Path(scratch))
         else:
-            measurements, tool, notes, fstype = _calibrate_directory(parsed, budget, say)
-    fitted = fit_measurements(measurements)
+            measurements, tool, notes, fstype = _calibrate_directory(parsed, budget, say, Path(scratch))
+    fitted = fit_measurements(measurements, colocated=colocated)
+    notes += _cpu_notes(fitted, colocated)
     elapsed = time.monotonic() - budget.start
     now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     source = (
@@ -933,13 +1336,39 @@ def calibrate(target: str, out: Path, *, budget_s: float = 60, progress: Progres
         elapsed_s=elapsed,
         tool=tool,
         notes=tuple(notes),
+        colocated=colocated,
     )
 
 
+def _cpu_notes(fitted: Fitted, colocated: bool) -> list[str]:
+    notes = []
+    if fitted.cpu_bound:
+        assert fitted.iops_busy is not None
+        notes.append(
+            f"the best request rate, {rate_text(fitted.iops)} ({fitted.iops_from}), was measured with this host's "
+            f"cores {100 * fitted.iops_busy:.0f}% busy: it was this host's CPU limit; the profile's iops is "
+            "unlimited and the model charges request_cpu"
+            + (" and colocated_cpu" if colocated else " (calibrate with --colocated if the storage daemons run here)")
+        )
+    if fitted.wait_latency_s == 0 and fitted.latency_s > 0:
+        notes.append(
+            f"the fitted latency, {duration_text(fitted.latency_s)}, is all CPU on this machine: the profile's "
+            "latency is 0"
+        )
+    if colocated:
+        notes.append("colocated_cpu counts every process on this machine but the client: calibrate on a quiet machine")
+    return notes
+
+
 def render_calibration(cal: Calibration) -> str:
-    """The measurements, the fit and its residuals as a short table."""
+    """The measurements (with the client's CPU per request, the servers' when co-located, and how busy
+    the host's cores were), the fit and its residuals as a short table."""
     f = cal.fitted
-    header = f"  {'measurement':<26} {'ops':>8} {'MB/s':>9} {'ops/s':>9} {'mean ms':>9} {'fit ms':>8} {'resid.':>7}"
+    server = f"{'srv ms':>7} " if cal.colocated else ""
+    header = (
+        f"  {'measurement':<26} {'ops':>8} {'MB/s':>9} {'ops/s':>9} {'mean ms':>9} {'fit ms':>8} {'resid.':>7} "
+        f"{'cpu ms':>7} {server}{'busy':>5}"
+    )
     lines = [
         f"calibration  {cal.target} ({cal.tool}), {len(cal.measurements)} measurements in {cal.elapsed_s:.1f} s",
         header,
@@ -950,16 +1379,32 @@ def render_calibration(cal: Calibration) -> str:
         if m.name in f.residuals:
             fit = f"{(f.latency_s + m.size / f.stream_bandwidth) * 1e3:.3f}"
             resid = f"{100 * f.residuals[m.name]:+.1f}%"
+        busy = "" if m.busy is None else f"{100 * m.busy:.0f}%"
+        srv = f"{_ms(m.server_cpu_s):>7} " if cal.colocated else ""
         lines.append(
             f"  {m.name:<26} {m.ops:>8,} {m.bytes_per_s / 1e6:>9.1f} {m.ops_per_s:>9,.0f} "
-            f"{m.latency_s * 1e3:>9.3f} {fit:>8} {resid:>7}"
+            f"{m.latency_s * 1e3:>9.3f} {fit:>8} {resid:>7} {_ms(m.cpu_s):>7} {srv}{busy:>5}"
         )
     kind = "GET" if cal.kind == "rgw" else "read"
+    rate = f"{rate_text(f.iops)} ({f.iops_from})"
+    if f.iops_busy is not None:
+        rate = f"{rate} at {100 * f.iops_busy:.0f}% busy" + (
+            ": CPU-bound, unlimited in the profile" if f.cpu_bound else ""
+        )
     lines.append(
         f"  fitted       {kind} latency {duration_text(f.latency_s)}, stream {bandwidth_text(f.stream_bandwidth)}, "
-        f"aggregate {bandwidth_text(f.aggregate_bandwidth)} ({f.aggregate_from}), "
-        f"{rate_text(f.iops)} ({f.iops_from})"
+        f"aggregate {bandwidth_text(f.aggregate_bandwidth)} ({f.aggregate_from}), {rate}"
     )
+    if f.request_cpu_s is not None or f.colocated_cpu_s is not None:
+        colocated = (
+            f"co-located servers' CPU {duration_text(f.colocated_cpu_s)} per request"
+            if f.colocated_cpu_s is not None
+            else "servers not co-located"
+        )
+        lines.append(
+            f"  cpu          client CPU {duration_text(f.request_cpu_s or 0.0)} per request, {colocated}; "
+            f"{kind} latency less them {duration_text(f.wait_latency_s)}"
+        )
     if f.open_latency_s is not None:
         lines.append(
             f"  metadata     open {duration_text(f.open_latency_s)}, stat {duration_text(f.stat_latency_s or 0.0)}"

@@ -15,7 +15,8 @@ from tracefile.cli import UserError
 @click.option(
     "--target",
     required=True,
-    help="rgw:http://HOST:PORT/BUCKET (or s3:...), rados:POOL, or a directory on the storage to measure.",
+    help="rgw:http://HOST:PORT/BUCKET (or s3:...), rados:POOL, cephfs:/PATH (a folder inside the file system), "
+    "or a directory on the storage to measure.",
 )
 @click.option(
     "--out",
@@ -30,21 +31,35 @@ from tracefile.cli import UserError
     type=click.FloatRange(min=MIN_BUDGET_S),
     help="Seconds the measurements may take, set-up included.",
 )
-def calibrate_command(target: str, out: Path, budget_s: float) -> None:
+@click.option(
+    "--colocated",
+    is_flag=True,
+    help="The storage daemons run on this machine and share its cores with training (hyperconverged, "
+    "or a dev cluster): write their CPU per request as colocated_cpu.",
+)
+def calibrate_command(target: str, out: Path, budget_s: float, colocated: bool) -> None:
     """Measure real storage and write a profile for `replay what-if --profile`.
 
     Runs a small matrix -- request sizes 4 KiB to 4 MiB from one stream, small and large
-    requests from several threads or queue depths, open and stat for directories -- with fio
-    (rados:POOL through CEPH_CONF, directories) or boto3 GETs (rgw:, s3:; credentials from
-    AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY). Fits request latency and per-stream bandwidth
+    requests from several threads or queue depths, open and stat for directories and CephFS --
+    with fio (rados:POOL through CEPH_CONF, directories), boto3 GETs (rgw:, s3:; credentials from
+    AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY) or libcephfs (cephfs:/PATH through CEPH_CONF; its
+    files are kept there for the next run). Fits request latency and per-stream bandwidth
     (time = latency + size / bandwidth), takes the best aggregate throughput and request rate,
     prints the fit with its residuals and writes the profile with a comment on every value.
+
+    CPU per request: request_cpu is the client's CPU per request on this machine (the intercept
+    over the single-stream sizes); with --colocated, colocated_cpu is the rest of this machine's
+    busy CPU per request (the storage daemons'). The profile's latency excludes both: the model
+    charges them on the training node's cores. A request rate measured with this machine's cores
+    at least 90% busy was its CPU limit: iops is then written as unlimited.
     """
     try:
         result = calibrate(
             target,
             out,
             budget_s=budget_s,
+            colocated=colocated,
             progress=lambda message: click.echo(f"replay calibrate: {message}", err=True),
         )
     except TargetError as exc:

@@ -1,4 +1,4 @@
-"""replay calibrate against real storage: the dev cluster's RGW and RADOS pool (the ``ceph``
+"""replay calibrate against real storage: the dev cluster's RGW, RADOS pool and CephFS (the ``ceph``
 fixture) and a local directory. Small budgets keep each under 40 s."""
 
 from __future__ import annotations
@@ -27,22 +27,26 @@ def ceph_env(ceph, monkeypatch) -> dict:
 
 
 @pytest.mark.slow
-def test_rgw_calibration_writes_a_loadable_object_profile_with_sane_numbers(ceph_env, tmp_path):
+def test_rgw_calibration_colocated_writes_a_loadable_object_profile_with_its_cpu(ceph_env, tmp_path):
     out = tmp_path / "my-rgw.toml"
     started = time.monotonic()
-    cal = calibrate(f"rgw:{ceph_env['TRAINIO_S3_ENDPOINT']}/trainio-calibrate", out, budget_s=BUDGET_S)
+    cal = calibrate(f"rgw:{ceph_env['TRAINIO_S3_ENDPOINT']}/trainio-calibrate", out, budget_s=BUDGET_S, colocated=True)
     assert time.monotonic() - started < 40
     profile = load_profile(out)
     assert (profile.name, profile.access, profile.shared) == ("my-rgw", "object", True)
-    assert 0.2e-3 <= profile.get_latency_s <= 50e-3
-    assert profile.get_latency_s == pytest.approx(cal.fitted.latency_s, rel=1e-3)
+    assert 0.2e-3 <= cal.fitted.latency_s <= 50e-3
+    # boto3 and the RGW + OSD on this host's cores: CPU per GET, charged apart from the latency.
+    assert profile.request_cpu_s > 0 and profile.colocated_cpu_s > 0
+    assert profile.request_cpu_s == pytest.approx(cal.fitted.request_cpu_s, rel=1e-3)
+    assert profile.get_latency_s == pytest.approx(cal.fitted.wait_latency_s, rel=1e-3, abs=1e-9)
+    assert all(m.cpu_s > 0 and m.host_cpu_s > 0 and 0 < m.busy <= 1 for m in cal.measurements)
     assert profile.stream_bandwidth > 0 and profile.aggregate_bandwidth > 0 and profile.iops > 0
     # Five single-stream sizes fitted, each with its residual; concurrency cells on top.
     assert len(cal.residuals) == 5 and all(abs(r) < 1 for r in cal.residuals.values())
     assert any(m.threads > 1 for m in cal.measurements)
     assert "replay calibrate" in profile.source and "rgw:" in profile.source
     table = render_calibration(cal)
-    assert "get 4KiB qd1" in table and "GET latency" in table
+    assert "get 4KiB qd1" in table and "GET latency" in table and "client CPU" in table and "srv ms" in table
     assert ceph_env["AWS_SECRET_ACCESS_KEY"] not in out.read_text() + table
 
 
@@ -54,9 +58,11 @@ def test_rados_calibration_checks_its_objects_and_writes_a_block_profile(ceph_en
     assert time.monotonic() - started < 40
     profile = load_profile(out)
     assert (profile.access, profile.shared) == ("block", True)
-    assert 0.02e-3 <= profile.read_latency_s <= 50e-3
+    assert 0.02e-3 <= cal.fitted.latency_s <= 50e-3
     assert profile.stream_bandwidth > 0 and profile.aggregate_bandwidth > 0 and profile.iops > 0
     assert cal.tool.startswith("fio-") and cal.tool in profile.source
+    # librados' CPU, read from the fio process (fio's own usr/sys figures hold the job thread only).
+    assert profile.request_cpu_s > 0 and profile.colocated_cpu_s == 0  # not asked to be co-located
     # fio's rados engine reports reads of a missing object as fast successes; the stat check catches it.
     subprocess.run(
         ["rados", "-p", "trainpool", "rm", f"{RADOS_PREFIX}3"],
@@ -67,6 +73,21 @@ def test_rados_calibration_checks_its_objects_and_writes_a_block_profile(ceph_en
     )
     with pytest.raises(CalibrationError, match=f"{RADOS_PREFIX}3: missing"):
         _check_rados_objects("trainpool", ceph_env["CEPH_CONF"], "before the reads")
+
+
+@pytest.mark.slow
+def test_cephfs_calibration_through_libcephfs_writes_a_shared_posix_profile(ceph_env, tmp_path):
+    out = tmp_path / "my-cephfs.toml"
+    started = time.monotonic()
+    cal = calibrate("cephfs:/trainio-calibrate", out, budget_s=10)
+    assert time.monotonic() - started < 40
+    profile = load_profile(out)
+    assert (profile.access, profile.shared, profile.page_cache) == ("posix", True, True)
+    assert profile.open_latency_s > 0 and profile.stat_latency_s > 0  # each an MDS round trip
+    assert profile.request_cpu_s > 0 and profile.stream_bandwidth > 0 and profile.iops > 0
+    assert cal.tool.startswith("libcephfs ") and len(cal.residuals) == 5
+    assert {m.pattern for m in cal.measurements} == {"randread", "open-read-close", "stat"}
+    assert "open-read-close 16KiB" in render_calibration(cal)
 
 
 @pytest.mark.slow

@@ -4,6 +4,7 @@ the profile file they make, on synthetic measurements."""
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -13,10 +14,14 @@ from models.backend import builtin_profile, load_profile
 from models.captured import fit_latency_bandwidth
 from models.units import parse_bandwidth, parse_duration, parse_rate
 from replay.calibrate import (
+    CLOCK_TICK_S,
     SIZES,
+    CalibrationError,
     Measurement,
     Target,
     TargetError,
+    _Cell,
+    _snapshot_cpu,
     bandwidth_text,
     duration_text,
     fit_measurements,
@@ -123,6 +128,7 @@ def test_profile_numbers_come_from_the_fit_and_the_best_cells():
         (Target("rgw", "rgw:http://127.0.0.1:7480/b", endpoint="http://127.0.0.1:7480", bucket="b"), "object"),
         (Target("rados", "rados:trainpool", pool="trainpool"), "block"),
         (Target("directory", "/data", path=Path("/data")), "posix"),
+        (Target("cephfs", "cephfs:/train", fs_path="/train"), "posix"),
     ],
 )
 def test_the_written_profile_loads_with_the_fitted_numbers(tmp_path, target, access):
@@ -138,12 +144,144 @@ def test_the_written_profile_loads_with_the_fitted_numbers(tmp_path, target, acc
     assert profile.iops == pytest.approx(fitted.iops, rel=1e-3)
     if access == "posix":
         assert profile.open_latency_s == pytest.approx(5e-6) and profile.stat_latency_s == pytest.approx(3e-6)
-        assert not profile.shared
+        assert profile.shared == (target.kind == "cephfs")
+    # Without CPU figures the CPU keys are "0 s", said so in their comments.
+    assert profile.request_cpu_s == 0 and profile.colocated_cpu_s == 0
+    assert "no --colocated" in path.read_text()
     if access == "block":  # open / stat / queue depth are not measured on RADOS: the built-in rbd values
         rbd = builtin_profile("rbd")
         assert (profile.open_latency_s, profile.max_outstanding) == (rbd.open_latency_s, rbd.max_outstanding)
     text = path.read_text()
     assert all(" # " in line for line in text.splitlines() if line.startswith(("read_latency", "get_latency")))
+
+
+CLIENT_CPU, CPU_PER_BYTE, SERVER_CPU = 0.3e-3, 1 / (2 * 2**30), 0.2e-3
+
+
+def _with_cpu(m: Measurement, busy: float = 0.5) -> Measurement:
+    """``m`` with a client CPU of 0.3 ms + size / 2 GiB/s per request and 0.2 ms more on the host."""
+    cpu = CLIENT_CPU + m.size * CPU_PER_BYTE
+    return Measurement(
+        m.name, m.pattern, m.size, m.threads, m.depth, m.ops, m.bytes, m.seconds, m.latency_s,
+        m.first_byte_s, cpu_s=cpu, host_cpu_s=cpu + SERVER_CPU, busy=busy,
+    )  # fmt: skip
+
+
+def _load(tmp_path, fitted, measurements, target=None) -> tuple:
+    target = target or Target("rados", "rados:trainpool", pool="trainpool")
+    path = tmp_path / "calibrated.toml"
+    path.write_text(profile_toml("calibrated", target, fitted, measurements, source="synthetic"))
+    return load_profile(path), path.read_text()
+
+
+def test_cpu_per_request_is_the_intercept_and_the_written_latency_excludes_it(tmp_path):
+    measurements = [_with_cpu(m) for m in _measurements()]
+    fitted = fit_measurements(measurements, colocated=True)
+    assert fitted.request_cpu_s == pytest.approx(CLIENT_CPU, rel=1e-6)  # the per-byte part stays out
+    assert fitted.colocated_cpu_s == pytest.approx(SERVER_CPU, rel=1e-6)
+    assert fitted.latency_s == pytest.approx(LATENCY)  # the fit itself is untouched
+    profile, text = _load(tmp_path, fitted, measurements)
+    assert profile.request_cpu_s == pytest.approx(CLIENT_CPU, rel=1e-3)
+    assert profile.colocated_cpu_s == pytest.approx(SERVER_CPU, rel=1e-3)
+    # An unloaded request still costs the fitted latency: the wait plus the CPU the model charges.
+    assert profile.read_latency_s == pytest.approx(LATENCY - CLIENT_CPU - SERVER_CPU, rel=1e-3)
+    assert profile.read_latency_s + profile.node_cpu_per_request_s == pytest.approx(LATENCY, rel=1e-3)
+    assert "less request_cpu and colocated_cpu" in text and "--colocated" in text
+
+
+def test_without_colocated_the_servers_cpu_stays_inside_the_latency(tmp_path):
+    measurements = [_with_cpu(m) for m in _measurements()]
+    fitted = fit_measurements(measurements)
+    assert fitted.colocated_cpu_s is None
+    profile, _ = _load(tmp_path, fitted, measurements)
+    assert profile.colocated_cpu_s == 0
+    assert profile.read_latency_s == pytest.approx(LATENCY - CLIENT_CPU, rel=1e-3)
+
+
+def test_cpu_beyond_the_fitted_latency_floors_the_latency_at_zero(tmp_path):
+    measurements = [_with_cpu(m) for m in _measurements()]
+    slower = [replace(m, latency_s=0.4e-3 + m.size / BANDWIDTH) for m in measurements]  # latency 0.4 ms < CPU
+    fitted = fit_measurements(slower, colocated=True)
+    assert fitted.wait_latency_s == 0
+    profile, text = _load(tmp_path, fitted, measurements)
+    assert profile.read_latency_s == 0 and "floored at 0" in text
+
+
+@pytest.mark.parametrize(("busy", "unlimited"), [(0.95, True), (0.9, True), (0.6, False)])
+def test_a_request_rate_measured_with_the_host_cores_busy_is_written_unlimited(tmp_path, busy, unlimited):
+    measurements = [_with_cpu(m, busy=busy if m.threads * m.depth > 1 else 0.4) for m in _measurements()]
+    fitted = fit_measurements(measurements)
+    assert fitted.iops_busy == busy and fitted.cpu_bound == unlimited
+    profile, text = _load(tmp_path, fitted, measurements)
+    iops_line = next(line for line in text.splitlines() if line.startswith("iops"))
+    assert f"{100 * busy:.0f}% busy" in iops_line
+    if unlimited:
+        assert math.isinf(profile.iops) and rate_text(fitted.iops) in iops_line and "CPU limit" in iops_line
+    else:
+        assert profile.iops == pytest.approx(fitted.iops, rel=1e-3)
+
+
+def _snapshot_file(tmp_path: Path, lines: list[tuple]) -> Path:
+    # "EVENT PID JOB_UTIME JOB_STIME MAIN_UTIME MAIN_STIME cpu USER NICE SYSTEM IDLE IOWAIT IRQ SOFTIRQ STEAL ..."
+    text = "".join(
+        f"{event} {pid} {ju} {js} {mu} {ms} cpu  {busy} 0 0 {total - busy} 0 0 0 0 0 0\n"
+        for event, pid, ju, js, mu, ms, busy, total in lines
+    )
+    (tmp_path / "c0.cpu").write_text(text)
+    return tmp_path
+
+
+def test_fio_job_processes_cpu_comes_from_their_snapshots(tmp_path):
+    # Two forked jobs (their own pids): each its own CPU; the fio main process's (40 -> 46) is neither.
+    scratch = _snapshot_file(
+        tmp_path,
+        [
+            ("pre", 11, 10, 5, 40, 0, 1000, 4000),
+            ("pre", 12, 20, 5, 40, 0, 1001, 4001),
+            ("post", 11, 60, 15, 45, 0, 1300, 4400),
+            ("post", 12, 70, 15, 46, 0, 1310, 4410),
+        ],
+    )
+    got = _snapshot_cpu(scratch, 0, _Cell("randread", 4096, 2, 1), 100, "test")
+    assert got["cpu_s"] == pytest.approx((60 + 60) * CLOCK_TICK_S / 100)
+    assert got["host_cpu_s"] == pytest.approx((310 - 6) * CLOCK_TICK_S / 100)
+    assert got["busy"] == pytest.approx(310 / 410)
+
+
+def test_fio_jobs_run_as_threads_of_one_process_count_that_process_once(tmp_path):
+    # The rados engine forces thread mode: two jobs, one pid, the process's CPU from first to last snapshot.
+    scratch = _snapshot_file(
+        tmp_path,
+        [
+            ("pre", 7, 100, 50, 0, 0, 1000, 4000),
+            ("pre", 7, 101, 50, 0, 0, 1000, 4000),
+            ("post", 7, 180, 90, 0, 0, 1200, 4400),
+            ("post", 7, 181, 90, 0, 0, 1200, 4400),
+        ],
+    )
+    got = _snapshot_cpu(scratch, 0, _Cell("randread", 4096, 2, 16), 1000, "test")
+    assert got["cpu_s"] == pytest.approx(121 * CLOCK_TICK_S / 1000)
+
+
+@pytest.mark.parametrize(
+    "lines",
+    [
+        [
+            ("pre", 11, 10, 5, 40, 0, 1000, 4000),
+            ("pre", 12, 20, 5, 40, 0, 1001, 4001),
+            ("post", 11, 60, 15, 45, 0, 1300, 4400),
+        ],
+        [],
+    ],
+    ids=["a job's end snapshot missing", "no snapshots"],
+)
+def test_missing_fio_cpu_snapshots_fail_the_cell_naming_the_file(tmp_path, lines):
+    scratch = _snapshot_file(tmp_path, lines)
+    with pytest.raises(CalibrationError, match="c0.cpu"):
+        _snapshot_cpu(scratch, 0, _Cell("randread", 4096, 2, 1), 100, "test")
+    (scratch / "c0.cpu").write_text("pre 11 garbage\n")
+    with pytest.raises(CalibrationError, match="cannot read the CPU snapshots"):
+        _snapshot_cpu(scratch, 0, _Cell("randread", 4096, 2, 1), 100, "test")
 
 
 @pytest.mark.parametrize("seconds", [3.2e-7, 5e-6, 999.96e-6, 2.1157e-3, 0.9999, 12.5])
@@ -164,9 +302,23 @@ def test_targets_parse_into_their_kind(tmp_path):
     assert parse_target("s3:https://s3.example.com/b/").bucket == "b"
     assert (parse_target("rados:trainpool").kind, parse_target("rados:trainpool").pool) == ("rados", "trainpool")
     assert parse_target(str(tmp_path)).path == tmp_path
+    cephfs = parse_target("cephfs:/trainio/calibrate/")
+    assert (cephfs.kind, cephfs.fs_path) == ("cephfs", "/trainio/calibrate")
 
 
-@pytest.mark.parametrize("text", ["rgw:http://127.0.0.1:7480", "rgw:ftp://h/b", "s3:http://h/a/b", "rados:", "/no/dir"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "rgw:http://127.0.0.1:7480",
+        "rgw:ftp://h/b",
+        "s3:http://h/a/b",
+        "rados:",
+        "/no/dir",
+        "cephfs:",
+        "cephfs:/",
+        "cephfs:x",
+    ],
+)
 def test_a_target_that_does_not_parse_is_refused_with_its_text(text):
     with pytest.raises(TargetError, match="target"):
         parse_target(text)
