@@ -22,9 +22,10 @@ with several processes, from the first one's start to the last one's end.
 The benchmark starts its own single-node Ceph (scripts/ceph-dev.sh, memstore OSD, its own port
 base) and tears it down at the end, also on failure. Steps: Ceph up; the data set generated and
 placed on local disk, RGW (one object per sample, and tar shards of 4 MiB), RADOS and CephFS;
-calibration of the local directory, RGW, pool ``trainpool`` (RADOS) and pool ``cephfs_data``
-(CephFS: calibrate has no CephFS target; CephFS file data are RADOS objects in that pool); the
-baseline capture; the runs and projections; Ceph down.
+calibration of the local directory, RGW, pool ``trainpool`` (RADOS) and CephFS (through
+libcephfs), the Ceph ones with ``--colocated`` (the daemons share this host's cores with the
+runs, so their CPU per request is charged on the node's cores); the baseline capture; the runs
+and projections; Ceph down.
 
 A shared machine is a noisy one: a run during which other users' processes took CPU is slower in
 a way no projection can know, and a baseline captured under such load carries it into every
@@ -522,14 +523,15 @@ def calibrate_profiles(
     patience: Patience,
 ) -> tuple[dict[str, Path], dict[str, dict]]:
     """One profile per backend in ``folder``, measured by ``replay calibrate`` on a quiet machine
-    (CephFS through its data pool: calibrate has no CephFS target); ``scratch`` holds every try."""
+    (``--colocated`` for the Ceph targets: the daemons share this host's cores with the runs);
+    ``scratch`` holds every try."""
     from replay.calibrate import calibrate, render_calibration
 
     targets = {
         "local": str(data.parent),
         "rgw": f"rgw:{env['TRAINIO_S3_ENDPOINT']}/trainio-calibrate",
         "rados": "rados:trainpool",
-        "cephfs": "rados:cephfs_data",
+        "cephfs": "cephfs:/trainio-calibrate",
     }
     paths, info = {}, {}
     saved = {name: os.environ.get(name) for name in ("CEPH_CONF", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
@@ -541,9 +543,15 @@ def calibrate_profiles(
 
             tries = iter(range(ATTEMPTS))
 
-            def measure(target: str = targets[name], out: Path = out, tries: Iterator = tries) -> object:
+            # the Ceph daemons run on this host: their CPU per request is the training's too
+            colocated = name != "local"
+
+            def measure(
+                target: str = targets[name], out: Path = out, tries: Iterator = tries, colocated: bool = colocated
+            ) -> object:
                 # each try writes its own file, so that the least disturbed one can be kept
-                return calibrate(target, scratch / f"try-{next(tries)}" / out.name, budget_s=budget_s)
+                path = scratch / f"try-{next(tries)}" / out.name
+                return calibrate(target, path, budget_s=budget_s, colocated=colocated)
 
             cal, usage = quietly(meter, f"calibrating {name}", patience, measure)
             shutil.copyfile(cal.profile_path, out)
@@ -592,7 +600,7 @@ def profile_numbers(profile: BackendProfile) -> dict:
         value = getattr(profile, key)
         if value is not None:
             numbers[key] = value
-    for key in ("stream_bandwidth", "aggregate_bandwidth", "iops"):
+    for key in ("stream_bandwidth", "aggregate_bandwidth", "iops", "request_cpu_s", "colocated_cpu_s"):
         numbers[key] = getattr(profile, key)
     return numbers
 
@@ -614,7 +622,10 @@ def scenario(cond: Condition, setup: Setup, profile: Path, *, exact: bool = Fals
 
 
 def projection(trace: Path, sc: Scenario) -> dict:
-    result, _workload, warnings = project_trace(trace, sc)
+    result, workload, warnings = project_trace(trace, sc)
+    requests = result.read_ops_per_s * result.time_to_train_s
+    per_request = load_profile(sc.profile).node_cpu_per_request_s if sc.profile else 0.0
+    storage_cpu_s = requests * per_request
     return {
         "time_to_train_s": result.time_to_train_s,
         "bottleneck": result.bottleneck,
@@ -624,6 +635,7 @@ def projection(trace: Path, sc: Scenario) -> dict:
         "read_ops_per_s": round(result.read_ops_per_s, 1),
         "cpu_utilization": round(float(result.bottleneck_evidence["cpu_utilization"]), 4),
         "iops_utilization": round(float(result.bottleneck_evidence["iops_utilization"]), 4),
+        "storage_cpu_ms_per_sample": round(1e3 * storage_cpu_s / (workload.samples * workload.epochs), 3),
         "warnings": warnings,
     }
 
@@ -694,16 +706,18 @@ def markdown(result: dict) -> str:
         )
     lines += [
         "",
-        "Where the CPU went in the real runs (per sample, median of the runs counted). The projection's "
-        "CPU per sample is the baseline's decode and transform time, "
-        f"{result['baseline']['mean_sample_cpu_ms']:.2f} ms, whatever the backend: a storage client's or a "
-        "co-located server's CPU per request is not in the model.",
+        "Where the CPU went in the real runs (per sample, median of the runs counted), next to the "
+        "projection's: the baseline's decode and transform time, "
+        f"{result['baseline']['mean_sample_cpu_ms']:.2f} ms, plus the storage requests' CPU (the client's and, "
+        "with `--colocated` calibration, the Ceph daemons') that the calibrated profile charges per request.",
         "",
-        "| scenario | workload CPU ms/sample | Ceph daemons CPU ms/sample | cores busy |",
-        "|---|---:|---:|---:|",
+        "| scenario | workload CPU ms/sample | Ceph daemons CPU ms/sample | cores busy "
+        "| projected storage CPU ms/sample |",
+        "|---|---:|---:|---:|---:|",
         *(
             f"| {s['name']} | {s['cpu_ms_per_sample']['workload']:.2f} | {s['cpu_ms_per_sample']['ceph']:.2f} | "
-            f"{100 * s['cpu_ms_per_sample']['cores_busy']:.0f}% |"
+            f"{100 * s['cpu_ms_per_sample']['cores_busy']:.0f}% | "
+            f"{s['projection']['storage_cpu_ms_per_sample']:.2f} |"
             for s in result["scenarios"]
         ),
     ]
@@ -779,10 +793,9 @@ def benchmark(args: argparse.Namespace, work: Path) -> dict:
                     meter,
                     setup_patience,
                 )
-                profiles_from = f"`replay calibrate` on this machine's Ceph, {args.calibrate_budget:.0f} s budget each"
-                notes.append(
-                    "CephFS is projected with the profile calibrate measured on its data pool (rados:cephfs_data): "
-                    "calibrate has no CephFS target"
+                profiles_from = (
+                    f"`replay calibrate` on this machine's Ceph (`--colocated`), {args.calibrate_budget:.0f} s "
+                    "budget each"
                 )
 
         base_cmd = workload_cmd(
