@@ -9,8 +9,7 @@ Processes, per training process (rank):
     scheduler shares them among runnable processes (a worker uses at most one core). Every data
     request also takes the backend's CPU per request (its client's, and its servers' when they
     run on the training nodes) from those cores.
-  * The training loop: wait for the next batch (stall), take it from its worker (CPU on the
-    node's cores), compute (resampled step time, one draw
+  * The training loop: wait for the next batch (stall), take it from its worker, compute (resampled step time, one draw
     per step shared by all ranks: every rank runs the same model on the same-size batch), wait at
     the step barrier of all ranks (DDP's all-reduce synchronises them), then the exposed part of
     the all-reduce.
@@ -357,7 +356,7 @@ class _Sim:
                 if position + ahead < count:
                     sent[position + ahead].succeed()
                 if plan.batch_receive_s > 0:
-                    yield from self._receive(node)
+                    yield env.timeout(plan.batch_receive_s)
             else:
                 self._skip(stream, previous, step, 1)
                 previous = step
@@ -496,15 +495,6 @@ class _Sim:
             size = min(plan.request_bytes, left)
             yield from self._request(node, size, counters)
             left -= size
-
-    def _receive(self, node: int) -> Gen:
-        """Taking a ready batch from the workers (unpickling it, mapping its shared memory) is the
-        training process's own CPU work, on the node's cores beside the workers'."""
-        seconds = self.plan.batch_receive_s
-        if self.exact:
-            yield from self._cpu(node, seconds, self.loader)
-        else:
-            yield from self._fluid_job(0, 0.0, 0, 0.0, seconds, self.loader)
 
     # --- resources --------------------------------------------------------------------------
 

@@ -24,7 +24,7 @@ def test_every_builtin_profile_loads_under_its_own_name():
 
 
 def test_every_builtin_quantity_carries_a_comment_saying_where_it_comes_from():
-    quantity = re.compile(r"^(\w+_latency|\w+_bandwidth|iops|max_outstanding) = (?!\"n/a\")")
+    quantity = re.compile(r"^(\w+_latency|\w+_bandwidth|iops|max_outstanding|\w+_cpu) = (?!\"n/a\")")
     for name in builtin_names():
         text = (Path(__file__).parents[2] / "models" / "profiles" / f"{name}.toml").read_text()
         lines = [line for line in text.splitlines() if quantity.match(line)]
@@ -35,7 +35,8 @@ def test_every_builtin_quantity_carries_a_comment_saying_where_it_comes_from():
 
 def test_profile_values_are_converted_to_si_units():
     rgw = builtin_profile("rgw")
-    assert rgw.get_latency_s == pytest.approx(2.5e-3)
+    assert rgw.get_latency_s == pytest.approx(1.3e-3)
+    assert (rgw.request_cpu_s, rgw.colocated_cpu_s) == pytest.approx((1.2e-3, 0.0))
     assert rgw.aggregate_bandwidth == pytest.approx(1.3 * 2**30)
     assert rgw.open_latency_s is None
     assert builtin_profile("local-ssd").max_outstanding == 32
@@ -56,12 +57,14 @@ def test_a_missing_key_names_the_file_and_the_key(tmp_path):
 
 
 def test_the_cpu_per_request_keys_are_optional_and_zero_when_absent(tmp_path):
-    assert (builtin_profile("rgw").request_cpu_s, builtin_profile("rgw").colocated_cpu_s) == (0.0, 0.0)
-    text = RGW.replace("[backend]\n", '[backend]\nrequest_cpu = "2.4 ms"\ncolocated_cpu = "1500 us"\n')
+    assert (builtin_profile("nfs").request_cpu_s, builtin_profile("nfs").colocated_cpu_s) == (0.0, 0.0)
+    without = "\n".join(line for line in RGW.splitlines() if not line.startswith(("request_cpu", "colocated_cpu")))
+    assert load_profile(write(tmp_path, without)).node_cpu_per_request_s == 0.0
+    text = without.replace("[backend]\n", '[backend]\nrequest_cpu = "2.4 ms"\ncolocated_cpu = "1500 us"\n')
     profile = load_profile(write(tmp_path, text))
     assert (profile.request_cpu_s, profile.colocated_cpu_s) == pytest.approx((2.4e-3, 1.5e-3))
     assert profile.node_cpu_per_request_s == pytest.approx(3.9e-3)
-    path = write(tmp_path, RGW.replace("[backend]\n", '[backend]\nrequest_cpu = "n/a"\n'))
+    path = write(tmp_path, text.replace('request_cpu = "2.4 ms"', 'request_cpu = "n/a"'))
     with pytest.raises(ProfileError, match=rf"{re.escape(str(path))}.*request_cpu"):
         load_profile(path)
 
@@ -73,7 +76,7 @@ def test_a_value_with_the_wrong_unit_names_the_file_and_the_key(tmp_path):
 
 
 def test_not_applicable_is_refused_where_the_key_applies(tmp_path):
-    path = write(tmp_path, RGW.replace('get_latency = "2.5 ms"', 'get_latency = "n/a"'))
+    path = write(tmp_path, RGW.replace('get_latency = "1.3 ms"', 'get_latency = "n/a"'))
     with pytest.raises(ProfileError, match="get_latency applies to access='object'"):
         load_profile(path)
 

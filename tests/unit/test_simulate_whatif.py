@@ -78,7 +78,8 @@ def test_backend_rows_cover_every_builtin_profile_with_its_source():
     rows = {row["name"]: row for row in backend_rows()}
     assert set(rows) == {"cephfs", "local-nvme", "local-ssd", "nfs", "rbd", "rgw", "s3"}
     assert rows["rgw"]["source"].startswith("measured here")
-    assert rows["rgw"]["request_latency_ms"] == pytest.approx(2.5)
+    assert rows["rgw"]["request_latency_ms"] == pytest.approx(1.3)
+    assert rows["rgw"]["request_cpu_ms"] == pytest.approx(1.2)  # boto3's CPU per GET, on the node's cores
     assert rows["s3"]["open_ms"] is None  # no opens on an object store
     assert rows["s3"]["aggregate_MBps"] == math.inf
     assert rows["local-nvme"]["client_MBps"] is None  # node-local: no client link
