@@ -54,6 +54,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import resource
@@ -260,6 +261,21 @@ def own_cpu_s() -> float:
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
+def cpu_probe_ms() -> float:
+    """Milliseconds of one core for a fixed piece of Python work (best of 5). A virtual machine's
+    cores run faster or slower with its neighbours' load, which /proc/stat cannot show: the same
+    request or decode then costs more CPU time. Probing before every calibration and run shows
+    whether the runs met the same machine the profiles were measured on."""
+    best = math.inf
+    for _ in range(5):
+        start = time.thread_time()
+        total = 0
+        for i in range(200_000):
+            total += i * i % 7
+        best = min(best, time.thread_time() - start)
+    return 1e3 * best
+
+
 @dataclass(frozen=True)
 class CpuSample:
     t: float
@@ -397,6 +413,8 @@ class RunResult:
     usage: Usage
     waited_s: float
     """Waiting for a quiet machine before the start."""
+    probe_ms: float
+    """``cpu_probe_ms()`` just before the start."""
 
     def to_dict(self) -> dict:
         return {
@@ -406,6 +424,7 @@ class RunResult:
             "samples": sum(p["samples"] for p in self.processes),
             "workload_cpu_s": round(sum(p["cpu_s"] for p in self.processes), 3),
             "waited_for_quiet_s": round(self.waited_s, 1),
+            "cpu_probe_ms": round(self.probe_ms, 2),
             **self.usage.to_dict(),
         }
 
@@ -446,6 +465,7 @@ def run_condition(
             time.sleep(0.01)
         pids = tuple(p.pid for p in procs)
         waited = meter.wait_for_quiet(wait_s, pids)
+        probe = cpu_probe_ms()
         before = meter.sample(pids)
         (folder / "go").touch()
         for p in procs:
@@ -470,7 +490,7 @@ def run_condition(
         reports.append(json.loads(lines[-1]))
     start = min(r["start_monotonic"] for r in reports)
     end = max(r["end_monotonic"] for r in reports)
-    return RunResult(measured_s=end - start, processes=reports, usage=usage, waited_s=waited)
+    return RunResult(measured_s=end - start, processes=reports, usage=usage, waited_s=waited, probe_ms=probe)
 
 
 @dataclass(frozen=True)
@@ -553,6 +573,7 @@ def calibrate_profiles(
                 path = scratch / f"try-{next(tries)}" / out.name
                 return calibrate(target, path, budget_s=budget_s, colocated=colocated)
 
+            probe = cpu_probe_ms()
             cal, usage = quietly(meter, f"calibrating {name}", patience, measure)
             shutil.copyfile(cal.profile_path, out)
             print(render_calibration(cal), flush=True)
@@ -564,6 +585,7 @@ def calibrate_profiles(
                 "elapsed_s": round(cal.elapsed_s, 1),
                 "notes": list(cal.notes),
                 "machine_usage": usage.to_dict(),
+                "cpu_probe_ms": round(probe, 2),
                 **profile_numbers(load_profile(out)),
             }
     finally:
@@ -643,8 +665,9 @@ def projection(trace: Path, sc: Scenario) -> dict:
 def cpu_per_sample(runs: list[RunResult]) -> dict[str, float]:
     """Medians over ``runs``: CPU milliseconds per sample of the workload (its processes and
     DataLoader workers) and of the Ceph daemons, and the share of the cores they kept busy."""
-    workload, ceph, busy = [], [], []
+    workload, ceph, busy, probe = [], [], [], []
     for run in runs:
+        probe.append(run.probe_ms)
         samples = sum(p["samples"] for p in run.processes)
         workload.append(1e3 * sum(p["cpu_s"] for p in run.processes) / samples)
         ceph.append(1e3 * sum(run.usage.ceph_cpu_s.values()) / samples)
@@ -653,6 +676,7 @@ def cpu_per_sample(runs: list[RunResult]) -> dict[str, float]:
         "workload": round(statistics.median(workload), 3),
         "ceph": round(statistics.median(ceph), 3),
         "cores_busy": round(statistics.median(busy), 3),
+        "cpu_probe_ms": round(statistics.median(probe), 2),
     }
 
 
@@ -712,14 +736,24 @@ def markdown(result: dict) -> str:
         "with `--colocated` calibration, the Ceph daemons') that the calibrated profile charges per request.",
         "",
         "| scenario | workload CPU ms/sample | Ceph daemons CPU ms/sample | cores busy "
-        "| projected storage CPU ms/sample |",
-        "|---|---:|---:|---:|---:|",
+        "| projected storage CPU ms/sample | CPU probe ms |",
+        "|---|---:|---:|---:|---:|---:|",
         *(
             f"| {s['name']} | {s['cpu_ms_per_sample']['workload']:.2f} | {s['cpu_ms_per_sample']['ceph']:.2f} | "
             f"{100 * s['cpu_ms_per_sample']['cores_busy']:.0f}% | "
-            f"{s['projection']['storage_cpu_ms_per_sample']:.2f} |"
+            f"{s['projection']['storage_cpu_ms_per_sample']:.2f} | {s['cpu_ms_per_sample']['cpu_probe_ms']:.1f} |"
             for s in result["scenarios"]
         ),
+        "",
+        "CPU probe (`cpu_probe_ms`: one core's time for a fixed piece of Python work; larger = a slower "
+        "machine at that moment) before each calibration: "
+        + (
+            ", ".join(
+                f"{name} {p['cpu_probe_ms']:.1f} ms" for name, p in result["profiles"].items() if "cpu_probe_ms" in p
+            )
+            or "not measured (no calibration)"
+        )
+        + ".",
     ]
     separate = [s for s in result["scenarios"] if "projected_separate_nodes_s" in s]
     if separate:
