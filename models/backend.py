@@ -68,7 +68,8 @@ class BackendProfile:
     colocated_cpu_s: float = 0.0
     """CPU the storage servers spend per data request on the training nodes' own cores: non-zero
     only when they run there (hyperconverged, e.g. Rook-Ceph on the GPU nodes, or a dev cluster).
-    Also excluded from the latencies."""
+    The latencies include it (the servers work while the client waits); the model also takes it
+    from the node's cores, beside the request, so that it slows everything else there."""
     description: str = ""
     source: str = ""
 

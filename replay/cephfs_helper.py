@@ -34,8 +34,9 @@ found -1 when missing).
 ``calibrate`` plan (``replay calibrate --target cephfs:/PATH``): ``conf``, ``root``, ``seed``,
 ``files`` (laid out as for ``cephfs``), ``data`` (the relative path of a large file), ``samples``
 (relative paths of small files) and ``cells``: a list of ``{"name", "op", "size", "threads",
-"seconds", "min_ops"}``, run one after the other, with op ``randread`` (reads of ``size`` at random
-``size``-aligned offsets of ``data`` from ``threads`` threads, one mount), ``open-read-close`` (each
+"seconds", "min_ops", "pause_s"}``, run one after the other, with op ``randread`` (reads of ``size``
+at random ``size``-aligned offsets of ``data`` from ``threads`` threads, one mount, each thread
+idle ``pause_s`` (optional, 0) after every read), ``open-read-close`` (each
 sample file once, in order: open, read it whole, close) or ``stat`` (each sample file once).
 libcephfs's object cache (``client_oc``) is off, so that every read reaches the OSDs; the metadata
 cells run on a fresh mount each, so that every open and stat asks the MDS as the first touch of a
@@ -326,6 +327,7 @@ class _Timed:
 def _cal_read_loop(cephfs, fs, path: str, fd: int, cell: dict, seed: int, barrier, out: list) -> None:
     """One thread of a randread cell: its read times, or the error that stopped it, on ``out``."""
     size, seconds, min_ops = int(cell["size"]), float(cell["seconds"]), int(cell["min_ops"])
+    pause = float(cell.get("pause_s", 0.0))  # idle after each read, as a loader decodes between them
     slots = max(1, int(cell["file_size"]) // size)
     rng = random.Random(seed)
     times = []
@@ -339,6 +341,8 @@ def _cal_read_loop(cephfs, fs, path: str, fd: int, cell: dict, seed: int, barrie
             times.append(time.monotonic() - start)
             if len(data) != size:
                 raise HelperError(1, f"short read of {path} at {offset}: {len(data)} of {size} bytes")
+            if pause:
+                time.sleep(pause)
     except (cephfs.Error, HelperError) as exc:
         out.append(exc)
         return

@@ -50,7 +50,9 @@ class Plan:
     stat_latency_s: float
     request_latency_s: float
     request_cpu_s: float
-    """CPU of one data request on the node's cores: the storage client's and a co-located server's."""
+    """The storage client's CPU per data request, on the node's cores, in the request's own time."""
+    server_cpu_s: float
+    """Co-located storage servers' CPU per data request, on the node's cores beside the request."""
     request_bytes: float
     """Request size of sequential bulk reads (shards, preload)."""
     shard_bytes: float
@@ -166,7 +168,8 @@ def make_plan(
         open_latency_s=backend.open_latency_s or 0.0,
         stat_latency_s=backend.stat_latency_s or 0.0,
         request_latency_s=backend.request_latency_s,
-        request_cpu_s=backend.node_cpu_per_request_s,
+        request_cpu_s=backend.request_cpu_s,
+        server_cpu_s=backend.colocated_cpu_s,
         request_bytes=fmt.request_bytes or LARGE_REQUEST_BYTES,
         shard_bytes=fmt.shard_bytes or math.inf,
         opens_per_shard=0 if is_object else 1,

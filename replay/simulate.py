@@ -7,8 +7,9 @@ Processes, per training process (rank):
     A worker loads the samples of its batch one after the other: storage requests, then CPU time
     (resampled from the workload) on the node's cores, which are processor-shared like the Linux
     scheduler shares them among runnable processes (a worker uses at most one core). Every data
-    request also takes the backend's CPU per request (its client's, and its servers' when they
-    run on the training nodes) from those cores.
+    request also takes its client's CPU from those cores, in the worker's own time, and, when the
+    storage servers run on the training nodes, their CPU per request as background work beside it
+    (their time is already in the request's latency: the client waits while they work).
   * The training loop: wait for the next batch (stall), take it from its worker, compute (resampled step time, one draw
     per step shared by all ranks: every rank runs the same model on the same-size batch), wait at
     the step barrier of all ranks (DDP's all-reduce synchronises them), then the exposed part of
@@ -528,6 +529,9 @@ class _Sim:
             self.slots[node].release(slot)
         counters.storage_bytes += nbytes
         counters.data_requests += 1
+        if plan.server_cpu_s > 0:
+            counters.storage_cpu_s += plan.server_cpu_s
+            env.process(self._cpu(node, plan.server_cpu_s, counters))
         if plan.request_cpu_s > 0:
             counters.storage_cpu_s += plan.request_cpu_s
             yield from self._cpu(node, plan.request_cpu_s, counters)
@@ -540,14 +544,23 @@ class _Sim:
         counters.cpu_s += seconds
         counters.cpu_wait_s += max(0.0, self.env.now - started - seconds)
 
+    def _background_cpu(self, seconds: float, counters: Counters) -> Gen:
+        """Co-located servers' CPU for a job's requests: it competes for the node's cores, but the
+        job does not wait for it."""
+        yield self.fluid.run(0.0, {"cores": seconds})
+        counters.cpu_s += seconds
+        counters.storage_cpu_s += seconds
+
     def _fluid_job(
         self, meta_ops: float, meta_s: float, requests: float, nbytes: float, cpu_s: float, counters: Counters
     ) -> Gen:
         stations = self.fluid.stations
         requests_s = stations["requests"].alone_s(requests)
         transfer_s = stations["bandwidth"].alone_s(nbytes)
-        storage_cpu_s = requests * self.plan.request_cpu_s
-        cpu_s += storage_cpu_s
+        client_cpu_s, server_cpu_s = requests * self.plan.request_cpu_s, requests * self.plan.server_cpu_s
+        cpu_s += client_cpu_s
+        if server_cpu_s > 0:
+            self.env.process(self._background_cpu(server_cpu_s, counters))
         use = {"bandwidth": nbytes, "requests": requests, "cores": cpu_s}
         if self.fluid.limits:
             use["outstanding"] = requests_s + transfer_s
@@ -559,7 +572,7 @@ class _Sim:
         counters.queue_s += requests_s - latency_s + lost["requests"] + lost.get("outstanding", 0.0)
         counters.transfer_s += transfer_s + lost["bandwidth"]
         counters.cpu_s += cpu_s
-        counters.storage_cpu_s += storage_cpu_s
+        counters.storage_cpu_s += client_cpu_s
         counters.cpu_wait_s += lost["cores"]
         counters.storage_bytes += nbytes
         counters.data_requests += requests
