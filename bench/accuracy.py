@@ -645,9 +645,7 @@ def scenario(cond: Condition, setup: Setup, profile: Path, *, exact: bool = Fals
 
 def projection(trace: Path, sc: Scenario) -> dict:
     result, workload, warnings = project_trace(trace, sc)
-    requests = result.read_ops_per_s * result.time_to_train_s
-    per_request = load_profile(sc.profile).node_cpu_per_request_s if sc.profile else 0.0
-    storage_cpu_s = requests * per_request
+    storage_cpu_s = float(result.bottleneck_evidence["node_storage_cpu_s"]) * result.nodes
     return {
         "time_to_train_s": result.time_to_train_s,
         "bottleneck": result.bottleneck,

@@ -2,7 +2,8 @@
 
 A profile is a TOML file with a ``[meta]`` table (``name``, ``description``, ``source``) and a
 ``[backend]`` table whose values are unit strings (see ``models.units``). Every key must be
-present, except the optional CPU keys (``request_cpu``, ``colocated_cpu``: "0 s" when absent);
+present, except the optional CPU keys (``request_cpu``, ``colocated_cpu``, ``open_cpu``,
+``colocated_open_cpu``: "0 s" when absent);
 ``"n/a"`` marks a key that does not apply to the access kind (``get_latency`` on a POSIX file
 system, ``open_latency`` on an object store, ``client_nic_bandwidth`` on a node-local disk).
 The built-in profiles live in ``models/profiles/``; each value there carries a comment naming
@@ -70,6 +71,11 @@ class BackendProfile:
     only when they run there (hyperconverged, e.g. Rook-Ceph on the GPU nodes, or a dev cluster).
     The latencies include it (the servers work while the client waits); the model also takes it
     from the node's cores, beside the request, so that it slows everything else there."""
+    open_cpu_s: float = 0.0
+    """Client CPU per file open (its close included) on a file system whose opens go to a server
+    (a CephFS or NFS client): like ``request_cpu_s``, outside ``open_latency_s``."""
+    colocated_open_cpu_s: float = 0.0
+    """Co-located servers' (a metadata server's) CPU per open: like ``colocated_cpu_s``."""
     description: str = ""
     source: str = ""
 
@@ -83,7 +89,7 @@ class BackendProfile:
                 raise ProfileError(f"{name} is required for access={self.access!r}")
             if value < 0:
                 raise ProfileError(f"{name}(={value}) must be >= 0")
-        for name in ("request_cpu_s", "colocated_cpu_s"):
+        for name in ("request_cpu_s", "colocated_cpu_s", "open_cpu_s", "colocated_open_cpu_s"):
             if not (getattr(self, name) >= 0 and math.isfinite(getattr(self, name))):
                 raise ProfileError(f"{name}(={getattr(self, name)}) must be >= 0 and finite")
         for name in ("stream_bandwidth", "aggregate_bandwidth", "iops", "max_outstanding"):
@@ -151,8 +157,10 @@ _KEYS: dict[str, tuple[str, Callable[..., float]]] = {
     "max_outstanding": ("max_outstanding", _count),
     "request_cpu": ("request_cpu_s", parse_duration),
     "colocated_cpu": ("colocated_cpu_s", parse_duration),
+    "open_cpu": ("open_cpu_s", parse_duration),
+    "colocated_open_cpu": ("colocated_open_cpu_s", parse_duration),
 }
-OPTIONAL = {"request_cpu": "0 s", "colocated_cpu": "0 s"}
+OPTIONAL = {"request_cpu": "0 s", "colocated_cpu": "0 s", "open_cpu": "0 s", "colocated_open_cpu": "0 s"}
 """Keys a profile may leave out, and the value they then have."""
 
 

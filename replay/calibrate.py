@@ -333,6 +333,17 @@ class Fitted:
     """The host's CPU less the client's per request, intercept as above (None: not co-located)."""
     iops_busy: float | None = None
     """Fraction of the host's cores busy while the best request rate was measured."""
+    open_cpu_s: float | None = None
+    """Client CPU per file of the open-read-close cell less ``request_cpu_s``: its open and close."""
+    colocated_open_cpu_s: float | None = None
+    """The servers' CPU per file of that cell less ``colocated_cpu_s`` (None: not co-located)."""
+
+    @property
+    def open_wait_s(self) -> float | None:
+        """The mean open time less the open's CPU (charged on the node's cores), floored at 0."""
+        if self.open_latency_s is None:
+            return None
+        return max(0.0, self.open_latency_s - (self.open_cpu_s or 0.0))
 
     @property
     def wait_latency_s(self) -> float:
@@ -375,6 +386,12 @@ def fit_measurements(measurements: list[Measurement] | tuple[Measurement, ...], 
     colocated_cpu = fit_intercept(sizes, [m.server_cpu_s for m in stream]) if colocated else None
     if colocated and colocated_cpu is None and all(m.server_cpu_s is not None for m in stream):
         colocated_cpu = 0.0  # measured, and nothing above the client's own
+    request_cpu = fit_intercept(sizes, [m.cpu_s for m in stream])
+    open_cpu = colocated_open = None
+    if opens and opens[0].cpu_s is not None and request_cpu is not None:
+        open_cpu = max(0.0, opens[0].cpu_s - request_cpu)
+    if colocated and opens and opens[0].server_cpu_s is not None:
+        colocated_open = max(0.0, opens[0].server_cpu_s - (colocated_cpu or 0.0))
     return Fitted(
         latency_s=fit.latency_s,
         stream_bandwidth=fit.bandwidth,
@@ -385,9 +402,11 @@ def fit_measurements(measurements: list[Measurement] | tuple[Measurement, ...], 
         iops_from=best_rate.name,
         open_latency_s=opens[0].first_byte_s if opens else None,
         stat_latency_s=stats[0].latency_s if stats else None,
-        request_cpu_s=fit_intercept(sizes, [m.cpu_s for m in stream]),
+        request_cpu_s=request_cpu,
         colocated_cpu_s=colocated_cpu,
         iops_busy=best_rate.busy,
+        open_cpu_s=open_cpu,
+        colocated_open_cpu_s=colocated_open,
     )
 
 
@@ -1190,6 +1209,19 @@ def profile_toml(
             "measured (--colocated: the storage daemons share this machine's cores): the host's busy CPU "
             f"(/proc/stat user+nice+system+steal) less the client's, per request; {intercept}",
         )
+    per_file = "the open-read-close cell's CPU per file less the read's"
+    if fitted.open_cpu_s is None:
+        open_cpu = ("0 s", "not measured")
+    else:
+        open_cpu = (duration_text(fitted.open_cpu_s), f"measured: client CPU of each open and close: {per_file}")
+    if fitted.colocated_open_cpu_s is None:
+        colocated_open_cpu = ("0 s", "not measured or not co-located: inside the open latency")
+    else:
+        colocated_open_cpu = (
+            duration_text(fitted.colocated_open_cpu_s),
+            f"measured (--colocated): the servers' CPU of each open and close: {per_file}",
+        )
+    less_open_cpu = "" if fitted.open_cpu_s is None else " less open_cpu"
     na = ("n/a", "does not apply")
     unlimited_nic = ("unlimited", "not measured: the aggregate figure was measured through this client's link")
     if target.kind == "rgw":
@@ -1222,7 +1254,7 @@ def profile_toml(
         flags = {"access": "posix", "shared": True, "page_cache": True}
         cold = f"each of up to {DIR_SAMPLES} files once, on a fresh libcephfs mount (an MDS round trip)"
         rows = {
-            "open_latency": (duration_text(fitted.open_latency_s or 0.0), f"measured: mean open, {cold}"),
+            "open_latency": (duration_text(fitted.open_wait_s or 0.0), f"measured: mean open{less_open_cpu}, {cold}"),
             "stat_latency": (duration_text(fitted.stat_latency_s or 0.0), f"measured: mean stat, {cold}"),
             "read_latency": latency,
             "get_latency": na,
@@ -1238,7 +1270,10 @@ def profile_toml(
         shared = fstype in NETWORK_FILE_SYSTEMS
         flags = {"access": "posix", "shared": shared, "page_cache": True}
         rows = {
-            "open_latency": (duration_text(fitted.open_latency_s or 0.0), "measured: mean open(2), metadata warm"),
+            "open_latency": (
+                duration_text(fitted.open_wait_s or 0.0),
+                f"measured: mean open(2){less_open_cpu}, metadata warm",
+            ),
             "stat_latency": (duration_text(fitted.stat_latency_s or 0.0), "measured: mean stat(2), metadata warm"),
             "read_latency": latency,
             "get_latency": na,
@@ -1256,6 +1291,9 @@ def profile_toml(
     backend["iops"] = iops
     backend["request_cpu"] = request_cpu
     backend["colocated_cpu"] = colocated_cpu
+    if target.kind != "rgw":
+        backend["open_cpu"] = open_cpu
+        backend["colocated_open_cpu"] = colocated_open_cpu
     order = [
         "open_latency",
         "stat_latency",
@@ -1268,6 +1306,8 @@ def profile_toml(
         "max_outstanding",
         "request_cpu",
         "colocated_cpu",
+        "open_cpu",
+        "colocated_open_cpu",
     ]
     lines = [
         f"# Measured by `replay calibrate` against {target.text}. The measurements (mean time, client CPU and",
@@ -1288,7 +1328,7 @@ def profile_toml(
     for key, value in flags.items():
         text = ("true" if value else "false") if isinstance(value, bool) else _quote(value)
         lines.append(f"{key} = {text}" + (f"  # {comments[key]}" if key in comments else ""))
-    for key in order:
+    for key in (key for key in order if key in backend):
         value, comment = backend[key]
         text = value if value.isdigit() else _quote(value)
         lines.append(f"{key} = {text}  # {comment}")
@@ -1426,6 +1466,8 @@ def render_calibration(cal: Calibration) -> str:
     if f.open_latency_s is not None:
         lines.append(
             f"  metadata     open {duration_text(f.open_latency_s)}, stat {duration_text(f.stat_latency_s or 0.0)}"
+            + (f"; open and close CPU {duration_text(f.open_cpu_s)}" if f.open_cpu_s is not None else "")
+            + (f", servers' {duration_text(f.colocated_open_cpu_s)}" if f.colocated_open_cpu_s is not None else "")
         )
     lines += [f"  note         {note}" for note in cal.notes]
     return "\n".join(lines)

@@ -53,6 +53,10 @@ class Plan:
     """The storage client's CPU per data request, on the node's cores, in the request's own time."""
     server_cpu_s: float
     """Co-located storage servers' CPU per data request, on the node's cores beside the request."""
+    open_cpu_s: float
+    """The client's CPU per open (as ``request_cpu_s``)."""
+    open_server_cpu_s: float
+    """Co-located servers' CPU per open (as ``server_cpu_s``)."""
     request_bytes: float
     """Request size of sequential bulk reads (shards, preload)."""
     shard_bytes: float
@@ -170,6 +174,8 @@ def make_plan(
         request_latency_s=backend.request_latency_s,
         request_cpu_s=backend.request_cpu_s,
         server_cpu_s=backend.colocated_cpu_s,
+        open_cpu_s=0.0 if is_object else backend.open_cpu_s,
+        open_server_cpu_s=0.0 if is_object else backend.colocated_open_cpu_s,
         request_bytes=fmt.request_bytes or LARGE_REQUEST_BYTES,
         shard_bytes=fmt.shard_bytes or math.inf,
         opens_per_shard=0 if is_object else 1,

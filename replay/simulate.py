@@ -417,7 +417,7 @@ class _Sim:
             requests = _counts(rng, plan.requests_per_sample, n)
         for i in range(n):
             if plan.kind == "files" and miss[i]:
-                yield from self._meta(opens[i], stats[i], counters)
+                yield from self._meta(node, opens[i], stats[i], counters)
                 for _ in range(requests[i]):
                     yield from self._request(node, sizes[i] / requests[i], counters)
             elif plan.kind == "shards":
@@ -427,7 +427,7 @@ class _Sim:
                 while stream.pos < target:
                     opens_shard, size = stream.next_request()
                     if opens_shard:
-                        yield from self._meta(plan.opens_per_shard, 0, counters)
+                        yield from self._meta(node, plan.opens_per_shard, 0, counters)
                     if rng.random() >= epoch.hit_ratio:
                         yield from self._request(node, size, counters)
                     stream.pos += size
@@ -441,6 +441,7 @@ class _Sim:
             misses = int(np.count_nonzero(rng.random(n) >= epoch.hit_ratio)) if epoch.hit_ratio else n
             per_sample = plan.opens_per_sample * plan.open_latency_s + plan.stats_per_sample * plan.stat_latency_s
             yield from self._fluid_job(
+                opens=misses * plan.opens_per_sample,
                 meta_ops=misses * (plan.opens_per_sample + plan.stats_per_sample),
                 meta_s=misses * per_sample,
                 requests=misses * plan.requests_per_sample,
@@ -490,7 +491,7 @@ class _Sim:
         if not self.exact:
             yield from self._fluid_job(opens, opens * plan.open_latency_s, requests, nbytes, 0.0, counters)
             return
-        yield from self._meta(opens, 0, counters)
+        yield from self._meta(node, opens, 0, counters)
         left = nbytes
         for _ in range(requests):
             size = min(plan.request_bytes, left)
@@ -499,13 +500,19 @@ class _Sim:
 
     # --- resources --------------------------------------------------------------------------
 
-    def _meta(self, opens: int, stats: int, counters: Counters) -> Gen:
+    def _meta(self, node: int, opens: int, stats: int, counters: Counters) -> Gen:
         plan = self.plan
         seconds = opens * plan.open_latency_s + stats * plan.stat_latency_s
         counters.meta_ops += opens + stats
         if seconds > 0:
             counters.meta_s += seconds
             yield self.env.timeout(seconds)
+        if opens and plan.open_server_cpu_s > 0:
+            counters.storage_cpu_s += opens * plan.open_server_cpu_s
+            self.env.process(self._cpu(node, opens * plan.open_server_cpu_s, counters))
+        if opens and plan.open_cpu_s > 0:
+            counters.storage_cpu_s += opens * plan.open_cpu_s
+            yield from self._cpu(node, opens * plan.open_cpu_s, counters)
 
     def _request(self, node: int, nbytes: float, counters: Counters) -> Gen:
         env, plan = self.env, self.plan
@@ -552,12 +559,24 @@ class _Sim:
         counters.storage_cpu_s += seconds
 
     def _fluid_job(
-        self, meta_ops: float, meta_s: float, requests: float, nbytes: float, cpu_s: float, counters: Counters
+        self,
+        meta_ops: float,
+        meta_s: float,
+        requests: float,
+        nbytes: float,
+        cpu_s: float,
+        counters: Counters,
+        opens: float | None = None,
     ) -> Gen:
+        """One batch's (or preload thread's) work as one fluid job; ``opens`` among the ``meta_ops``
+        (all of them unless given: shards and preloads only open)."""
         stations = self.fluid.stations
         requests_s = stations["requests"].alone_s(requests)
         transfer_s = stations["bandwidth"].alone_s(nbytes)
-        client_cpu_s, server_cpu_s = requests * self.plan.request_cpu_s, requests * self.plan.server_cpu_s
+        plan = self.plan
+        opens = meta_ops if opens is None else opens
+        client_cpu_s = requests * plan.request_cpu_s + opens * plan.open_cpu_s
+        server_cpu_s = requests * plan.server_cpu_s + opens * plan.open_server_cpu_s
         cpu_s += client_cpu_s
         if server_cpu_s > 0:
             self.env.process(self._background_cpu(server_cpu_s, counters))

@@ -168,6 +168,7 @@ def _evidence(plan: Plan, sim: SimulationResult) -> dict[str, object]:
         "iops_utilization": _ratio(loader.data_requests, training * plan.node_iops),
         "cpu_utilization": _ratio(loader.cpu_s, training * plan.cpus_per_node),
         "storage_cpu_share": _ratio(loader.storage_cpu_s, loader.cpu_s),
+        "node_storage_cpu_s": loader.storage_cpu_s + sim.preload.storage_cpu_s,
         "node_read_MBps": _ratio(loader.storage_bytes, training) / 1e6,
         "node_requests_per_s": _ratio(loader.data_requests, training),
         "allreduce_per_step_s": plan.allreduce_s,

@@ -85,6 +85,7 @@ def test_cephfs_calibration_through_libcephfs_writes_a_shared_posix_profile(ceph
     assert (profile.access, profile.shared, profile.page_cache) == ("posix", True, True)
     assert profile.open_latency_s > 0 and profile.stat_latency_s > 0  # each an MDS round trip
     assert profile.request_cpu_s > 0 and profile.stream_bandwidth > 0 and profile.iops > 0
+    assert profile.open_cpu_s > 0  # an open and a close through libcephfs cost CPU a read does not
     assert cal.tool.startswith("libcephfs ") and len(cal.residuals) == 5
     assert {m.pattern for m in cal.measurements} == {"randread", "open-read-close", "stat"}
     assert "open-read-close 16KiB" in render_calibration(cal)

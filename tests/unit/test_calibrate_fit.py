@@ -199,6 +199,31 @@ def test_without_colocated_the_servers_cpu_stays_inside_the_latency(tmp_path):
     assert profile.read_latency_s == pytest.approx(LATENCY - CLIENT_CPU, rel=1e-3)
 
 
+def test_an_open_costs_the_cpu_its_file_takes_beyond_the_read(tmp_path):
+    """The open-read-close cell's CPU per file less the read's is the open's (and close's) CPU; the
+    written open latency excludes it, as the read latency excludes the read's."""
+    open_cpu, mds_cpu = 0.4e-3, 0.15e-3
+    measurements = [_with_cpu(m) for m in _measurements()]
+    measurements = [
+        replace(
+            m, cpu_s=CLIENT_CPU + open_cpu, host_cpu_s=CLIENT_CPU + open_cpu + SERVER_CPU + mds_cpu, first_byte_s=6e-4
+        )
+        if m.pattern == "open-read-close"
+        else m
+        for m in measurements
+    ]
+    fitted = fit_measurements(measurements, colocated=True)
+    assert fitted.open_cpu_s == pytest.approx(open_cpu, rel=1e-3)
+    assert fitted.colocated_open_cpu_s == pytest.approx(mds_cpu, rel=1e-3)
+    target = Target("cephfs", "cephfs:/train", fs_path="/train")
+    profile, text = _load(tmp_path, fitted, measurements, target)
+    assert (profile.open_cpu_s, profile.colocated_open_cpu_s) == pytest.approx((open_cpu, mds_cpu), rel=1e-3)
+    assert profile.open_latency_s == pytest.approx(6e-4 - open_cpu, rel=1e-3)
+    assert "mean open less open_cpu" in text
+    rgw = Target("rgw", "rgw:http://127.0.0.1:7480/b", endpoint="http://127.0.0.1:7480", bucket="b")
+    assert "open_cpu" not in _load(tmp_path, fitted, measurements, rgw)[1]  # no opens on an object store
+
+
 def test_cpu_beyond_the_fitted_latency_floors_the_latency_at_zero(tmp_path):
     measurements = [_with_cpu(m) for m in _measurements()]
     slower = [replace(m, latency_s=0.2e-3 + m.size / BANDWIDTH) for m in measurements]  # 0.2 ms < client CPU

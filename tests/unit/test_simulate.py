@@ -127,6 +127,17 @@ def test_storage_cpu_per_request_competes_with_decoding_for_the_nodes_cores(exac
     assert idle.bottleneck == "cpu-preprocessing"
 
 
+@both_modes
+def test_a_file_systems_cpu_per_open_is_charged_on_the_cores(exact):
+    """8 workers on 2 cores, 1 ms of decode and an open costing 1 ms of client CPU and 1 ms of
+    metadata-server CPU per sample: the cores bound it at samples x 3 ms / 2."""
+    job = workload(step_compute_s=np.array([1e-4]), sample_cpu_s=np.array([1e-3]), workers=8, epochs=1)
+    fs = backend(open_latency_s=1e-4, open_cpu_s=1e-3, colocated_open_cpu_s=1e-3)
+    result = project(job, fs, Cluster(cpus_per_node=2), FILES, exact=exact)
+    assert result.time_to_train_s == pytest.approx(2048 * 3e-3 / 2, rel=0.03)
+    assert result.bottleneck == "storage-cpu"
+
+
 def test_an_allreduce_longer_than_compute_makes_the_job_network_bound():
     result = project(
         workload(model_bytes=1e9),
