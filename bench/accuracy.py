@@ -77,6 +77,7 @@ ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))  # the documented command runs from a checkout
 
 from models.backend import BackendProfile, builtin_profile, load_profile  # noqa: E402
+from replay.calibrate import calibrate, host_ticks, render_calibration  # noqa: E402
 from replay.scenario import Scenario, project_trace  # noqa: E402
 
 CEPH_DEV = ROOT / "scripts" / "ceph-dev.sh"
@@ -156,7 +157,7 @@ CONDITIONS = (
 )
 SMOKE_CONDITIONS = (CONDITIONS[1],)
 BUILTIN = {"local": "local-nvme", "rgw": "rgw", "rados": "rbd", "cephfs": "cephfs"}
-"""Built-in profiles used when calibration is skipped (smoke) or unavailable."""
+"""Built-in profiles used when calibration is skipped (smoke)."""
 
 
 def say(message: str) -> None:
@@ -246,13 +247,9 @@ def process_cpu_s(pid: int) -> float:
 
 
 def machine_busy_s() -> float:
-    """CPU seconds all cores spent running processes since boot (/proc/stat: user, nice, system,
-    steal). Interrupt time is left out: no process is charged for it, and the loopback traffic to
-    our own Ceph makes much of it."""
-    user, nice, system, _idle, _iowait, _irq, _softirq, steal = (
-        int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:9]
-    )
-    return (user + nice + system + steal) / _TICK
+    """CPU seconds all cores spent running processes since boot (``replay calibrate``'s reading of
+    /proc/stat: interrupt time is left out, and the loopback traffic to our own Ceph makes much of it)."""
+    return host_ticks()[0] / _TICK
 
 
 def own_cpu_s() -> float:
@@ -545,8 +542,6 @@ def calibrate_profiles(
     """One profile per backend in ``folder``, measured by ``replay calibrate`` on a quiet machine
     (``--colocated`` for the Ceph targets: the daemons share this host's cores with the runs);
     ``scratch`` holds every try."""
-    from replay.calibrate import calibrate, render_calibration
-
     targets = {
         "local": str(data.parent),
         "rgw": f"rgw:{env['TRAINIO_S3_ENDPOINT']}/trainio-calibrate",
@@ -806,29 +801,21 @@ def benchmark(args: argparse.Namespace, work: Path) -> dict:
             notes.append("smoke run: calibration skipped, the built-in profiles were used")
             profiles_from = "built-in (smoke: calibration skipped)"
         else:
-            try:
-                import replay.calibrate  # noqa: F401
-            except ImportError as err:
-                paths, profiles = builtin_profiles(needed_profiles, f"replay.calibrate unavailable: {err}")
-                notes.append(f"replay.calibrate could not be imported ({err}): the built-in profiles were used")
-                profiles_from = "built-in (replay calibrate unavailable)"
-            else:
-                profile_dir = args.out.parent / "accuracy-profiles"
-                profile_dir.mkdir(parents=True, exist_ok=True)
-                paths, profiles = calibrate_profiles(
-                    needed_profiles,
-                    env,
-                    data,
-                    profile_dir,
-                    work / "calibration",
-                    args.calibrate_budget,
-                    meter,
-                    setup_patience,
-                )
-                profiles_from = (
-                    f"`replay calibrate` on this machine's Ceph (`--colocated`), {args.calibrate_budget:.0f} s "
-                    "budget each"
-                )
+            profile_dir = args.out.parent / "accuracy-profiles"
+            profile_dir.mkdir(parents=True, exist_ok=True)
+            paths, profiles = calibrate_profiles(
+                needed_profiles,
+                env,
+                data,
+                profile_dir,
+                work / "calibration",
+                args.calibrate_budget,
+                meter,
+                setup_patience,
+            )
+            profiles_from = (
+                f"`replay calibrate` on this machine's Ceph (`--colocated`), {args.calibrate_budget:.0f} s budget each"
+            )
 
         base_cmd = workload_cmd(
             where["local"], setup, "--workers", str(setup.workers), "--step-time", str(setup.step_time_s)

@@ -507,12 +507,7 @@ class _Sim:
         if seconds > 0:
             counters.meta_s += seconds
             yield self.env.timeout(seconds)
-        if opens and plan.open_server_cpu_s > 0:
-            counters.storage_cpu_s += opens * plan.open_server_cpu_s
-            self.env.process(self._cpu(node, opens * plan.open_server_cpu_s, counters))
-        if opens and plan.open_cpu_s > 0:
-            counters.storage_cpu_s += opens * plan.open_cpu_s
-            yield from self._cpu(node, opens * plan.open_cpu_s, counters)
+        yield from self._storage_cpu(node, opens * plan.open_cpu_s, opens * plan.open_server_cpu_s, counters)
 
     def _request(self, node: int, nbytes: float, counters: Counters) -> Gen:
         env, plan = self.env, self.plan
@@ -536,12 +531,7 @@ class _Sim:
             self.slots[node].release(slot)
         counters.storage_bytes += nbytes
         counters.data_requests += 1
-        if plan.server_cpu_s > 0:
-            counters.storage_cpu_s += plan.server_cpu_s
-            env.process(self._cpu(node, plan.server_cpu_s, counters))
-        if plan.request_cpu_s > 0:
-            counters.storage_cpu_s += plan.request_cpu_s
-            yield from self._cpu(node, plan.request_cpu_s, counters)
+        yield from self._storage_cpu(node, plan.request_cpu_s, plan.server_cpu_s, counters)
 
     def _cpu(self, node: int, seconds: float, counters: Counters) -> Gen:
         if seconds <= 0:
@@ -551,12 +541,24 @@ class _Sim:
         counters.cpu_s += seconds
         counters.cpu_wait_s += max(0.0, self.env.now - started - seconds)
 
-    def _background_cpu(self, seconds: float, counters: Counters) -> Gen:
-        """Co-located servers' CPU for a job's requests: it competes for the node's cores, but the
-        job does not wait for it."""
+    def _storage_cpu(self, node: int, client_s: float, server_s: float, counters: Counters) -> Gen:
+        """A storage operation's CPU (exact mode): the co-located servers' beside it, then the
+        client's in the worker's own time."""
+        if server_s > 0:
+            self.env.process(self._background_cpu(server_s, counters, node))
+        if client_s > 0:
+            counters.storage_cpu_s += client_s
+            yield from self._cpu(node, client_s, counters)
+
+    def _background_cpu(self, seconds: float, counters: Counters, node: int = 0) -> Gen:
+        """Co-located servers' CPU for storage operations: it competes for the node's cores, but
+        the operation does not wait for it."""
+        counters.storage_cpu_s += seconds
+        if self.exact:
+            yield from self._cpu(node, seconds, counters)
+            return
         yield self.fluid.run(0.0, {"cores": seconds})
         counters.cpu_s += seconds
-        counters.storage_cpu_s += seconds
 
     def _fluid_job(
         self,

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from replay.cli import main
-from replay.cli.options import positive_float, positive_int
+from replay.cli.options import positive_int, time_scale_option
 from replay.fioreplay import TargetError, parse_target, replay_fio
 from replay.render import replay_summary
 from replay.result import ReplayResult
@@ -46,14 +46,7 @@ def summary(result: ReplayResult) -> str:
     "--nodes", default=1, show_default=True, type=int, callback=positive_int, help="Nodes reading shares at once."
 )
 @click.option("--no-stall", is_flag=True, help="Replay as fast as possible, in the traced order.")
-@click.option(
-    "--time-scale",
-    default=1.0,
-    show_default=True,
-    type=float,
-    callback=positive_float,
-    help="Multiply the traced gaps: 2 = half the traced pace.",
-)
+@time_scale_option
 @click.option(
     "--workdir",
     type=click.Path(file_okay=False, path_type=Path),

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from replay.cli import main
-from replay.cli.options import positive_float, positive_int
+from replay.cli.options import positive_int, time_scale_option
 from replay.render import replay_summary
 from replay.result import ReplayResult
 from replay.s3replay import replay_s3
@@ -35,14 +35,7 @@ def summary(result: ReplayResult) -> str:
 @click.option("--bucket", required=True, help="Bucket to lay the data set out in (created if missing).")
 @click.option("--nodes", default=1, show_default=True, type=int, callback=positive_int, help="Nodes replaying at once.")
 @click.option("--no-stall", is_flag=True, help="Ignore the traced timing: every worker issues GETs back to back.")
-@click.option(
-    "--time-scale",
-    default=1.0,
-    show_default=True,
-    type=float,
-    callback=positive_float,
-    help="Multiply the traced gaps: 2 replays at half speed, 0.5 at double.",
-)
+@time_scale_option
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (the stable ReplayResult keys).")
 def s3(
     trace_dir: Path, endpoint: str, bucket: str, nodes: int, no_stall: bool, time_scale: float, as_json: bool
