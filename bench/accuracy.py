@@ -134,6 +134,9 @@ class Condition:
     preload: bool = False
     format: str | None = None
     """Record format of the projection (None: as captured, one file per sample)."""
+    page_cache: bool | None = None
+    """What-if's ``--page-cache`` (None: the profile's). The RADOS and CephFS loaders read through
+    librados / libcephfs in user space, so nothing they read is in the page cache next epoch."""
 
 
 FULL = Setup(samples=2000, epochs=2, batch_size=32, workers=2, step_time_s=0.02)
@@ -142,8 +145,8 @@ SMOKE = Setup(samples=192, epochs=1, batch_size=32, workers=2, step_time_s=0.02)
 CONDITIONS = (
     Condition("local files (the baseline's setup)", "local", "local", "nothing: the baseline, untraced"),
     Condition("RGW, one GET per sample", "rgw", "rgw", "backend"),
-    Condition("RADOS, one object per sample", "rados", "rados", "backend"),
-    Condition("CephFS (libcephfs), one file per sample", "cephfs", "cephfs", "backend"),
+    Condition("RADOS, one object per sample", "rados", "rados", "backend", page_cache=False),
+    Condition("CephFS (libcephfs), one file per sample", "cephfs", "cephfs", "backend", page_cache=False),
     Condition("RGW, tar shards of 4 MiB", "rgw-shards", "rgw", "backend and record format", format=SHARD_FORMAT),
     Condition("RGW, 2 nodes", "rgw", "rgw", "backend and nodes", world=2),
     Condition("RGW, 4 nodes", "rgw", "rgw", "backend and nodes", world=4),
@@ -152,8 +155,22 @@ CONDITIONS = (
     Condition(
         "RGW shards, bulk preload", "rgw-shards", "rgw", "backend and format: preload", preload=True, format="preload"
     ),
-    Condition("RADOS, compute-bound (50 ms step)", "rados", "rados", "backend and step time", step_time_s=0.05),
-    Condition("RADOS, loader-bound (2 ms step)", "rados", "rados", "backend and step time", step_time_s=0.002),
+    Condition(
+        "RADOS, compute-bound (50 ms step)",
+        "rados",
+        "rados",
+        "backend and step time",
+        step_time_s=0.05,
+        page_cache=False,
+    ),
+    Condition(
+        "RADOS, loader-bound (2 ms step)",
+        "rados",
+        "rados",
+        "backend and step time",
+        step_time_s=0.002,
+        page_cache=False,
+    ),
 )
 SMOKE_CONDITIONS = (CONDITIONS[1],)
 BUILTIN = {"local": "local-nvme", "rgw": "rgw", "rados": "rbd", "cephfs": "cephfs"}
@@ -633,6 +650,7 @@ def scenario(cond: Condition, setup: Setup, profile: Path, *, exact: bool = Fals
         gpus_per_node=1 if separate else cond.world,
         workers=cond.workers,
         format=cond.format,
+        page_cache=cond.page_cache,
         compute_scale=step / setup.step_time_s,
         exact=exact,
     )
@@ -657,16 +675,19 @@ def projection(trace: Path, sc: Scenario) -> dict:
 
 def cpu_per_sample(runs: list[RunResult]) -> dict[str, float]:
     """Medians over ``runs``: CPU milliseconds per sample of the workload (its processes and
-    DataLoader workers) and of the Ceph daemons, and the share of the cores they kept busy."""
-    workload, ceph, busy, probe = [], [], [], []
+    DataLoader workers; ``loop``: the training processes alone) and of the Ceph daemons, and the
+    share of the cores they kept busy."""
+    workload, loop, ceph, busy, probe = [], [], [], [], []
     for run in runs:
         probe.append(run.probe_ms)
         samples = sum(p["samples"] for p in run.processes)
         workload.append(1e3 * sum(p["cpu_s"] for p in run.processes) / samples)
+        loop.append(1e3 * sum(p["main_cpu_s"] for p in run.processes) / samples)
         ceph.append(1e3 * sum(run.usage.ceph_cpu_s.values()) / samples)
         busy.append((run.usage.own_cpu_s + sum(run.usage.ceph_cpu_s.values())) / (run.usage.cpus * run.usage.window_s))
     return {
         "workload": round(statistics.median(workload), 3),
+        "loop": round(statistics.median(loop), 3),
         "ceph": round(statistics.median(ceph), 3),
         "cores_busy": round(statistics.median(busy), 3),
         "cpu_probe_ms": round(statistics.median(probe), 2),

@@ -86,6 +86,13 @@ def small_cases(smoke: bool) -> dict[str, tuple]:
             "files",
         ),
         "cpu-bound": (small(workers=8), plain(read_latency_s=1e-4), Cluster(gpus_per_node=2, cpus_per_node=2), "files"),
+        # As many workers as cores, their decoding about as long as a step: the knee of the cores.
+        "cpu-knee": (
+            small(workers=2, step_compute_s=STEP / 3),
+            plain(read_latency_s=1e-4),
+            Cluster(gpus_per_node=1, cpus_per_node=2),
+            "files",
+        ),
         "near-saturation": (small(), plain(aggregate_bandwidth=165e6, read_latency_s=3e-4), one_node, "files"),
         "shards": (
             small(),

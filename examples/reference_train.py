@@ -446,10 +446,13 @@ def wait_at_barrier(folder, rank):
         time.sleep(0.002)
 
 
-def cpu_seconds():
-    """User + system CPU of this process and its reaped children (the DataLoader workers)."""
-    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+def cpu_seconds(children=True):
+    """User + system CPU of this process and, unless ``children`` is false, its reaped children
+    (the DataLoader workers)."""
+    usages = [resource.getrusage(resource.RUSAGE_SELF)]
+    if children:
+        usages.append(resource.getrusage(resource.RUSAGE_CHILDREN))
+    return sum(u.ru_utime + u.ru_stime for u in usages)
 
 
 def main(args):
@@ -466,7 +469,7 @@ def main(args):
     index = read_index(store, kind)
     if args.start_barrier:
         wait_at_barrier(args.start_barrier, args.rank)
-    cpu0 = cpu_seconds()
+    cpu0, main_cpu0 = cpu_seconds(), cpu_seconds(children=False)
     t_start = time.monotonic()
     preload_s = 0.0
     if args.preload:
@@ -519,6 +522,7 @@ def main(args):
         "start_monotonic": t_start,
         "end_monotonic": t_end,
         "cpu_s": round(cpu_seconds() - cpu0, 3),
+        "main_cpu_s": round(cpu_seconds(children=False) - main_cpu0, 3),
     }
     print(json.dumps(report), flush=True)
 

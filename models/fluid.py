@@ -10,18 +10,19 @@ analysis (MVA) of the closed queueing network the active jobs form:
   * each job is a customer cycling through its steps: pure delays (latency it waits out alone)
     and one station per resource;
   * a resource of ``capacity`` serving each job at up to ``per_job`` is a processor-shared
-    station with ``capacity / per_job`` servers (a bandwidth pool with a per-stream cap, a set of
-    cores), approximated by Seidmann's split into a single server of demand D/c plus a delay of
-    D(1 - 1/c);
-  * exact single-class MVA over the K active jobs, their demands averaged, gives the mean queue
-    Q_r(K-1) an arriving customer finds at each station (the arrival theorem); a job then needs
-    ``T = work + sum_r q_r * Q_r(K-1)`` for its own queue demands q_r, and runs at
-    ``x = work / T``. For identical jobs this is exact MVA; for a mix (a job that only reads
-    beside jobs that only decode) each job is slowed only where it queues.
+    station with ``c = capacity / per_job`` servers (a bandwidth pool with a per-stream cap, a
+    set of cores): with j jobs present it serves min(j, c) of them at full speed;
+  * exact single-class load-dependent MVA over the K active jobs, their demands averaged, gives
+    the distribution of the jobs an arriving customer finds at each station (the arrival
+    theorem, population K-1); a job with demand d_r there spends d_r * E[j / min(j, c)] on
+    average, j counting itself. It then needs ``T = work + sum_r d_r * (E[j / min(j, c)] - 1)``
+    and runs at ``x = work / T``. For identical jobs this is exact MVA; for a mix (a job that
+    only reads beside jobs that only decode) each job is slowed only where it queues. A station
+    with at least K servers never queues: K jobs on K cores run at full speed.
 
 Networks of processor-shared and delay stations are insensitive to the service-time
-distribution, which is why the deterministic steps of a real worker fit; Seidmann's split and
-the averaging of a mix of jobs are approximations. The model is exact when the jobs run unloaded
+distribution, which is why the deterministic steps of a real worker fit; the averaging of a mix
+of jobs is the approximation. The model is exact when the jobs run unloaded
 (x = 1) and when a resource saturates (throughput = capacity), and in between it includes the
 slowdown from random collisions that a plain fluid bound misses. ``limits`` are plain fluid caps
 on top (x <= limit / summed use), for resources that bound concurrency rather than serve (a cap
@@ -34,6 +35,7 @@ import math
 from dataclasses import dataclass
 from functools import partial
 
+import numpy as np
 import simpy
 
 _SAME_FINISH = 1e-9
@@ -158,22 +160,14 @@ class FluidPool:
         if not jobs:
             return
         count = len(jobs)
-        # Seidmann: a c-server station of demand D is a queue of demand D/c plus a delay D(1-1/c).
-        servers = {name: station.servers for name, station in self.stations.items()}
-        queues = {
-            name: sum(job.demand[name] for job in jobs) / count / servers[name]
-            for name in self.stations
-            if math.isfinite(servers[name])
-        }
-        queues = {name: q for name, q in queues.items() if q > 0}
-        delay = sum(job.work for job in jobs) / count - sum(queues.values())
-        waiting = dict.fromkeys(queues, 0.0)  # mean customers at each queue, population n
-        for population in range(1, count):
-            residence = {name: q * (1.0 + waiting[name]) for name, q in queues.items()}
-            throughput = population / (delay + sum(residence.values()))
-            waiting = {name: throughput * r for name, r in residence.items()}
+        mean = {name: sum(job.demand[name] for job in jobs) / count for name in self.stations}
+        queueing = [name for name, st in self.stations.items() if st.servers < count and mean[name] > 0]
+        delay = sum(job.work for job in jobs) / count - sum(mean[name] for name in queueing)
+        found = _arrival_slowdown(
+            count, [mean[name] for name in queueing], [self.stations[name].servers for name in queueing], delay
+        )
         for job in jobs:
-            lost = {name: job.demand[name] / servers[name] * waiting[name] for name in queues}
+            lost = {name: job.demand[name] * slowdown for name, slowdown in zip(queueing, found, strict=True)}
             total = sum(lost.values())
             job.speed = job.work / (job.work + total)
             job.share = {name: value / total for name, value in lost.items()} if total > 0 else None
@@ -194,3 +188,30 @@ class FluidPool:
         for job in finished:
             job.done.succeed(job.lost)
         self._reschedule()
+
+
+def _arrival_slowdown(count: int, demand: list[float], servers: list[float], delay: float) -> list[float]:
+    """Per station, E[j / min(j, c)] - 1 for a customer arriving at it in a closed network of
+    ``count`` customers (j counts the arrival): exact load-dependent MVA over the stations'
+    ``demand`` (seconds alone per cycle) and ``servers`` c, with ``delay`` seconds of pure delay
+    per cycle. The time a job loses at a station is its demand there times this factor."""
+    if not demand:
+        return []
+    d, present = np.asarray(demand), np.arange(1, count + 1, dtype=float)
+    busy = np.minimum(present[None, :], np.asarray(servers)[:, None])  # min(j, c), j = 1..count
+    stretch = present[None, :] / busy
+    spent, step = d[:, None] * stretch, d[:, None] / busy  # residence per customer present; p's recursion
+    # p[r, j]: probability of j customers at station r, at the population of the current round.
+    p = np.zeros((d.size, count))
+    p[:, 0] = 1.0
+    for population in range(1, count):
+        head = p[:, :population]
+        throughput = population / (delay + float((spent[:, :population] * head).sum()))
+        tail = throughput * step[:, :population] * head
+        p[:, 1 : population + 1] = tail
+        # 1 - sum is exact in theory and loses precision near saturation: clamp and renormalise.
+        p[:, 0] = 1.0 - tail.sum(axis=1)
+        if p[:, 0].min() < 0.0:
+            p[:, 0] = np.maximum(p[:, 0], 0.0)
+            p[:, : population + 1] /= p[:, : population + 1].sum(axis=1, keepdims=True)
+    return ((stretch * p).sum(axis=1) - 1.0).tolist()

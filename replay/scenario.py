@@ -43,6 +43,8 @@ class Scenario:
     model_bytes: int | None = None
     cpus_per_node: int | None = None
     node_memory_bytes: float | None = None
+    page_cache: bool | None = None
+    """Whether reads go through the page cache (None: the backend profile's ``page_cache``)."""
     nic_bandwidth: float | None = None
     interconnect_bandwidth: float | None = None
     overlap_allreduce: bool = True
@@ -52,13 +54,17 @@ class Scenario:
 
 def resolve_backend(scenario: Scenario, trace: Trace) -> BackendProfile:
     if scenario.profile is not None:
-        return load_profile(scenario.profile)
-    if scenario.backend == AS_CAPTURED:
-        return captured_profile(trace)
-    if scenario.backend not in builtin_names():
+        profile = load_profile(scenario.profile)
+    elif scenario.backend == AS_CAPTURED:
+        profile = captured_profile(trace)
+    elif scenario.backend in builtin_names():
+        profile = builtin_profile(scenario.backend)
+    else:
         known = ", ".join([AS_CAPTURED, *builtin_names()])
         raise ScenarioError(f"--backend {scenario.backend!r} is not a known backend (known: {known})")
-    return builtin_profile(scenario.backend)
+    if scenario.page_cache is None:
+        return profile
+    return dataclasses.replace(profile, page_cache=scenario.page_cache)
 
 
 def apply_overrides(workload: Workload, scenario: Scenario) -> Workload:

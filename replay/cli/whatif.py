@@ -58,6 +58,12 @@ def _bandwidth(ctx: click.Context, param: click.Parameter, value: str | None) ->
 @click.option("--model-bytes", callback=_size, help="Gradient bytes all-reduced per step, e.g. 100MB [none].")
 @click.option("--cpus-per-node", type=int, callback=positive_int, help="CPU cores per node [captured host].")
 @click.option("--node-memory", callback=_size, help="Page-cache memory per node, e.g. 256GiB [captured host].")
+@click.option(
+    "--page-cache/--no-page-cache",
+    default=None,
+    help="Whether the nodes' reads go through the Linux page cache [the backend's]. --no-page-cache for "
+    "loaders that read through a user-space client (librados, libcephfs, an S3 SDK) or with O_DIRECT.",
+)
 @click.option("--nic", callback=_bandwidth, help="Storage NIC per node, e.g. '25 Gbit/s' [unlimited].")
 @click.option("--interconnect", callback=_bandwidth, help="All-reduce link per rank [100 Gbit/s].")
 @click.option("--no-overlap", is_flag=True, help="Do not overlap the all-reduce with compute.")
@@ -79,6 +85,7 @@ def whatif(
     model_bytes: float | None,
     cpus_per_node: int | None,
     node_memory: float | None,
+    page_cache: bool | None,
     nic: float | None,
     interconnect: float | None,
     no_overlap: bool,
@@ -110,6 +117,7 @@ def whatif(
         model_bytes=int(model_bytes) if model_bytes is not None else None,
         cpus_per_node=cpus_per_node,
         node_memory_bytes=node_memory,
+        page_cache=page_cache,
         nic_bandwidth=nic,
         interconnect_bandwidth=interconnect,
         overlap_allreduce=not no_overlap,

@@ -31,6 +31,14 @@ def test_what_if_json_has_the_contract_keys():
     assert result["time_to_train_s"] == pytest.approx(sum(result["per_epoch_s"]) + result["preload_s"], rel=1e-6)
 
 
+def test_no_page_cache_is_an_option_of_what_if():
+    args = ("replay", "what-if", "--trace", TRACE, "--backend", "nfs", "--epochs", "3", "--json")
+    cached = json.loads(run_cli(*args, check=True).stdout)
+    uncached = json.loads(run_cli(*args, "--no-page-cache", check=True).stdout)
+    assert cached["page_cache_hit_ratio"] == [0.0, 1.0, 1.0]
+    assert uncached["page_cache_hit_ratio"] == [0.0, 0.0, 0.0]
+
+
 def test_what_if_table_names_the_bottleneck_and_the_captured_time():
     out = run_cli("replay", "what-if", "--trace", TRACE, check=True).stdout
     assert "time to train" in out and "captured run" in out and "bottleneck" in out

@@ -82,6 +82,25 @@ def test_fluid_speed_follows_mean_value_analysis_between_the_limits():
     assert max(times.values()) == pytest.approx(3.6893, abs=1e-3)
 
 
+def test_as_many_jobs_as_cores_run_at_full_speed_and_more_share_them():
+    env = simpy.Environment()
+    pool = FluidPool(env, {"cores": Station(2.0, 1.0)})
+    assert max(finish_times(env, {i: pool.run(0.0, {"cores": 1.0}) for i in range(2)}).values()) == pytest.approx(1.0)
+    env = simpy.Environment()
+    pool = FluidPool(env, {"cores": Station(2.0, 1.0)})
+    assert max(finish_times(env, {i: pool.run(0.0, {"cores": 1.0}) for i in range(3)}).values()) == pytest.approx(1.5)
+
+
+def test_a_multi_server_station_follows_load_dependent_mean_value_analysis():
+    # Three jobs of 1 s latency and 1 s on two cores: exact MVA with a two-server station gives a
+    # cycle of 2.125 s (an arriving job finds 0, 1, 2 others with p = 1/4, 1/2, 1/4 and waits
+    # only when both cores are taken: 1/4 * 0.5 s).
+    env = simpy.Environment()
+    pool = FluidPool(env, {"cores": Station(2.0, 1.0)})
+    times = finish_times(env, {i: pool.run(1.0, {"cores": 1.0}) for i in range(3)})
+    assert max(times.values()) == pytest.approx(2.125, abs=1e-6)
+
+
 def test_a_job_that_only_decodes_is_not_slowed_by_jobs_that_only_read():
     env = simpy.Environment()
     pool = fluid_pool(env)

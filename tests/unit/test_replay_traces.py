@@ -89,6 +89,18 @@ def test_overrides_scale_the_run():
     assert faster / base == pytest.approx(0.5, rel=0.1)  # compute-bound: half the compute, about half the time
 
 
+def test_no_page_cache_rereads_every_epoch_from_storage():
+    # nfs reads through the page cache: the captured host's memory holds the small data set after
+    # the first epoch. A loader reading through a user-space client (librados, libcephfs) does not.
+    cached, _, _ = project_trace(TRACES / "imagenet_jpeg-cpu", Scenario(backend="nfs", epochs=3))
+    uncached, _, _ = project_trace(TRACES / "imagenet_jpeg-cpu", Scenario(backend="nfs", epochs=3, page_cache=False))
+    assert cached.page_cache_hit_ratio == (0.0, 1.0, 1.0)
+    assert uncached.page_cache_hit_ratio == (0.0, 0.0, 0.0)
+    assert uncached.time_to_train_s > cached.time_to_train_s
+    forced, _, _ = project_trace(TRACES / "imagenet_jpeg-cpu", Scenario(backend="rgw", epochs=3, page_cache=True))
+    assert forced.page_cache_hit_ratio == (0.0, 1.0, 1.0)  # an S3 client behind a caching layer
+
+
 @pytest.mark.parametrize(
     ("name", "backend", "nodes"), [("imagenet_jpeg-cpu", "rgw", 4), ("translation_streaming-cpu", "nfs", 2)]
 )
