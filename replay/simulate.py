@@ -554,11 +554,11 @@ class _Sim:
         """Co-located servers' CPU for storage operations: it competes for the node's cores, but
         the operation does not wait for it."""
         counters.storage_cpu_s += seconds
-        if self.exact:
-            yield from self._cpu(node, seconds, counters)
-            return
-        yield self.fluid.run(0.0, {"cores": seconds})
         counters.cpu_s += seconds
+        if self.exact:
+            yield self.cpus[node].transfer(0, seconds)
+        else:
+            yield self.fluid.run(0.0, {"cores": seconds})
 
     def _fluid_job(
         self,
