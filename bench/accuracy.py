@@ -643,16 +643,22 @@ def profile_numbers(profile: BackendProfile) -> dict:
 # ---------------------------------------------------------------------------- projections
 
 
-def scenario(cond: Condition, setup: Setup, profile: Path, *, exact: bool = False, separate: bool = False) -> Scenario:
+def scenario(cond: Condition, setup: Setup, round_: dict, *, exact: bool = False, separate: bool = False) -> Scenario:
+    """``cond`` as a what-if over ``round_``'s trace and profiles. A captured step is the emulated
+    accelerator's sleep plus the training loop's own work per step (taking the batch, the sleep's
+    overshoot); another step time changes the sleep only, so ``compute_scale`` scales the sleep
+    and keeps the loop's part, as the trace measured it."""
     step = cond.step_time_s if cond.step_time_s is not None else setup.step_time_s
+    captured_step = round_["baseline"]["mean_step_ms"] / 1e3
+    loop = max(0.0, captured_step - setup.step_time_s)
     return Scenario(
-        profile=profile,
+        profile=round_["paths"][cond.profile],
         nodes=cond.world if separate else 1,
         gpus_per_node=1 if separate else cond.world,
         workers=cond.workers,
         format=cond.format,
         page_cache=cond.page_cache,
-        compute_scale=step / setup.step_time_s,
+        compute_scale=(step + loop) / captured_step,
         exact=exact,
     )
 
@@ -919,8 +925,8 @@ def benchmark(args: argparse.Namespace, work: Path) -> dict:
         if len(quiet) < args.repeats:
             notes.append(f"{cond.name}: {len(quiet)} of the {args.repeats} wanted runs were on a quiet machine")
         counted = [r for r in runs[cond.name] if r.usage.quiet] or runs[cond.name]
-        fasts = [projection(r["trace"], scenario(cond, setup, r["paths"][cond.profile])) for r in rounds]
-        exacts = [projection(r["trace"], scenario(cond, setup, r["paths"][cond.profile], exact=True)) for r in rounds]
+        fasts = [projection(r["trace"], scenario(cond, setup, r)) for r in rounds]
+        exacts = [projection(r["trace"], scenario(cond, setup, r, exact=True)) for r in rounds]
         fast, exact = median_projection(fasts), median_projection(exacts)
         row = {
             "name": cond.name,
@@ -945,9 +951,7 @@ def benchmark(args: argparse.Namespace, work: Path) -> dict:
             "projection_exact": exact,
         }
         if cond.world > 1:
-            separates = [
-                projection(r["trace"], scenario(cond, setup, r["paths"][cond.profile], separate=True)) for r in rounds
-            ]
+            separates = [projection(r["trace"], scenario(cond, setup, r, separate=True)) for r in rounds]
             separate = median_projection(separates)
             row["projected_separate_nodes_s"] = round(separate["time_to_train_s"], 4)
             row["error_separate_nodes_pct"] = round(error_pct(separate["time_to_train_s"], median), 2)
