@@ -1,6 +1,6 @@
 """Projection accuracy: `replay what-if` against real runs of the same training on a real Ceph.
 
-    python bench/accuracy.py            # 8-18 min on 2 cores -> bench/results/accuracy.json and accuracy.md
+    python bench/accuracy.py            # about 10 min on 2 cores -> bench/results/accuracy.json and accuracy.md
     python bench/accuracy.py --smoke --out out/bench-smoke/accuracy.json      # ~30 s, for CI
 
 The benchmark runs ``--repeats`` rounds (3). Each round is what a user does, then what really
