@@ -883,13 +883,13 @@ def benchmark(args: argparse.Namespace, work: Path) -> dict:
             if args.smoke:
                 paths, profiles = builtin_profiles(needed_profiles, "smoke: calibration skipped")
             else:
-                folder = profile_root / f"round-{rep + 1}"
-                folder.mkdir(parents=True, exist_ok=True)
+                profile_dir = profile_root / f"round-{rep + 1}"
+                profile_dir.mkdir(parents=True, exist_ok=True)
                 paths, profiles = calibrate_profiles(
                     needed_profiles,
                     env,
                     data,
-                    folder,
+                    profile_dir,
                     work / "calibration" / f"round-{rep + 1}",
                     args.calibrate_budget,
                     meter,
@@ -940,7 +940,7 @@ def benchmark(args: argparse.Namespace, work: Path) -> dict:
             "projected_rounds_s": [round(f["time_to_train_s"], 4) for f in fasts],
             "round_error_pct": [
                 round(error_pct(f["time_to_train_s"], run.measured_s), 2)
-                for f, run in zip(fasts, paired[cond.name], strict=False)
+                for f, run in zip(fasts, paired[cond.name], strict=True)
             ],
             "quiet_runs": len(quiet),
             "cpu_ms_per_sample": cpu_per_sample(counted),

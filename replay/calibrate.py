@@ -250,12 +250,17 @@ class Measurement:
         return self.threads == 1 and self.depth == 1
 
 
-def host_ticks() -> tuple[int, int]:
-    """(busy, total) clock ticks of all the host's cores so far, from /proc/stat's ``cpu`` line: busy
-    is user + nice + system + steal (interrupt time is charged to no process), total all eight."""
-    with open("/proc/stat", encoding="ascii") as f:
-        user, nice, system, idle, iowait, irq, softirq, steal = (int(v) for v in f.readline().split()[1:9])
+def stat_ticks(fields: list[str]) -> tuple[int, int]:
+    """(busy, total) clock ticks from the first eight numbers of a /proc/stat ``cpu`` line: busy is
+    user + nice + system + steal (interrupt time is charged to no process), total all eight."""
+    user, nice, system, idle, iowait, irq, softirq, steal = (int(v) for v in fields[:8])
     return user + nice + system + steal, user + nice + system + idle + iowait + irq + softirq + steal
+
+
+def host_ticks() -> tuple[int, int]:
+    """(busy, total) clock ticks of all the host's cores so far (:func:`stat_ticks`)."""
+    with open("/proc/stat", encoding="ascii") as f:
+        return stat_ticks(f.readline().split()[1:9])
 
 
 def cpu_fields(
@@ -716,8 +721,7 @@ def _snapshot_cpu(scratch: Path, index: int, cell: _Cell, ops: int, what: str) -
     try:
         for line in path.read_text(encoding="ascii").splitlines():
             event, pid, *numbers = line.split()
-            user, nice, system, idle, iowait, irq, softirq, steal = (int(v) for v in numbers[5:13])
-            busy, total = user + nice + system + steal, user + nice + system + idle + iowait + irq + softirq + steal
+            busy, total = stat_ticks(numbers[5:13])
             snaps[event].append(
                 (int(pid), int(numbers[0]) + int(numbers[1]), int(numbers[2]) + int(numbers[3]), busy, total)
             )
