@@ -33,7 +33,7 @@ class ReplayGroup(OneLineErrors):
     )
 
 
-@click.group(cls=ReplayGroup)
+@click.group(cls=ReplayGroup, name="replay")
 @click.version_option(package_name="trainio", prog_name="replay")
 def main() -> None:
     """Project a captured training run onto other storage, node counts and record formats.

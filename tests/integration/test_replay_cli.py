@@ -70,6 +70,13 @@ def test_bad_options_are_one_line_errors_with_exit_code_2(args, message):
     assert "Traceback" not in proc.stderr
 
 
+def test_a_value_given_to_a_flag_is_a_one_line_error_naming_the_program():
+    # click raises this one before any context exists: the group's own name must stand in.
+    proc = run_cli("replay", "what-if", "--trace", TRACE, "--page-cache=yes")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.startswith("replay: error: Option '--page-cache' does not take a value")
+
+
 def test_a_missing_trace_names_the_path(tmp_path):
     proc = run_cli("replay", "what-if", "--trace", tmp_path / "nope")
     assert proc.returncode == 2 and str(tmp_path / "nope") in proc.stderr

@@ -14,7 +14,7 @@ class TracerGroup(OneLineErrors):
     bad_input = (UserError, TraceError, CaptureError)
 
 
-@click.group(cls=TracerGroup)
+@click.group(cls=TracerGroup, name="tracer")
 @click.version_option(__version__, prog_name="tracer")
 def main() -> None:
     """Capture the real I/O of a training run into a trace directory, then inspect it.
