@@ -22,7 +22,8 @@ Targets (``parse_target``):
 
 The matrix is small and bounded by ``budget_s``: single-stream requests of 4 KiB - 4 MiB (random
 reads or GETs, one at a time, each followed by a ``PAUSE_S`` pause as a loader's decoding
-follows it), small (4 KiB) requests from 1 and several threads or queue depths,
+follows it; against RGW in interleaved passes over the sizes, see ``_rgw_single_stream``), small
+(4 KiB) requests from 1 and several threads or queue depths,
 large (4 MiB) ones from several, sequential next to random reads for files, and open / stat for
 directories. From it:
 
@@ -45,6 +46,11 @@ directories. From it:
   cores, in the request's own time): fitted latency - request_cpu, floored at 0. The servers' CPU
   stays inside it (the servers work while the client waits; the model charges their CPU on the
   node's cores beside it);
+* ``cpu_crowding`` (``fit_crowding``): how the CPU per request (the host's with ``colocated``,
+  else the client's) grows from the fewest to the most client processes of the small-request
+  cells of one request at a time each (RGW: 4 and 16, in alternating passes), as an exponent of
+  their ratio; ``cpu_crowding_base`` is where ``request_cpu`` was measured, one stream on this
+  host's cores. File systems and RADOS have no such pair of cells: 0, not measured;
 * a request rate measured with this host's cores at least 90% busy (``CPU_BOUND_BUSY``) was this
   host's CPU limit, which the CPU keys already charge: the profile's ``iops`` is then unlimited.
 
@@ -75,7 +81,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -111,6 +117,11 @@ RGW_COPIES = 4
 RGW_PREFIX = "trainio-calibrate/"
 RGW_PER_CELL_S = 0.04
 """Start-up of one RGW measurement per client stream: a forked process, its client and connection."""
+CROWDING_STREAMS = (4, 16)
+"""Concurrent client processes of the two small-GET cells that ``cpu_crowding`` is fitted from."""
+CROWDING_CHUNK_S = 0.5
+"""Shortest timed part of a crowding cell worth a pass of its own."""
+CROWDING_MAX_PASSES = 4
 STREAM_START_TIMEOUT_S = 30.0
 RADOS_OBJECTS = 8
 RADOS_BYTES = 64 * MiB
@@ -250,6 +261,31 @@ class Measurement:
         return self.threads == 1 and self.depth == 1
 
 
+def merge_measurements(parts: list[Measurement]) -> Measurement:
+    """One cell measured in several parts (interleaved passes) as one: counts and times summed,
+    per-request means weighted by each part's requests, ``busy`` by its seconds."""
+    first, ops, seconds = parts[0], sum(m.ops for m in parts), sum(m.seconds for m in parts)
+
+    def per_request(name: str) -> float | None:
+        values = [getattr(m, name) for m in parts]
+        if any(v is None for v in values):
+            return None
+        return sum(v * m.ops for v, m in zip(values, parts, strict=True)) / ops
+
+    busy = [m.busy for m in parts]
+    return replace(
+        first,
+        ops=ops,
+        bytes=sum(m.bytes for m in parts),
+        seconds=seconds,
+        latency_s=per_request("latency_s"),
+        first_byte_s=per_request("first_byte_s"),
+        cpu_s=per_request("cpu_s"),
+        host_cpu_s=per_request("host_cpu_s"),
+        busy=None if None in busy else sum(b * m.seconds for b, m in zip(busy, parts, strict=True)) / seconds,
+    )
+
+
 def stat_ticks(fields: list[str]) -> tuple[int, int]:
     """(busy, total) clock ticks from the first eight numbers of a /proc/stat ``cpu`` line: busy is
     user + nice + system + steal (interrupt time is charged to no process), total all eight."""
@@ -319,6 +355,45 @@ def fit_request_costs(sizes, seconds) -> Fit:
 
 
 @dataclass(frozen=True)
+class Crowding:
+    """``cpu_crowding``: the CPU per request (the client's, plus the servers' when co-located) of
+    small requests from ``low`` and from ``high`` concurrent client processes, and the exponent
+    ``ratio = (high / low) ** exponent`` of their ratio (``measured``; ``exponent`` is floored at 0)."""
+
+    low: Measurement
+    high: Measurement
+    low_cpu_s: float
+    high_cpu_s: float
+    measured: float
+
+    @property
+    def exponent(self) -> float:
+        return max(0.0, self.measured)
+
+
+def fit_crowding(measurements: list[Measurement] | tuple[Measurement, ...], *, colocated: bool) -> Crowding | None:
+    """The crowding exponent from the small (the smallest size) data-request cells of one request
+    at a time from several processes: the fewest and the most processes; None without two such
+    cells with a CPU per request."""
+    data = [m for m in measurements if m.pattern in ("get", "randread", "read")]
+    if not data:
+        return None
+    small = min(m.size for m in data)
+    cells = [
+        m
+        for m in data
+        if m.size == small and m.depth == 1 and m.threads > 1 and (m.host_cpu_s if colocated else m.cpu_s)
+    ]
+    if len({m.threads for m in cells}) < 2:
+        return None
+    low, high = min(cells, key=lambda m: m.threads), max(cells, key=lambda m: m.threads)
+    low_cpu = low.host_cpu_s if colocated else low.cpu_s
+    high_cpu = high.host_cpu_s if colocated else high.cpu_s
+    assert low_cpu and high_cpu  # filtered above
+    return Crowding(low, high, low_cpu, high_cpu, math.log(high_cpu / low_cpu) / math.log(high.threads / low.threads))
+
+
+@dataclass(frozen=True)
 class Fitted:
     """The profile numbers a calibration derives from its measurements."""
 
@@ -342,6 +417,8 @@ class Fitted:
     """Client CPU per file of the open-read-close cell less ``request_cpu_s``: its open and close."""
     colocated_open_cpu_s: float | None = None
     """The servers' CPU per file of that cell less ``colocated_cpu_s`` (None: not co-located)."""
+    crowding: Crowding | None = None
+    """How the CPU per request grew with client processes (None: no two cells to compare)."""
 
     @property
     def open_wait_s(self) -> float | None:
@@ -412,6 +489,7 @@ def fit_measurements(measurements: list[Measurement] | tuple[Measurement, ...], 
         iops_busy=best_rate.busy,
         open_cpu_s=open_cpu,
         colocated_open_cpu_s=colocated_open,
+        crowding=fit_crowding(measurements, colocated=colocated),
     )
 
 
@@ -491,26 +569,31 @@ class _Stream:
     error: str = ""
 
 
-def _rgw_stream(
-    target: Target, size: int, seconds: float, seed: int, session, barrier=None, pause_s: float = 0.0
+def _timed_gets(
+    client, target: Target, size: int, seconds: float, rng: random.Random, *, min_ops: int, pause_s: float = 0.0
 ) -> _Stream:
-    """One client stream: GETs of random calibration objects of ``size`` for ``seconds`` (at least
-    ``MIN_OPS``), ``pause_s`` idle after each, after one untimed GET that opens the connection."""
-    client = s3_client(target.endpoint, pool=1, session=session)
+    """GETs of random calibration objects of ``size`` for ``seconds`` (at least ``min_ops``),
+    ``pause_s`` idle after each."""
     keys = _rgw_keys(size)
-    rng = random.Random(seed)
-    _checked_get(client, target, rng.choice(keys), size)
-    if barrier is not None:
-        barrier.wait(STREAM_START_TIMEOUT_S)
     gets = []
     host_start, cpu = host_ticks(), time.process_time()
     begin = time.perf_counter()
-    while time.perf_counter() - begin < seconds or len(gets) < MIN_OPS:
+    while time.perf_counter() - begin < seconds or len(gets) < min_ops:
         gets.append(_checked_get(client, target, rng.choice(keys), size))
         if pause_s > 0:
             time.sleep(pause_s)
     wall = time.perf_counter() - begin
     return _Stream(wall, gets, time.process_time() - cpu, host_start, host_ticks())
+
+
+def _rgw_stream(target: Target, size: int, seconds: float, seed: int, session, barrier) -> _Stream:
+    """One of several concurrent client streams, back to back, after one untimed GET that opens
+    its connection and a wait at ``barrier`` for the others."""
+    client = s3_client(target.endpoint, pool=1, session=session)
+    rng = random.Random(seed)
+    _checked_get(client, target, rng.choice(_rgw_keys(size)), size)
+    barrier.wait(STREAM_START_TIMEOUT_S)
+    return _timed_gets(client, target, size, seconds, rng, min_ops=MIN_OPS)
 
 
 def _rgw_stream_process(target: Target, size: int, seconds: float, seed: int, session, barrier, results) -> None:
@@ -521,41 +604,8 @@ def _rgw_stream_process(target: Target, size: int, seconds: float, seed: int, se
         results.put(_Stream(0.0, [], 0.0, (0, 0), (0, 0), str(exc) or type(exc).__name__))
 
 
-def _rgw_cell(target: Target, size: int, streams: int, seconds: float, session) -> Measurement:
-    """GETs of ``size`` from ``streams`` concurrent clients. Several streams run in forked
-    processes, as DataLoader workers do: threads of one Python process would share its GIL and
-    measure the client, not the endpoint. The children inherit ``session`` with its service
-    models loaded, so that making their clients costs little. The client's CPU is that of the
-    stream processes over their timed phases; the host's ticks run from the first start to the last
-    end."""
-    if streams == 1:  # the latency and CPU fit's cells: paced as a loader issues requests
-        outcomes = [_rgw_stream(target, size, seconds, 0, session, pause_s=PAUSE_S)]
-    else:
-        context = multiprocessing.get_context("fork")
-        barrier = context.Barrier(streams)
-        results = context.Queue()
-        processes = [
-            context.Process(
-                target=_rgw_stream_process, args=(target, size, seconds, i, session, barrier, results), daemon=True
-            )
-            for i in range(streams)
-        ]
-        for process in processes:
-            process.start()
-        try:
-            outcomes = [results.get(timeout=seconds + STREAM_START_TIMEOUT_S + READ_TIMEOUT_S) for _ in processes]
-        except queue.Empty as exc:
-            codes = [process.exitcode for process in processes]
-            raise CalibrationError(f"a GET process against {target.text} gave no result (exit codes {codes})") from exc
-        finally:
-            for process in processes:
-                process.join(10)
-                if process.is_alive():
-                    process.terminate()
-                    process.join()
-    errors = [outcome.error for outcome in outcomes if outcome.error]
-    if errors:
-        raise CalibrationError(f"{len(errors)} of {streams} GET streams failed; first: {errors[0]}")
+def _get_measurement(size: int, streams: int, outcomes: list[_Stream]) -> Measurement:
+    """A GET cell from its streams' outcomes; the host's ticks run from the first start to the last end."""
     gets = [got for outcome in outcomes for got in outcome.gets]
     return Measurement(
         name=_name("get", size, streams, 1),
@@ -577,17 +627,95 @@ def _rgw_cell(target: Target, size: int, streams: int, seconds: float, session) 
     )
 
 
+def _rgw_single_stream(target: Target, seconds: float, session, say: Progress) -> list[Measurement]:
+    """The latency and CPU fit's cells: GETs of every size in ``SIZES`` from one client, paced
+    as a loader issues them (``PAUSE_S``), in interleaved passes of about ``MIN_CELL_S`` per
+    size (small to large, then large to small) rather than one block per size. This machine's
+    speed drifts over seconds: one client's CPU per 4 KiB GET, second by second, ran 1.8-4.5 ms
+    here in one 10 s stretch. One block per size hands each size its own moment, which the fit
+    reads as slope or intercept; interleaved, every size spans the same moments."""
+    client = s3_client(target.endpoint, pool=1, session=session)
+    rng = random.Random(0)
+    for size in SIZES:  # opens the connection, outside the timed phases
+        _checked_get(client, target, rng.choice(_rgw_keys(size)), size)
+    passes = max(1, int(seconds / (len(SIZES) * MIN_CELL_S)))
+    chunk_s = seconds / (passes * len(SIZES))
+    parts: dict[int, list[Measurement]] = {size: [] for size in SIZES}
+    for number in range(passes):
+        say(f"GET {format_size(SIZES[0])}-{format_size(SIZES[-1])}, one client stream: pass {number + 1} of {passes}")
+        for size in SIZES if number % 2 == 0 else SIZES[::-1]:
+            stream = _timed_gets(client, target, size, chunk_s, rng, min_ops=-(-MIN_OPS // passes), pause_s=PAUSE_S)
+            parts[size].append(_get_measurement(size, 1, [stream]))
+    return [merge_measurements(parts[size]) for size in SIZES]
+
+
+def _rgw_cell(target: Target, size: int, streams: int, seconds: float, session) -> Measurement:
+    """GETs of ``size`` from ``streams`` concurrent clients, back to back. They run in forked
+    processes, as DataLoader workers do: threads of one Python process would share its GIL and
+    measure the client, not the endpoint. The children inherit ``session`` with its service
+    models loaded, so that making their clients costs little. The client's CPU is that of the
+    stream processes over their timed phases."""
+    context = multiprocessing.get_context("fork")
+    barrier = context.Barrier(streams)
+    results = context.Queue()
+    processes = [
+        context.Process(
+            target=_rgw_stream_process, args=(target, size, seconds, i, session, barrier, results), daemon=True
+        )
+        for i in range(streams)
+    ]
+    for process in processes:
+        process.start()
+    try:
+        outcomes = [results.get(timeout=seconds + STREAM_START_TIMEOUT_S + READ_TIMEOUT_S) for _ in processes]
+    except queue.Empty as exc:
+        codes = [process.exitcode for process in processes]
+        raise CalibrationError(f"a GET process against {target.text} gave no result (exit codes {codes})") from exc
+    finally:
+        for process in processes:
+            process.join(10)
+            if process.is_alive():
+                process.terminate()
+                process.join()
+    errors = [outcome.error for outcome in outcomes if outcome.error]
+    if errors:
+        raise CalibrationError(f"{len(errors)} of {streams} GET streams failed; first: {errors[0]}")
+    return _get_measurement(size, streams, outcomes)
+
+
+def _rgw_crowding(target: Target, seconds: float, session, say: Progress) -> list[Measurement]:
+    """4 KiB GETs from each of ``CROWDING_STREAMS`` concurrent client processes, back to back, in
+    alternating passes (so that both counts span the same moments, as ``_rgw_single_stream``'s
+    sizes do): how the CPU per request grows with processes per core (``cpu_crowding``) and the
+    best small-request rate."""
+    per_pass = sum(RGW_PER_CELL_S * streams + CROWDING_CHUNK_S for streams in CROWDING_STREAMS)
+    passes = max(1, min(CROWDING_MAX_PASSES, int(seconds / per_pass)))
+    parts: dict[int, list[Measurement]] = {streams: [] for streams in CROWDING_STREAMS}
+    for number in range(passes):
+        for streams in CROWDING_STREAMS if number % 2 == 0 else CROWDING_STREAMS[::-1]:
+            chunk_s = max(MIN_CELL_S, seconds / passes / len(CROWDING_STREAMS) - RGW_PER_CELL_S * streams)
+            say(
+                f"GET {format_size(SMALL)} from {streams} client streams for {chunk_s:.1f} s, "
+                f"pass {number + 1} of {passes}"
+            )
+            parts[streams].append(_rgw_cell(target, SMALL, streams, chunk_s, session))
+    return [merge_measurements(parts[streams]) for streams in CROWDING_STREAMS]
+
+
 def _calibrate_rgw(target: Target, budget: _Budget, say: Progress) -> tuple[list[Measurement], str, list[str]]:
     boto3, _ = _boto()
-    cells = [(size, 1) for size in SIZES] + [(SMALL, 4), (SMALL, 16), (LARGE, 4), (LARGE, 8)]
+    concurrent = [(LARGE, 4), (LARGE, 8)]
     session = boto3.session.Session()
     client = s3_client(target.endpoint, pool=8, session=session)
     sizes = {key: size for size in SIZES for key in _rgw_keys(size)}
     ensure_objects(client, target.endpoint, target.bucket, sizes, progress=say)
-    measurements = []
-    for i, (size, streams) in enumerate(cells):
-        seconds = budget.per_cell(len(cells) - i, RGW_PER_CELL_S * streams)
-        say(f"GET {format_size(size)} from {streams} client stream(s) for {seconds:.1f} s")
+    cells = len(SIZES) + len(CROWDING_STREAMS) + len(concurrent)
+    measurements = _rgw_single_stream(target, budget.per_cell(cells, RGW_PER_CELL_S) * len(SIZES), session, say)
+    crowding_s = budget.per_cell(len(CROWDING_STREAMS) + len(concurrent)) * len(CROWDING_STREAMS)
+    measurements += _rgw_crowding(target, crowding_s, session, say)
+    for i, (size, streams) in enumerate(concurrent):
+        seconds = budget.per_cell(len(concurrent) - i, RGW_PER_CELL_S * streams)
+        say(f"GET {format_size(size)} from {streams} client streams for {seconds:.1f} s")
         measurements.append(_rgw_cell(target, size, streams, seconds, session))
     notes = [
         f"measured with boto3 on this machine ({os.cpu_count()} CPUs), one process per stream: "
@@ -1167,6 +1295,7 @@ def profile_toml(
     *,
     source: str,
     fstype: str = "",
+    cores: int | None = None,
 ) -> str:
     """The profile file: ``[meta]`` and ``[backend]`` with unit strings, a comment on each value."""
     worst = max((abs(r) for r in fitted.residuals.values()), default=0.0)
@@ -1225,6 +1354,23 @@ def profile_toml(
             duration_text(fitted.colocated_open_cpu_s),
             f"measured (--colocated): the servers' CPU of each open and close: {per_file}",
         )
+    cores = cores or os.cpu_count() or 1
+    crowding = fitted.crowding
+    if crowding is None:
+        cpu_crowding = ("0", "not measured: no two small-request cells from different numbers of client processes")
+    else:
+        whose = "the host's" if fitted.colocated_cpu_s is not None else "the client's"
+        floored = "" if crowding.measured >= 0 else f" (measured {crowding.measured:.3f}, read as noise: floored)"
+        cpu_crowding = (
+            f"{crowding.exponent:.3f}",
+            f"measured: {whose} CPU per request {_ms(crowding.low_cpu_s)} ms ({crowding.low.name}), "
+            f"{_ms(crowding.high_cpu_s)} ms ({crowding.high.name}); the model multiplies request_cpu and "
+            f"colocated_cpu by (client processes per core / cpu_crowding_base) ** this{floored}",
+        )
+    crowding_base = (
+        f"{1 / cores:.4g}",
+        f"client processes per core where request_cpu was measured: one stream on this host's {cores} cores",
+    )
     less_open_cpu = "" if fitted.open_cpu_s is None else " less open_cpu"
     na = ("n/a", "does not apply")
     unlimited_nic = ("unlimited", "not measured: the aggregate figure was measured through this client's link")
@@ -1295,6 +1441,8 @@ def profile_toml(
     backend["iops"] = iops
     backend["request_cpu"] = request_cpu
     backend["colocated_cpu"] = colocated_cpu
+    backend["cpu_crowding"] = cpu_crowding
+    backend["cpu_crowding_base"] = crowding_base
     if target.kind != "rgw":
         backend["open_cpu"] = open_cpu
         backend["colocated_open_cpu"] = colocated_open_cpu
@@ -1310,6 +1458,8 @@ def profile_toml(
         "max_outstanding",
         "request_cpu",
         "colocated_cpu",
+        "cpu_crowding",
+        "cpu_crowding_base",
         "open_cpu",
         "colocated_open_cpu",
     ]
@@ -1334,7 +1484,7 @@ def profile_toml(
         lines.append(f"{key} = {text}" + (f"  # {comments[key]}" if key in comments else ""))
     for key in (key for key in order if key in backend):
         value, comment = backend[key]
-        text = value if value.isdigit() else _quote(value)
+        text = value if re.fullmatch(r"\d+(\.\d+)?(e-?\d+)?", value) else _quote(value)
         lines.append(f"{key} = {text}  # {comment}")
     return "\n".join(lines) + "\n"
 
@@ -1466,6 +1616,13 @@ def render_calibration(cal: Calibration) -> str:
         lines.append(
             f"  cpu          client CPU {duration_text(f.request_cpu_s or 0.0)} per request, {colocated}; "
             f"{kind} latency less the client's {duration_text(f.wait_latency_s)}"
+        )
+    if f.crowding is not None:
+        c = f.crowding
+        lines.append(
+            f"  crowding     CPU per request x{c.high_cpu_s / c.low_cpu_s:.2f} from {c.low.threads} to "
+            f"{c.high.threads} client processes: cpu_crowding {c.exponent:.3f}"
+            + (f" (measured {c.measured:.3f})" if c.measured < 0 else "")
         )
     if f.open_latency_s is not None:
         lines.append(

@@ -50,9 +50,13 @@ class Plan:
     stat_latency_s: float
     request_latency_s: float
     request_cpu_s: float
-    """The storage client's CPU per data request, on the node's cores, in the request's own time."""
+    """The storage client's CPU per data request, on the node's cores, in the request's own time
+    (the profile's, times its crowding factor at this node's client processes per core)."""
     server_cpu_s: float
-    """Co-located storage servers' CPU per data request, on the node's cores beside the request."""
+    """Co-located storage servers' CPU per data request, on the node's cores beside the request
+    (crowded as ``request_cpu_s``)."""
+    crowding: float
+    """The profile's crowding factor at this node's client processes per core, in both CPU figures above."""
     open_cpu_s: float
     """The client's CPU per open (as ``request_cpu_s``)."""
     open_server_cpu_s: float
@@ -146,6 +150,8 @@ def make_plan(
         if workload.dataset_preloaded and workload.preload_bytes > 0:
             preload_cpu = workload.preload_cpu_s * rank_bytes / workload.preload_bytes
 
+    # DataLoader workers issue the requests (the training process itself without workers)
+    crowding = backend.crowding_factor(cluster.gpus_per_node * max(1, workload.workers) / cluster.cpus_per_node)
     client = math.inf
     if backend.shared:
         assert backend.client_nic_bandwidth is not None  # BackendProfile checks it
@@ -172,8 +178,9 @@ def make_plan(
         open_latency_s=backend.open_latency_s or 0.0,
         stat_latency_s=backend.stat_latency_s or 0.0,
         request_latency_s=backend.request_latency_s,
-        request_cpu_s=backend.request_cpu_s,
-        server_cpu_s=backend.colocated_cpu_s,
+        request_cpu_s=backend.request_cpu_s * crowding,
+        server_cpu_s=backend.colocated_cpu_s * crowding,
+        crowding=crowding,
         open_cpu_s=0.0 if is_object else backend.open_cpu_s,
         open_server_cpu_s=0.0 if is_object else backend.colocated_open_cpu_s,
         request_bytes=fmt.request_bytes or LARGE_REQUEST_BYTES,

@@ -105,6 +105,12 @@ def project(
             f"preload holds {plan.preload_bytes * plan.ranks_per_node / 1e9:.1f} GB per node, more than "
             f"node_memory_bytes(={cluster.node_memory_bytes / 1e9:.1f} GB)"
         )
+    if plan.crowding > 1 and backend.node_cpu_per_request_s > 0:
+        notes.append(
+            f"CPU per request x{plan.crowding:.2f} ({1e3 * (plan.request_cpu_s + plan.server_cpu_s):.2f} ms): "
+            f"{plan.ranks_per_node * max(1, plan.workers) / plan.cpus_per_node:.2g} client processes per core, "
+            f"the profile measured {backend.cpu_crowding_base:.2g} (cpu_crowding {backend.cpu_crowding:.3g})"
+        )
     return WhatIfResult(
         time_to_train_s=total,
         per_epoch_s=sim.epoch_s,

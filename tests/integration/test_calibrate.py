@@ -44,9 +44,15 @@ def test_rgw_calibration_colocated_writes_a_loadable_object_profile_with_its_cpu
     # Five single-stream sizes fitted, each with its residual; concurrency cells on top.
     assert len(cal.residuals) == 5 and all(abs(r) < 1 for r in cal.residuals.values())
     assert any(m.threads > 1 for m in cal.measurements)
+    # how a GET's CPU grows with client processes per core: fitted from 4 vs 16 of them
+    crowding = cal.fitted.crowding
+    assert crowding is not None and (crowding.low.threads, crowding.high.threads) == (4, 16)
+    assert crowding.low_cpu_s > 0 and crowding.high_cpu_s > 0
+    assert profile.cpu_crowding == pytest.approx(crowding.exponent, abs=1e-3)
     assert "replay calibrate" in profile.source and "rgw:" in profile.source
     table = render_calibration(cal)
     assert "get 4KiB qd1" in table and "GET latency" in table and "client CPU" in table and "srv ms" in table
+    assert "cpu_crowding" in table
     assert ceph_env["AWS_SECRET_ACCESS_KEY"] not in out.read_text() + table
 
 

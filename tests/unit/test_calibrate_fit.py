@@ -26,6 +26,7 @@ from replay.calibrate import (
     duration_text,
     fit_measurements,
     fit_request_costs,
+    merge_measurements,
     parse_target,
     profile_toml,
     rate_text,
@@ -188,6 +189,50 @@ def test_cpu_per_request_is_the_intercept_and_the_written_latency_excludes_it(tm
     assert profile.read_latency_s == pytest.approx(LATENCY - CLIENT_CPU, rel=1e-3)
     assert profile.read_latency_s + profile.request_cpu_s == pytest.approx(LATENCY, rel=1e-3)
     assert "less request_cpu" in text and "--colocated" in text
+
+
+def _crowd(threads: int, cpu: float, host: float) -> Measurement:
+    return replace(_measurement("get", 4096, threads), cpu_s=cpu, host_cpu_s=host, busy=0.97)
+
+
+def test_cpu_crowding_is_the_exponent_between_the_fewest_and_the_most_client_processes(tmp_path):
+    # client CPU x2 and host CPU x4 from 4 to 16 processes; the 8-process cell in between is not used
+    cells = [_crowd(4, 1e-3, 2e-3), _crowd(8, 5e-3, 9e-3), _crowd(16, 2e-3, 8e-3)]
+    measurements = [_with_cpu(m) for m in _measurements()] + cells
+    colocated = fit_measurements(measurements, colocated=True).crowding
+    assert (colocated.low.threads, colocated.high.threads) == (4, 16)
+    assert colocated.exponent == pytest.approx(1.0)  # with the servers here, the host's CPU grows
+    fitted = fit_measurements(measurements)
+    assert fitted.crowding.exponent == pytest.approx(0.5)  # the client's alone
+    path = tmp_path / "calibrated.toml"
+    target = Target("rgw", "rgw:http://127.0.0.1:7480/b", endpoint="http://127.0.0.1:7480", bucket="b")
+    path.write_text(profile_toml("calibrated", target, fitted, measurements, source="synthetic", cores=4))
+    profile = load_profile(path)
+    assert (profile.cpu_crowding, profile.cpu_crowding_base) == (0.5, 0.25)  # one stream on 4 cores
+    assert "get 4096 4x1" in path.read_text() and "this host's 4 cores" in path.read_text()
+
+
+def test_cpu_crowding_that_falls_is_noise_floored_at_zero_and_absent_cells_write_zero(tmp_path):
+    falling = [_crowd(4, 2e-3, 3e-3), _crowd(16, 1e-3, 2e-3)]
+    measurements = [_with_cpu(m) for m in _measurements()]
+    fitted = fit_measurements(measurements + falling)
+    assert fitted.crowding.measured == pytest.approx(-0.5) and fitted.crowding.exponent == 0.0
+    profile, text = _load(tmp_path, fitted, measurements + falling)
+    assert profile.cpu_crowding == 0.0 and "read as noise" in text
+    # _measurements' concurrent cells have queue depths, not processes: nothing to fit
+    assert fit_measurements(measurements).crowding is None
+    profile, text = _load(tmp_path, fit_measurements(measurements), measurements)
+    assert profile.cpu_crowding == 0.0 and "cpu_crowding = 0  # not measured" in text
+
+
+def test_a_cell_measured_in_passes_merges_into_request_weighted_means():
+    a = replace(_measurement("get", 4096), ops=100, seconds=1.0, latency_s=1e-3, cpu_s=1e-3, host_cpu_s=2e-3, busy=0.2)
+    b = replace(_measurement("get", 4096), ops=300, seconds=3.0, latency_s=2e-3, cpu_s=3e-3, host_cpu_s=4e-3, busy=0.6)
+    merged = merge_measurements([a, b])
+    assert (merged.name, merged.ops, merged.bytes, merged.seconds) == (a.name, 400, a.bytes + b.bytes, 4.0)
+    assert merged.latency_s == pytest.approx(1.75e-3) and merged.cpu_s == pytest.approx(2.5e-3)
+    assert merged.host_cpu_s == pytest.approx(3.5e-3) and merged.busy == pytest.approx(0.5)
+    assert merge_measurements([a, replace(b, cpu_s=None)]).cpu_s is None  # not measured in every pass
 
 
 def test_without_colocated_the_servers_cpu_stays_inside_the_latency(tmp_path):

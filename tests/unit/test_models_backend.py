@@ -69,6 +69,22 @@ def test_the_cpu_per_request_keys_are_optional_and_zero_when_absent(tmp_path):
         load_profile(path)
 
 
+def test_cpu_crowding_is_an_optional_plain_number_raising_the_cpu_per_request_above_its_base(tmp_path):
+    assert (builtin_profile("rgw").cpu_crowding, builtin_profile("rgw").crowding_factor(64)) == (0.0, 1.0)
+    text = RGW.replace("[backend]\n", "[backend]\ncpu_crowding = 0.5\ncpu_crowding_base = 0.5\n")
+    profile = load_profile(write(tmp_path, text))
+    assert (profile.cpu_crowding, profile.cpu_crowding_base) == (0.5, 0.5)
+    assert profile.crowding_factor(2.0) == pytest.approx(2.0)  # 4x the base's processes per core
+    assert profile.crowding_factor(0.25) == 1.0  # fewer than measured: never below the profile's CPU
+    for bad, key in (('cpu_crowding = "0.5"', "cpu_crowding"), ("cpu_crowding = -0.1", "cpu_crowding")):
+        path = write(tmp_path, text.replace("cpu_crowding = 0.5", bad))
+        with pytest.raises(ProfileError, match=rf"{re.escape(str(path))}.*{key}"):
+            load_profile(path)
+    path = write(tmp_path, text.replace("cpu_crowding_base = 0.5", "cpu_crowding_base = 0"))
+    with pytest.raises(ProfileError, match=rf"{re.escape(str(path))}.*cpu_crowding_base\(=0.0\) must be > 0"):
+        load_profile(path)
+
+
 def test_a_value_with_the_wrong_unit_names_the_file_and_the_key(tmp_path):
     path = write(tmp_path, RGW.replace('stream_bandwidth = "500 MiB/s"', 'stream_bandwidth = "2 ms"'))
     with pytest.raises(ProfileError, match=rf"{re.escape(str(path))}.*stream_bandwidth\(='2 ms'\)"):

@@ -128,6 +128,23 @@ def test_storage_cpu_per_request_competes_with_decoding_for_the_nodes_cores(exac
 
 
 @both_modes
+def test_crowded_cores_raise_the_cpu_per_request_by_the_profiles_crowding(exact):
+    """The case above with the profile's CPU measured at 1 process per core and growing as its
+    square root: 8 workers on 2 cores (4 per core) double it, 3 ms -> 6 ms per GET."""
+    job = workload(step_compute_s=np.array([1e-4]), sample_cpu_s=np.array([1e-3]), workers=8, epochs=1)
+    get = {"access": "object", "get_latency_s": 1e-4, "open_latency_s": None, "stat_latency_s": None}
+    crowded = backend(**get, request_cpu_s=2e-3, colocated_cpu_s=1e-3, cpu_crowding=0.5, cpu_crowding_base=1.0)
+    result = project(job, crowded, Cluster(cpus_per_node=2), FILES, exact=exact)
+    assert result.time_to_train_s == pytest.approx(2048 * 7e-3 / 2, rel=0.03)
+    assert "CPU per request x2.00 (6.00 ms): 4 client processes per core" in " ".join(result.notes)
+    # as many workers as cores: no more crowded than the profile's measurement, its CPU as written
+    two = workload(step_compute_s=np.array([1e-4]), sample_cpu_s=np.array([1e-3]), workers=2, epochs=1)
+    result = project(two, crowded, Cluster(cpus_per_node=2), FILES, exact=exact)
+    assert result.time_to_train_s == pytest.approx(2048 * 4e-3 / 2, rel=0.03)
+    assert not any("CPU per request" in note for note in result.notes)
+
+
+@both_modes
 def test_a_file_systems_cpu_per_open_is_charged_on_the_cores(exact):
     """8 workers on 2 cores, 1 ms of decode and an open costing 1 ms of client CPU and 1 ms of
     metadata-server CPU per sample: the cores bound it at samples x 3 ms / 2."""
