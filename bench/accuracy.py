@@ -1,6 +1,6 @@
 """Projection accuracy: `replay what-if` against real runs of the same training on a real Ceph.
 
-    python bench/accuracy.py            # about 10 min on 2 cores -> bench/results/accuracy.json and accuracy.md
+    python bench/accuracy.py            # about 11 min on 2 cores -> bench/results/accuracy.json and accuracy.md
     python bench/accuracy.py --smoke --out out/bench-smoke/accuracy.json      # ~30 s, for CI
 
 The benchmark runs ``--repeats`` rounds (3). Each round is what a user does, then what really
@@ -635,7 +635,7 @@ def profile_numbers(profile: BackendProfile) -> dict:
         value = getattr(profile, key)
         if value is not None:
             numbers[key] = value
-    for key in ("stream_bandwidth", "aggregate_bandwidth", "iops", "request_cpu_s", "colocated_cpu_s"):
+    for key in ("stream_bandwidth", "aggregate_bandwidth", "iops", "request_cpu_s", "colocated_cpu_s", "cpu_crowding"):
         numbers[key] = getattr(profile, key)
     return numbers
 
@@ -1006,7 +1006,7 @@ def main() -> None:
         "--out", type=Path, default=RESULTS / "accuracy.json", help="result JSON; the .md goes beside it"
     )
     parser.add_argument("--repeats", type=int, help="real runs per condition (default 3; smoke 1)")
-    parser.add_argument("--calibrate-budget", type=float, default=12.0, help="seconds of calibration per backend")
+    parser.add_argument("--calibrate-budget", type=float, default=20.0, help="seconds of calibration per backend")
     parser.add_argument(
         "--time-budget",
         type=float,
