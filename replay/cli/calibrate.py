@@ -52,7 +52,9 @@ def calibrate_command(target: str, out: Path, budget_s: float, colocated: bool) 
     over the single-stream sizes); with --colocated, colocated_cpu is the rest of this machine's
     busy CPU per request (the storage daemons'). The profile's latency excludes both: the model
     charges them on the training node's cores. A request rate measured with this machine's cores
-    at least 90% busy was its CPU limit: iops is then written as unlimited.
+    at least 90% busy was its CPU limit: iops is then written as unlimited. cpu_crowding (RGW:
+    4 KiB GETs from 4 vs 16 client processes) is how that CPU grows with processes per core;
+    what-if applies it at the projected node's ranks x workers per core.
     """
     try:
         result = calibrate(
