@@ -840,6 +840,11 @@ def capture_baseline(
     return trace, baseline
 
 
+def round_projections(cond: Condition, setup: Setup, rounds: list[dict], **how: bool) -> list[dict]:
+    """``cond`` projected from each round's trace and profiles (``how``: ``scenario``'s flags)."""
+    return [projection(r["trace"], scenario(cond, setup, r, **how)) for r in rounds]
+
+
 def median_projection(projections: list[dict]) -> dict:
     """The projection whose time to train is the median of the rounds' (the lower one of two)."""
     ranked = sorted(projections, key=lambda p: p["time_to_train_s"])
@@ -925,9 +930,8 @@ def benchmark(args: argparse.Namespace, work: Path) -> dict:
         if len(quiet) < args.repeats:
             notes.append(f"{cond.name}: {len(quiet)} of the {args.repeats} wanted runs were on a quiet machine")
         counted = [r for r in runs[cond.name] if r.usage.quiet] or runs[cond.name]
-        fasts = [projection(r["trace"], scenario(cond, setup, r)) for r in rounds]
-        exacts = [projection(r["trace"], scenario(cond, setup, r, exact=True)) for r in rounds]
-        fast, exact = median_projection(fasts), median_projection(exacts)
+        fasts = round_projections(cond, setup, rounds)
+        fast, exact = median_projection(fasts), median_projection(round_projections(cond, setup, rounds, exact=True))
         row = {
             "name": cond.name,
             "measured_s": round(median, 4),
@@ -951,8 +955,7 @@ def benchmark(args: argparse.Namespace, work: Path) -> dict:
             "projection_exact": exact,
         }
         if cond.world > 1:
-            separates = [projection(r["trace"], scenario(cond, setup, r, separate=True)) for r in rounds]
-            separate = median_projection(separates)
+            separate = median_projection(round_projections(cond, setup, rounds, separate=True))
             row["projected_separate_nodes_s"] = round(separate["time_to_train_s"], 4)
             row["error_separate_nodes_pct"] = round(error_pct(separate["time_to_train_s"], median), 2)
         scenarios.append(row)

@@ -108,6 +108,8 @@ client and servers stay hot and each request costs markedly less CPU than it doe
 (boto3 + RGW here: 2.1-3.2 ms of CPU per GET back to back, 2.8-4.0 ms with a 2 ms pause, in the
 same minutes; a DataLoader worker's GET in bench/accuracy.py: 3.0-3.4 ms). The pause is not
 timed: latencies stay per request."""
+DATA_PATTERNS = ("get", "randread", "read")
+"""Measurement patterns that read data (the rest open files or stat them)."""
 MIN_BUDGET_S = 5.0
 MIN_CELL_S = 0.3
 """Shortest time one measurement runs, whatever the budget."""
@@ -375,22 +377,20 @@ def fit_crowding(measurements: list[Measurement] | tuple[Measurement, ...], *, c
     """The crowding exponent from the small (the smallest size) data-request cells of one request
     at a time from several processes: the fewest and the most processes; None without two such
     cells with a CPU per request."""
-    data = [m for m in measurements if m.pattern in ("get", "randread", "read")]
+    data = [m for m in measurements if m.pattern in DATA_PATTERNS]
     if not data:
         return None
+
+    def cpu(m: Measurement) -> float:
+        return (m.host_cpu_s if colocated else m.cpu_s) or 0.0
+
     small = min(m.size for m in data)
-    cells = [
-        m
-        for m in data
-        if m.size == small and m.depth == 1 and m.threads > 1 and (m.host_cpu_s if colocated else m.cpu_s)
-    ]
+    cells = [m for m in data if m.size == small and m.depth == 1 and m.threads > 1 and cpu(m) > 0]
     if len({m.threads for m in cells}) < 2:
         return None
     low, high = min(cells, key=lambda m: m.threads), max(cells, key=lambda m: m.threads)
-    low_cpu = low.host_cpu_s if colocated else low.cpu_s
-    high_cpu = high.host_cpu_s if colocated else high.cpu_s
-    assert low_cpu and high_cpu  # filtered above
-    return Crowding(low, high, low_cpu, high_cpu, math.log(high_cpu / low_cpu) / math.log(high.threads / low.threads))
+    exponent = math.log(cpu(high) / cpu(low)) / math.log(high.threads / low.threads)
+    return Crowding(low, high, cpu(low), cpu(high), exponent)
 
 
 @dataclass(frozen=True)
@@ -454,7 +454,7 @@ def fit_measurements(measurements: list[Measurement] | tuple[Measurement, ...], 
     """Fit the profile numbers: latency, stream bandwidth and CPU per request from the single-stream
     data requests, aggregate bandwidth and request rate from the best cells, open / stat from their
     cells. ``colocated``: also the servers' CPU per request (see :attr:`Measurement.server_cpu_s`)."""
-    data = [m for m in measurements if m.pattern in ("get", "randread", "read")]
+    data = [m for m in measurements if m.pattern in DATA_PATTERNS]
     stream = [m for m in data if m.single_stream and m.pattern != "read"] or [m for m in data if m.single_stream]
     if not stream:
         raise CalibrationError("no single-stream measurements to fit latency and bandwidth from")

@@ -55,8 +55,11 @@ class Plan:
     server_cpu_s: float
     """Co-located storage servers' CPU per data request, on the node's cores beside the request
     (crowded as ``request_cpu_s``)."""
+    processes_per_core: float
+    """Processes issuing storage requests per core of a node: its DataLoader workers (the
+    training processes themselves without workers)."""
     crowding: float
-    """The profile's crowding factor at this node's client processes per core, in both CPU figures above."""
+    """The profile's crowding factor at ``processes_per_core``, in both CPU figures above."""
     open_cpu_s: float
     """The client's CPU per open (as ``request_cpu_s``)."""
     open_server_cpu_s: float
@@ -150,8 +153,8 @@ def make_plan(
         if workload.dataset_preloaded and workload.preload_bytes > 0:
             preload_cpu = workload.preload_cpu_s * rank_bytes / workload.preload_bytes
 
-    # DataLoader workers issue the requests (the training process itself without workers)
-    crowding = backend.crowding_factor(cluster.gpus_per_node * max(1, workload.workers) / cluster.cpus_per_node)
+    processes_per_core = cluster.gpus_per_node * max(1, workload.workers) / cluster.cpus_per_node
+    crowding = backend.crowding_factor(processes_per_core)
     client = math.inf
     if backend.shared:
         assert backend.client_nic_bandwidth is not None  # BackendProfile checks it
@@ -180,6 +183,7 @@ def make_plan(
         request_latency_s=backend.request_latency_s,
         request_cpu_s=backend.request_cpu_s * crowding,
         server_cpu_s=backend.colocated_cpu_s * crowding,
+        processes_per_core=processes_per_core,
         crowding=crowding,
         open_cpu_s=0.0 if is_object else backend.open_cpu_s,
         open_server_cpu_s=0.0 if is_object else backend.colocated_open_cpu_s,

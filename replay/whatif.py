@@ -108,7 +108,7 @@ def project(
     if plan.crowding > 1 and backend.node_cpu_per_request_s > 0:
         notes.append(
             f"CPU per request x{plan.crowding:.2f} ({1e3 * (plan.request_cpu_s + plan.server_cpu_s):.2f} ms): "
-            f"{plan.ranks_per_node * max(1, plan.workers) / plan.cpus_per_node:.2g} client processes per core, "
+            f"{plan.processes_per_core:.2g} client processes per core, "
             f"the profile measured {backend.cpu_crowding_base:.2g} (cpu_crowding {backend.cpu_crowding:.3g})"
         )
     return WhatIfResult(
