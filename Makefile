@@ -3,17 +3,17 @@
 PY ?= python3
 PIP_INSTALL = $(PY) -m pip install -q --disable-pip-version-check --root-user-action=ignore
 
-.PHONY: install system-deps demo test lint bench bench-smoke
+.PHONY: install system-deps demo test test-unit lint bench bench-smoke
 
 install:
 	$(PIP_INSTALL) -e '.[test]'
 
 demo: install
 	rm -rf out/demo-trace
-	$(PY) -m tracer capture --out out/demo-trace -- $(PY) examples/imagenet_jpeg.py --device cpu --epochs 2
-	$(PY) -m tracer summary out/demo-trace
-	$(PY) -m replay what-if --trace out/demo-trace --backend as-captured
-	$(PY) -m replay what-if --trace out/demo-trace --nodes 16 --backend rgw
+	$(PY) -m trainio.tracer capture --out out/demo-trace -- $(PY) examples/imagenet_jpeg.py --device cpu --epochs 2
+	$(PY) -m trainio.tracer summary out/demo-trace
+	$(PY) -m trainio.replay what-if --trace out/demo-trace --backend as-captured
+	$(PY) -m trainio.replay what-if --trace out/demo-trace --nodes 16 --backend rgw
 
 system-deps:
 	scripts/install-system-deps.sh
@@ -24,6 +24,10 @@ lint: install
 
 test: lint system-deps
 	$(PY) -m pytest -q
+
+# The fast half alone: no root, no apt, no Ceph, no subprocesses; seconds.
+test-unit: install
+	$(PY) -m pytest -q tests/unit
 
 bench: install
 	$(PY) bench/overhead.py

@@ -9,7 +9,7 @@ from setuptools import Extension, setup
 setup(
     ext_modules=[
         Extension(
-            "tracer._interpose",
+            "trainio.tracer._interpose",
             sources=["tracer/_interpose.c"],
             libraries=["dl", "pthread"],
             extra_compile_args=["-O2"],

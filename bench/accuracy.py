@@ -79,9 +79,9 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))  # the documented command runs from a checkout
 
-from models.backend import BackendProfile, builtin_profile, load_profile  # noqa: E402
-from replay.calibrate import calibrate, host_ticks, render_calibration  # noqa: E402
-from replay.scenario import Scenario, project_trace  # noqa: E402
+from trainio.models.backend import BackendProfile, builtin_profile, load_profile  # noqa: E402
+from trainio.replay.calibrate import calibrate, host_ticks, render_calibration  # noqa: E402
+from trainio.replay.scenario import Scenario, project_trace  # noqa: E402
 
 CEPH_DEV = ROOT / "scripts" / "ceph-dev.sh"
 WORKLOAD = ROOT / "examples" / "reference_train.py"
@@ -611,7 +611,7 @@ def calibrate_profiles(
 
 
 def builtin_profiles(needed: set[str], why: str) -> tuple[dict[str, Path], dict[str, dict]]:
-    from models.backend import PROFILE_DIR
+    from trainio.models.backend import PROFILE_DIR
 
     paths = {name: PROFILE_DIR / f"{BUILTIN[name]}.toml" for name in needed}
     info = {
@@ -706,8 +706,8 @@ def error_pct(projected: float, measured: float) -> float:
 
 
 def baseline_facts(trace: Path) -> dict:
-    from models.workload import from_trace
-    from tracefile.reader import open_trace
+    from trainio.models.workload import from_trace
+    from trainio.tracefile.reader import open_trace
 
     workload = from_trace(open_trace(trace))
     return {
@@ -821,7 +821,12 @@ def capture_baseline(
     def capture() -> object:
         trace = folder.with_name(f"{folder.name}-try{next(tries)}")
         t0 = time.monotonic()
-        _run([sys.executable, "-m", "tracer", "capture", "--out", str(trace), "--", *base_cmd], env, 600, "capture")
+        _run(
+            [sys.executable, "-m", "trainio.tracer", "capture", "--out", str(trace), "--", *base_cmd],
+            env,
+            600,
+            "capture",
+        )
         return trace, time.monotonic() - t0
 
     (trace, capture_s), usage = quietly(meter, "baseline capture", patience, capture)

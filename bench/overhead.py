@@ -60,7 +60,7 @@ def main() -> None:
     for i in range(args.pairs):
         trace = work / f"trace{i}"
         plain = run(workload)
-        traced = run([sys.executable, "-m", "tracer", "capture", "--out", str(trace), "--", *workload])
+        traced = run([sys.executable, "-m", "trainio.tracer", "capture", "--out", str(trace), "--", *workload])
         size = sum(p.stat().st_size for p in trace.rglob("*") if p.is_file())
         events = trace_events(trace)
         rows.append(

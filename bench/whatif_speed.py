@@ -25,11 +25,11 @@ import numpy as np
 # The documented command runs from a checkout, without installing the package.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from models.backend import BackendProfile, builtin_profile  # noqa: E402
-from models.cluster import Cluster  # noqa: E402
-from models.formats import parse_format  # noqa: E402
-from models.workload import Workload  # noqa: E402
-from replay.whatif import project  # noqa: E402
+from trainio.models.backend import BackendProfile, builtin_profile
+from trainio.models.cluster import Cluster
+from trainio.models.formats import parse_format
+from trainio.models.workload import Workload
+from trainio.replay.whatif import project
 
 RESULTS = Path(__file__).parent / "results"
 LARGE_LIMIT_S = 30.0

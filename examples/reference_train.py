@@ -350,7 +350,7 @@ def _read_index(store, kind):
     name = SHARD_INDEX if kind == "rgw-shards" else INDEX
     try:
         return json.loads(store.get(name, INDEX_MAX_BYTES))
-    except Exception as err:  # noqa: BLE001 - any backend's "not found": say what to run
+    except Exception as err:  # any backend's "not found": say what to run
         raise SystemExit(f"cannot read the data set's {name} from {kind} ({err}); run with --place first") from err
     finally:
         store.close()

@@ -1,7 +1,7 @@
 """Storage backend profiles: what one storage system costs per operation and per byte.
 
 A profile is a TOML file with a ``[meta]`` table (``name``, ``description``, ``source``) and a
-``[backend]`` table whose values are unit strings (see ``models.units``). Every key must be
+``[backend]`` table whose values are unit strings (see ``trainio.models.units``). Every key must be
 present, except the optional CPU keys (``request_cpu``, ``colocated_cpu``, ``open_cpu``,
 ``colocated_open_cpu``: "0 s" when absent; ``cpu_crowding``, a plain number: 0 when absent, and
 ``cpu_crowding_base``, client processes per core: 1 when absent);
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import tomllib
 
-from models.units import UnitError, parse_bandwidth, parse_duration, parse_rate
+from trainio.models.units import UnitError, parse_bandwidth, parse_duration, parse_rate
 
 PROFILE_DIR = Path(__file__).parent / "profiles"
 ACCESS_KINDS = ("posix", "block", "object")

@@ -14,9 +14,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from models.backend import BackendProfile
-from tracefile.format import READ_OPS
-from tracefile.reader import Trace
+from trainio.models.backend import BackendProfile
+from trainio.tracefile.format import READ_OPS
+from trainio.tracefile.reader import Trace
 
 NAME = "as-captured"
 

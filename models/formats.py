@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from models.units import UnitError, format_size, parse_size
+from trainio.models.units import UnitError, format_size, parse_size
 
 LARGE_REQUEST_BYTES = 4 * 2**20
 """Request size of sequential bulk reads (shards, preload): the usual tar/TFRecord reader buffer."""

@@ -1,6 +1,6 @@
 """The workload of one training process (one accelerator), as the simulator consumes it.
 
-A ``Workload`` is derived from a captured trace (``models.workload.from_trace``) or built by hand
+A ``Workload`` is derived from a captured trace (``trainio.models.workload.from_trace``) or built by hand
 in tests. Distributions are kept as arrays of observed values and resampled by the simulator, so
 that tails (a slow decode, a long step) survive the projection.
 """
@@ -116,7 +116,7 @@ def _interval_sums(
     return out
 
 
-def from_trace(trace, *, epochs: int | None = None) -> Workload:  # noqa: ANN001 - tracefile.Trace
+def from_trace(trace, *, epochs: int | None = None) -> Workload:
     """Derive the per-process workload from a captured trace.
 
     The training processes are those that received DataLoader batches; their main loader (the one
@@ -126,7 +126,7 @@ def from_trace(trace, *, epochs: int | None = None) -> Workload:  # noqa: ANN001
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    from tracefile.summary import data_reads
+    from trainio.tracefile.summary import data_reads
 
     events = trace.events
     reads = data_reads(trace)
@@ -275,7 +275,7 @@ def from_trace(trace, *, epochs: int | None = None) -> Workload:  # noqa: ANN001
     )
 
 
-def _batch_overhead_per_sample(kinds, starts, ends, keys, sample_rows) -> np.ndarray:  # noqa: ANN001
+def _batch_overhead_per_sample(kinds, starts, ends, keys, sample_rows) -> np.ndarray:
     """Each sample's share of its fetch's time outside ``dataset[i]`` calls (collate, sampler):
     CPU work per batch that the per-sample timings do not see."""
     fetch = kinds == "fetch"
@@ -301,7 +301,7 @@ def _batch_overhead_per_sample(kinds, starts, ends, keys, sample_rows) -> np.nda
     return out
 
 
-def _batch_receive_s(trace, events, train_pids: list[int], loader: int) -> float:  # noqa: ANN001
+def _batch_receive_s(trace, events, train_pids: list[int], loader: int) -> float:
     """Median main-side cost of taking a ready batch. Workers get batches round-robin and the loop
     receives them in order, so batch k of an epoch is the (k // W)-th fetch of worker k % W."""
     children: dict[int, set[int]] = {}
@@ -332,7 +332,7 @@ def _batch_receive_s(trace, events, train_pids: list[int], loader: int) -> float
     return float(np.median(costs)) if costs else 0.0
 
 
-def _epoch_gap_s(events, train_pids: list[int], loader: int) -> float:  # noqa: ANN001
+def _epoch_gap_s(events, train_pids: list[int], loader: int) -> float:
     """Mean time from an epoch's end (the call that found it exhausted) to the next first request."""
     import pyarrow.compute as pc
 
@@ -347,7 +347,7 @@ def _epoch_gap_s(events, train_pids: list[int], loader: int) -> float:  # noqa: 
     return float(np.mean(gaps)) if gaps else 0.0
 
 
-def _worker_start_s(trace, events, train_pids: list[int], loader: int) -> float:  # noqa: ANN001
+def _worker_start_s(trace, events, train_pids: list[int], loader: int) -> float:
     """Mean delay from each epoch's first batch request to the first fetch of that rank's workers."""
     import pyarrow.compute as pc
 
@@ -368,7 +368,7 @@ def _worker_start_s(trace, events, train_pids: list[int], loader: int) -> float:
     return float(np.mean(delays)) if delays else 0.0
 
 
-def _data_ops(trace, ops: tuple[str, ...]):  # noqa: ANN001, ANN202
+def _data_ops(trace, ops: tuple[str, ...]):
     """The trace's successful operations ``ops`` on data files."""
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -378,7 +378,7 @@ def _data_ops(trace, ops: tuple[str, ...]):  # noqa: ANN001, ANN202
     return io.filter(pc.and_(mask, pc.greater_equal(io["result"], 0)))
 
 
-def _inside_any(r_start, r_key, starts, ends, keys) -> np.ndarray:  # noqa: ANN001
+def _inside_any(r_start, r_key, starts, ends, keys) -> np.ndarray:
     """Whether each record starts inside one of the intervals of its own thread."""
     inside = np.zeros(len(r_start), dtype=bool)
     for key in np.unique(keys):
@@ -392,7 +392,7 @@ def _inside_any(r_start, r_key, starts, ends, keys) -> np.ndarray:  # noqa: ANN0
     return inside
 
 
-def _io_only_workload(trace, reads, epochs: int | None) -> Workload:  # noqa: ANN001
+def _io_only_workload(trace, reads, epochs: int | None) -> Workload:
     """No DataLoader events: one sample per data file, I/O only (the caller warns)."""
     import pyarrow.compute as pc
 

@@ -1,3 +1,3 @@
-from replay.cli import main
+from trainio.replay.cli import main
 
 main()

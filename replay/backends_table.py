@@ -7,7 +7,7 @@ no client link to a node-local disk). Rendering is the caller's business.
 
 from __future__ import annotations
 
-from models.backend import BackendProfile, builtin_names, builtin_profile
+from trainio.models.backend import BackendProfile, builtin_names, builtin_profile
 
 
 def _ms(seconds: float | None) -> float | None:

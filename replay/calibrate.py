@@ -29,7 +29,7 @@ directories. From it:
 
 * request latency (first byte) and per-stream bandwidth: a least-squares fit of the single-stream
   time per request against its size, ``time = latency + size / bandwidth`` (:func:`fit_request_costs`,
-  minimising *relative* errors: an unweighted fit such as ``models.captured.fit_latency_bandwidth``
+  minimising *relative* errors: an unweighted fit such as ``trainio.models.captured.fit_latency_bandwidth``
   lets the 4 MiB points decide and loses the 4 KiB latency in their noise);
 * aggregate bandwidth: the best throughput of any measurement (the multi-thread large requests);
 * request-rate limit: the best ops/s of the small-request measurements;
@@ -88,12 +88,12 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
-from models.backend import BackendProfile, builtin_profile, load_profile
-from models.units import format_size
-from replay.fio import FioJob, FioOutputError, read_fio_json
-from replay.fioreplay import _run_helper
-from replay.result import ReplayError
-from replay.s3replay import READ_TIMEOUT_S, TimedGet, _boto, ensure_objects, s3_client, timed_get
+from trainio.models.backend import BackendProfile, builtin_profile, load_profile
+from trainio.models.units import format_size
+from trainio.replay.fio import FioJob, FioOutputError, read_fio_json
+from trainio.replay.fioreplay import _run_helper
+from trainio.replay.result import ReplayError
+from trainio.replay.s3replay import READ_TIMEOUT_S, TimedGet, _boto, ensure_objects, s3_client, timed_get
 
 Progress = Callable[[str], None]
 
@@ -1245,7 +1245,7 @@ def _number(value: float) -> str:
 
 
 def duration_text(seconds: float) -> str:
-    """A duration as a unit string ``models.units.parse_duration`` reads (``"0.237 ms"``)."""
+    """A duration as a unit string ``trainio.models.units.parse_duration`` reads (``"0.237 ms"``)."""
     if seconds < 1e-3:
         return f"{_number(seconds * 1e6)} us"
     if seconds < 1:

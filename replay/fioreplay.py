@@ -8,7 +8,7 @@
 **What is replayed.** Every traced process's data reads from files, with the opens and closes
 around them, in order, at their offsets and lengths, paced as traced (``time_scale`` stretches
 the gaps) or, with ``no_stall``, as fast as possible in the same order: the iologs of
-:mod:`replay.iolog`, whose docstring says what a replay preserves. They are written once with the
+:mod:`trainio.replay.iolog`, whose docstring says what a replay preserves. They are written once with the
 data root standing for ``/`` and read back into a :class:`ReplayPlan` (one :class:`PlanJob` per
 process and node, its ops as :class:`PlanOp`), which each target renders: iologs and a job file for
 fio, or a JSON plan for the CephFS helper.
@@ -62,7 +62,7 @@ stay. The shares together read exactly what the trace read. Node ``j`` of proces
 job ``node{j}-pid-{pid}``; the result is the aggregate of all jobs, and ``planned_duration_s`` in
 its details is how long this N-node schedule lasts at the traced pace.
 
-**Measures** (:class:`~replay.result.ReplayResult`): ``bytes`` and ``ops`` from fio's read
+**Measures** (:class:`~trainio.replay.result.ReplayResult`): ``bytes`` and ``ops`` from fio's read
 ``io_bytes`` and ``total_ios`` summed over jobs (the helper's counts for CephFS);
 ``duration_s``, the replay's wall span: the latest job's start delay plus its runtime (fio's
 ``job_runtime``, which leaves out fio's own start-up and connecting to Ceph); for CephFS from the
@@ -72,7 +72,7 @@ from fio's total-latency percentiles (``lat_percentiles=1``) of each job, merged
 weighted by the job's reads (:func:`mixed_percentile`), exact for CephFS; ``errors``, jobs that
 failed plus short reads. ``bytes`` and ``ops`` are checked against the trace's data reads
 (``expected_bytes``, ``expected_ops``); any difference raises
-:class:`~replay.result.ReplayVerificationError`.
+:class:`~trainio.replay.result.ReplayVerificationError`.
 """
 
 from __future__ import annotations
@@ -93,10 +93,10 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from replay.fio import FioDirection, FioOutputError, FioResult, read_fio_json
-from replay.iolog import FIO_MAX_NAME, IOLOG_HEADER, IologError, dataset_root, layout_dataset, write_iologs
-from replay.result import ReplayError, ReplayResult, ReplayVerificationError
-from tracefile import Trace, open_trace
+from trainio.replay.fio import FioDirection, FioOutputError, FioResult, read_fio_json
+from trainio.replay.iolog import FIO_MAX_NAME, IOLOG_HEADER, IologError, dataset_root, layout_dataset, write_iologs
+from trainio.replay.result import ReplayError, ReplayResult, ReplayVerificationError
+from trainio.tracefile import Trace, open_trace
 
 READ_OPS = ("read", "pread", "readv", "preadv", "fread")
 ALIGN = 4096
@@ -865,9 +865,9 @@ def replay_fio(
 
     ``workdir`` receives the iologs, job files, plans, fio's report and ``mapping.tsv``.
     ``progress`` gets one line per step. Raises :class:`TargetError` for a target string that
-    names nothing, :class:`~replay.result.ReplayError` when the replay cannot run (no fio, Ceph
+    names nothing, :class:`~trainio.replay.result.ReplayError` when the replay cannot run (no fio, Ceph
     unreachable, no room, a trace without data reads) and
-    :class:`~replay.result.ReplayVerificationError` when it read other bytes or ops than the trace.
+    :class:`~trainio.replay.result.ReplayVerificationError` when it read other bytes or ops than the trace.
     """
     if nodes < 1:
         raise ValueError(f"nodes(={nodes}) must be >= 1")

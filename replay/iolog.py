@@ -5,7 +5,7 @@
 with one job per process. ``layout_dataset`` creates the files those iologs read: every traced
 file under ``TARGET/<path relative to the data root>``, as large as the furthest byte read from it,
 filled with seeded random bytes. Run ``fio --readonly --output-format=json --output=OUT.json replay.fio`` and
-read the result with :func:`replay.fio.read_fio_json`.
+read the result with :func:`trainio.replay.fio.read_fio_json`.
 
 What a replay preserves and what it cannot (the trace's limits and fio's):
 
@@ -41,7 +41,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 import pyarrow.compute as pc
 
-from tracefile import Trace, open_trace
+from trainio.tracefile import Trace, open_trace
 
 IOLOG_HEADER = "fio version 3 iolog"
 JOB_FILE = "replay.fio"

@@ -11,12 +11,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from models.backend import BackendProfile
-from models.cluster import Cluster
-from models.formats import LARGE_REQUEST_BYTES, SHUFFLE_BUFFER_SAMPLES, RecordFormat
-from models.network import ring_allreduce_s
-from models.pagecache import hit_ratios
-from models.workload import Workload
+from trainio.models.backend import BackendProfile
+from trainio.models.cluster import Cluster
+from trainio.models.formats import LARGE_REQUEST_BYTES, SHUFFLE_BUFFER_SAMPLES, RecordFormat
+from trainio.models.network import ring_allreduce_s
+from trainio.models.pagecache import hit_ratios
+from trainio.models.workload import Workload
 
 
 class PlanError(ValueError):

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import math
 
-from models.workload import Workload
-from replay.result import ReplayResult
-from replay.whatif import WhatIfResult
+from trainio.models.workload import Workload
+from trainio.replay.result import ReplayResult
+from trainio.replay.whatif import WhatIfResult
 
 
 def _num(value: object, unit: str = "", digits: int = 1) -> str:

@@ -2,13 +2,13 @@
 
 Debian's fio has no S3 engine, so this module lays the data set out as objects and issues the
 GETs itself. :func:`replay_s3` is the entry point; :func:`plan_gets` says what it would do. The
-schedule is ``replay fio``'s (:func:`replay.fioreplay.build_plan`): the same processes, order,
+schedule is ``replay fio``'s (:func:`trainio.replay.fioreplay.build_plan`): the same processes, order,
 pacing and N-node shares, so that the two replays of one trace can be compared.
 
 The mapping from traced file reads to GETs:
 
 * Objects: every traced data file is one object, key = its path relative to the trace's data
-  root (:func:`replay.iolog.dataset_root`), as large as the furthest byte read from it (the size
+  root (:func:`trainio.replay.iolog.dataset_root`), as large as the furthest byte read from it (the size
   ``layout_dataset`` gives the same file), filled with seeded random bytes. Objects already in
   the bucket with that size are kept, so uploading again is cheap.
 * One GET per *read run*: between an open of a file and its close, reads of that file that
@@ -29,14 +29,14 @@ The mapping from traced file reads to GETs:
 * Nodes: ``nodes=N`` runs N copies at once, each node with its own connection pool, each reading
   its DistributedSampler share: unit ``k`` of a process (its ``k``-th file open with the reads
   of it) goes to node ``k mod N`` at the time of the process's unit ``k // N``
-  (:func:`replay.fioreplay.split_shares`), so 1/N of the GETs per node, interleaved, each node at
+  (:func:`trainio.replay.fioreplay.split_shares`), so 1/N of the GETs per node, interleaved, each node at
   the traced per-sample pace: N nodes put N times the request rate on the endpoint and finish in
   about 1/N of the traced time. ``traced_duration_s`` is the trace's own span of the reads
   (first start to last end), ``details["planned_duration_s"]`` the N-node schedule's.
 
 Latency is measured per GET from the call to the end of the body read; the time to the response
 headers (first byte) is in ``details``. The bytes moved must equal the bytes the trace read, or
-:class:`~replay.result.ReplayVerificationError` names both. Credentials come from the arguments
+:class:`~trainio.replay.result.ReplayVerificationError` names both. Credentials come from the arguments
 or ``AWS_ACCESS_KEY_ID`` / ``AWS_SECRET_ACCESS_KEY`` and never reach a result or a message.
 """
 
@@ -53,9 +53,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from replay.fioreplay import PlanOp, build_plan
-from replay.result import ReplayError, ReplayResult, ReplayVerificationError
-from tracefile import Trace
+from trainio.replay.fioreplay import PlanOp, build_plan
+from trainio.replay.result import ReplayError, ReplayResult, ReplayVerificationError
+from trainio.tracefile import Trace
 
 Progress = Callable[[str], None]
 

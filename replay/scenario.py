@@ -13,14 +13,14 @@ from pathlib import Path
 
 import numpy as np
 
-from models.backend import BackendProfile, builtin_names, builtin_profile, load_profile
-from models.captured import NAME as AS_CAPTURED
-from models.captured import captured_profile
-from models.cluster import Cluster
-from models.formats import RecordFormat, parse_format
-from models.workload import Workload, WorkloadError, from_trace
-from replay.whatif import WhatIfResult, project
-from tracefile.reader import Trace, open_trace
+from trainio.models.backend import BackendProfile, builtin_names, builtin_profile, load_profile
+from trainio.models.captured import NAME as AS_CAPTURED
+from trainio.models.captured import captured_profile
+from trainio.models.cluster import Cluster
+from trainio.models.formats import RecordFormat, parse_format
+from trainio.models.workload import Workload, WorkloadError, from_trace
+from trainio.replay.whatif import WhatIfResult, project
+from trainio.tracefile.reader import Trace, open_trace
 
 
 class ScenarioError(ValueError):

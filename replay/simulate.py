@@ -18,7 +18,7 @@ Processes, per training process (rank):
     preload's CPU time on one core.
 Every epoch builds a new DataLoader iterator, so the pipeline starts empty each epoch; since the
 barrier aligns all ranks at the end of an epoch, epochs are independent given the page-cache hit
-ratio of each (``models.pagecache``).
+ratio of each (``trainio.models.pagecache``).
 
 Two modes:
   * exact: every request of every sample of every rank of every node for every epoch, in one
@@ -31,7 +31,7 @@ Two modes:
     1. Symmetry: one representative node is simulated; a shared backend gives it 1/N of the
        aggregate bandwidth and IOPS (what it gets when all N nodes pull alike, which the step
        barrier makes them do). Cross-node straggling from sampling noise is lost.
-    2. Aggregation: loading a batch is one fluid job (``models.fluid``) whose time alone is the
+    2. Aggregation: loading a batch is one fluid job (``trainio.models.fluid``) whose time alone is the
        sum of its samples' metadata latency, request latency, transfer at the per-stream rate and
        CPU time. The node's active jobs progress at speeds from a mean-value analysis of the
        queueing network they form (bandwidth, request rate and cores as processor-shared
@@ -62,10 +62,10 @@ from dataclasses import dataclass, fields
 import numpy as np
 import simpy
 
-from models.fluid import FluidPool, Station
-from models.network import exposed_allreduce_s
-from models.storage import RateLimiter, SharedBandwidth
-from replay.plan import Plan
+from trainio.models.fluid import FluidPool, Station
+from trainio.models.network import exposed_allreduce_s
+from trainio.models.storage import RateLimiter, SharedBandwidth
+from trainio.replay.plan import Plan
 
 WINDOW_MIN_STEPS = 240
 """Fast mode simulates at least this many steps of an epoch before extrapolating."""

@@ -10,8 +10,8 @@ gcc -O2 -shared -fPIC -o "tracer/_interpose$suffix" tracer/_interpose.c -ldl -lp
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
 nvidia-smi -L | tee "$out/gpu.txt"
 for ex in imagenet_jpeg detection_preload; do
-  $py -m tracer capture --out "/tmp/gpu-$ex" -- $py "examples/$ex.py" --device cuda --workers 4 --epochs 3 \
+  $py -m trainio.tracer capture --out "/tmp/gpu-$ex" -- $py "examples/$ex.py" --device cuda --workers 4 --epochs 3 \
     2>&1 | tee -a "$out/log.txt"
-  $py -m tracer summary "/tmp/gpu-$ex" --json > "$out/$ex-summary.json"
+  $py -m trainio.tracer summary "/tmp/gpu-$ex" --json > "$out/$ex-summary.json"
   tar -C /tmp -czf "$out/$ex-gpu.tar.gz" "gpu-$ex"
 done

@@ -15,9 +15,9 @@ WORKLOADS = ROOT / "tests" / "workloads"
 def run_cli(
     tool: str, *args: str, timeout: float = 180, env: dict | None = None, cwd: Path | None = None, check: bool = False
 ) -> subprocess.CompletedProcess:
-    """``python -m tracer ...`` (or replay) with a timeout; output captured as text."""
+    """``python -m trainio.tracer ...`` (or replay) with a timeout; output captured as text."""
     proc = subprocess.run(
-        [sys.executable, "-m", tool, *map(str, args)],
+        [sys.executable, "-m", f"trainio.{tool}", *map(str, args)],
         capture_output=True,
         text=True,
         timeout=timeout,

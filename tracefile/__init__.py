@@ -3,9 +3,9 @@
 ``tracer`` writes traces; ``models`` and ``replay`` read them only through this package.
 """
 
-from tracefile.errors import TraceError, TraceFormatError, TraceVersionError
-from tracefile.format import FORMAT_NAME, FORMAT_VERSION
-from tracefile.reader import Trace, open_trace
+from trainio.tracefile.errors import TraceError, TraceFormatError, TraceVersionError
+from trainio.tracefile.format import FORMAT_NAME, FORMAT_VERSION
+from trainio.tracefile.reader import Trace, open_trace
 
 __all__ = [
     "FORMAT_NAME",

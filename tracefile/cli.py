@@ -23,7 +23,7 @@ class OneLineErrors(click.Group):
     bad_input: tuple[type[BaseException], ...] = (UserError,)
     failures: tuple[type[BaseException], ...] = ()
 
-    def main(self, *args, **kwargs):  # noqa: ANN002, ANN003, ANN201 - click protocol
+    def main(self, *args, **kwargs):
         """Usage errors too become one line (click prints three by default)."""
         try:
             return super().main(*args, standalone_mode=False, **kwargs)
@@ -37,7 +37,7 @@ class OneLineErrors(click.Group):
         except click.exceptions.Exit as exc:
             sys.exit(exc.exit_code)
 
-    def invoke(self, ctx: click.Context):  # noqa: ANN201 - click protocol
+    def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
         except self.bad_input as exc:

@@ -9,9 +9,9 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from tracefile.busyhost import busy_host_warning
-from tracefile.errors import TraceFormatError, TraceVersionError
-from tracefile.format import (
+from trainio.tracefile.busyhost import busy_host_warning
+from trainio.tracefile.errors import TraceFormatError, TraceVersionError
+from trainio.tracefile.format import (
     EVENTS_DIR,
     EVENTS_SCHEMA,
     FORMAT_NAME,

@@ -12,9 +12,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from tracefile.classify import data_roots
-from tracefile.format import OBJECT_READ_OPS, READ_OPS
-from tracefile.reader import Trace
+from trainio.tracefile.classify import data_roots
+from trainio.tracefile.format import OBJECT_READ_OPS, READ_OPS
+from trainio.tracefile.reader import Trace
 
 PRELOAD_FRACTION = 0.8
 """Share of data bytes read before the first training step above which a run is a bulk preload."""

@@ -1,3 +1,3 @@
-from tracer.cli import main
+from trainio.tracer.cli import main
 
 main()

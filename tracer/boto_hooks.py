@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from tracer import runtime
+from trainio.tracer import runtime
 
 OPERATIONS = {
     "GetObject": "get",
@@ -32,7 +32,7 @@ def patch_client(module: ModuleType) -> None:
     cls = module.BaseClient
     original = cls._make_api_call
 
-    def _make_api_call(self, operation_name, api_params):  # noqa: ANN001
+    def _make_api_call(self, operation_name, api_params):
         op = OPERATIONS.get(operation_name)
         rec = runtime.RECORDER
         if op is None or rec is None:

@@ -11,14 +11,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from tracefile.format import SPOOL_DIR
-from tracer import hostcpu, runtime
-from tracer.finalize import finalize
-from tracer.interposer import InterposerError, library_path
-from tracer.manifest import new_manifest, write_manifest
+import trainio
+from trainio.tracefile.format import SPOOL_DIR
+from trainio.tracer import hostcpu, runtime
+from trainio.tracer.finalize import finalize
+from trainio.tracer.interposer import InterposerError, library_path
+from trainio.tracer.manifest import new_manifest, write_manifest
 
 BOOTSTRAP_DIR = Path(__file__).parent / "bootstrap"
-TRAINIO_HOME = Path(__file__).resolve().parent.parent
+TRAINIO_PACKAGE = Path(trainio.__file__).parent
+"""The ``trainio`` package folder the injected bootstrap imports from, whatever Python the command runs."""
 
 
 class CaptureError(Exception):
@@ -43,7 +45,7 @@ def traced_env(base: dict[str, str], trace_dir: Path, problems: list[str], inter
     env = dict(base)
     env[runtime.ENV_TRACE_DIR] = str(trace_dir)
     env[runtime.ENV_CAPTURE_PID] = str(os.getpid())
-    env["TRAINIO_HOME"] = str(TRAINIO_HOME)
+    env[runtime.ENV_PACKAGE] = str(TRAINIO_PACKAGE)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(BOOTSTRAP_DIR), base.get("PYTHONPATH")) if p)
     if not interposer:
         env[runtime.ENV_INTERPOSER] = "0"
@@ -71,7 +73,7 @@ def _run(command: list[str], env: dict[str, str]) -> int:
     except OSError as exc:
         raise CaptureError(f"cannot run {command[0]!r}: {exc.strerror or exc}") from exc
 
-    def forward(signum: int, frame) -> None:  # noqa: ANN001 - signal handler protocol
+    def forward(signum: int, frame) -> None:
         child.send_signal(signum)
 
     previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow.compute as pc
 
-from tracefile.format import OBJECT_READ_OPS, READ_OPS
-from tracefile.reader import Trace
+from trainio.tracefile.format import OBJECT_READ_OPS, READ_OPS
+from trainio.tracefile.reader import Trace
 
 SLICE_EVENTS = ("batch", "step", "fetch", "sample")
 

@@ -16,9 +16,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from tracefile.classify import classify_path
-from tracefile.errors import TraceFormatError
-from tracefile.format import (
+from trainio import __version__
+from trainio.tracefile.classify import classify_path
+from trainio.tracefile.errors import TraceFormatError
+from trainio.tracefile.format import (
     EVENTS_DIR,
     EVENTS_SCHEMA,
     EVENTS_SPOOL_SCHEMA,
@@ -30,10 +31,9 @@ from tracefile.format import (
     SPOOL_DIR,
     file_metadata,
 )
-from tracefile.reader import open_trace, read_manifest, read_spool_stream
-from tracefile.summary import coverage, summarize
-from tracer import __version__
-from tracer.manifest import write_manifest
+from trainio.tracefile.reader import open_trace, read_manifest, read_spool_stream
+from trainio.tracefile.summary import coverage, summarize
+from trainio.tracer.manifest import write_manifest
 
 
 def _process_infos(spool: Path, lost: list[str]) -> dict[str, dict]:

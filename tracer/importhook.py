@@ -16,7 +16,7 @@ class _HookLoader(importlib.abc.Loader):
         self._loader = loader
         self._callback = callback
 
-    def create_module(self, spec):  # noqa: ANN001 - importlib protocol
+    def create_module(self, spec):
         return self._loader.create_module(spec)
 
     def exec_module(self, module: ModuleType) -> None:
@@ -31,7 +31,7 @@ class PostImportFinder(importlib.abc.MetaPathFinder):
         self.callbacks: dict[str, Callback] = {}
         self._busy: set[str] = set()
 
-    def find_spec(self, name, path, target=None):  # noqa: ANN001 - importlib protocol
+    def find_spec(self, name, path, target=None):
         callback = self.callbacks.get(name)
         if callback is None or name in self._busy:
             return None

@@ -10,8 +10,8 @@ import sys
 import time
 from pathlib import Path
 
-from tracefile.format import FORMAT_NAME, FORMAT_VERSION, MANIFEST
-from tracer import __version__
+from trainio import __version__
+from trainio.tracefile.format import FORMAT_NAME, FORMAT_VERSION, MANIFEST
 
 SECRET_MARKERS = ("KEY", "SECRET", "TOKEN", "PASSWORD", "CREDENTIAL")
 REDACTED = "<redacted>"

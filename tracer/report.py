@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tracefile.busyhost import is_busy
+from trainio.tracefile.busyhost import is_busy
 
 
 def _mb(n: float | None) -> str:

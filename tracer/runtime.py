@@ -23,12 +23,15 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from tracefile.format import EVENTS_SPOOL_SCHEMA, IO_SPOOL_SCHEMA, SPOOL_DIR, file_metadata
-from tracer import __version__, importhook
-from tracer.interposer import KIND_NAMES, OP_NAMES, RECORD_DTYPE, Interposer, InterposerError
+from trainio import __version__
+from trainio.tracefile.format import EVENTS_SPOOL_SCHEMA, IO_SPOOL_SCHEMA, SPOOL_DIR, file_metadata
+from trainio.tracer import importhook
+from trainio.tracer.interposer import KIND_NAMES, OP_NAMES, RECORD_DTYPE, Interposer, InterposerError
 
 ENV_TRACE_DIR = "TRAINIO_TRACE_DIR"
 ENV_CAPTURE_PID = "TRAINIO_CAPTURE_PID"
+ENV_PACKAGE = "TRAINIO_PACKAGE"
+"""The ``trainio`` package folder that the injected ``sitecustomize`` imports the recorder from."""
 ENV_INTERPOSER = "TRAINIO_INTERPOSER"
 """``0`` when the capture runs without the C interposer (``tracer capture --no-interposer``)."""
 FLUSH_INTERVAL_S = 1.0
@@ -418,17 +421,17 @@ def _exit(code: int) -> None:
     _real_exit(code)
 
 
-def _execv(path, args) -> None:  # noqa: ANN001 - mirrors os.execv
+def _execv(path, args) -> None:
     shutdown("exec")
     _real_execv(path, args)
 
 
-def _execve(path, args, env) -> None:  # noqa: ANN001 - mirrors os.execve
+def _execve(path, args, env) -> None:
     shutdown("exec")
     _real_execve(path, args, env)
 
 
-def _on_sigterm(signum: int, frame) -> None:  # noqa: ANN001 - signal handler protocol
+def _on_sigterm(signum: int, frame) -> None:
     shutdown("SIGTERM")
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     os.kill(os.getpid(), signal.SIGTERM)
@@ -454,7 +457,7 @@ def install(trace_dir: Path) -> Recorder:
     os._exit, os.execv, os.execve = _exit, _execv, _execve
     if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
         signal.signal(signal.SIGTERM, _on_sigterm)
-    from tracer import boto_hooks, torch_hooks
+    from trainio.tracer import boto_hooks, torch_hooks
 
     importhook.when_imported("torch.utils.data.dataloader", torch_hooks.patch_dataloader)
     importhook.when_imported("torch.utils.data._utils.fetch", torch_hooks.patch_fetch)
@@ -465,7 +468,7 @@ def install(trace_dir: Path) -> Recorder:
 def uninstall() -> None:
     """Undo ``install`` (tests; fork handlers cannot be unregistered and become no-ops)."""
     global RECORDER
-    from tracer import boto_hooks, torch_hooks
+    from trainio.tracer import boto_hooks, torch_hooks
 
     shutdown("uninstall")
     importhook.remove()

@@ -12,7 +12,7 @@ import sys
 import weakref
 from types import ModuleType
 
-from tracer import runtime
+from trainio.tracer import runtime
 
 _now = runtime.now_ns
 
@@ -29,7 +29,7 @@ class _IterState:
         self.loader_id, self.epoch, self.batch, self.last_return_ns = loader_id, epoch, 0, None
 
 
-def _patch(owner: object, name: str, wrapper) -> None:  # noqa: ANN001
+def _patch(owner: object, name: str, wrapper) -> None:
     _originals.append((owner, name, getattr(owner, name)))
     setattr(owner, name, wrapper)
 
@@ -40,7 +40,7 @@ def unpatch() -> None:
         setattr(owner, name, original)
 
 
-def _config(loader) -> str:  # noqa: ANN001
+def _config(loader) -> str:
     try:
         length = len(loader.dataset)
     except TypeError:
@@ -68,7 +68,7 @@ def patch_dataloader(module: ModuleType) -> None:
     loader_cls, iter_cls = module.DataLoader, module._BaseDataLoaderIter
     orig_iter, orig_next = loader_cls.__iter__, iter_cls.__next__
 
-    def __iter__(self):  # noqa: ANN001, N807
+    def __iter__(self):
         it = orig_iter(self)
         rec = runtime.RECORDER
         if rec is not None:
@@ -79,7 +79,7 @@ def patch_dataloader(module: ModuleType) -> None:
             rec.event("epoch_start", loader_id=loader_id, epoch=epoch + 1, start_ns=t, end_ns=t, info=_config(self))
         return it
 
-    def __next__(self):  # noqa: ANN001, N807
+    def __next__(self):
         state = _iters.get(self)
         rec = runtime.RECORDER
         if state is None or rec is None:
@@ -118,11 +118,11 @@ class _TimedDataset:
 
     __slots__ = ("_dataset", "times")
 
-    def __init__(self, dataset) -> None:  # noqa: ANN001
+    def __init__(self, dataset) -> None:
         self._dataset = dataset
         self.times: list[tuple[int, int, int]] = []
 
-    def __getitem__(self, index):  # noqa: ANN001
+    def __getitem__(self, index):
         t0 = _now()
         item = self._dataset[index]
         self.times.append((index if type(index) is int else -1, t0, _now()))
@@ -136,10 +136,10 @@ class _TimedDataset:
 
 
 def patch_fetch(module: ModuleType) -> None:
-    def wrap(cls, map_style: bool) -> None:  # noqa: ANN001
+    def wrap(cls, map_style: bool) -> None:
         original = cls.fetch
 
-        def fetch(self, possibly_batched_index):  # noqa: ANN001
+        def fetch(self, possibly_batched_index):
             rec = runtime.RECORDER
             if rec is None:
                 return original(self, possibly_batched_index)
@@ -167,7 +167,7 @@ def patch_fetch(module: ModuleType) -> None:
     wrap(module._IterableDatasetFetcher, False)
 
 
-def _worker_info():  # noqa: ANN202
+def _worker_info():
     return sys.modules["torch.utils.data._utils.worker"].get_worker_info()
 
 

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import click
 
-from models.backend import ProfileError
-from models.cluster import ClusterError
-from models.formats import FormatError
-from models.network import NetworkError
-from models.units import UnitError
-from models.workload import WorkloadError
-from replay.plan import PlanError
-from replay.result import ReplayError
-from replay.scenario import ScenarioError
-from tracefile.cli import OneLineErrors, UserError
-from tracefile.errors import TraceError
+from trainio.models.backend import ProfileError
+from trainio.models.cluster import ClusterError
+from trainio.models.formats import FormatError
+from trainio.models.network import NetworkError
+from trainio.models.units import UnitError
+from trainio.models.workload import WorkloadError
+from trainio.replay.plan import PlanError
+from trainio.replay.result import ReplayError
+from trainio.replay.scenario import ScenarioError
+from trainio.tracefile.cli import OneLineErrors, UserError
+from trainio.tracefile.errors import TraceError
 
 
 class ReplayGroup(OneLineErrors):
@@ -46,7 +46,7 @@ def main() -> None:
 
 
 # Each subcommand module registers itself on ``main`` when imported (one line per module).
-from replay.cli import (  # noqa: E402
+from trainio.replay.cli import (  # noqa: E402
     backends,  # noqa: F401
     calibrate,  # noqa: F401
     fio,  # noqa: F401

@@ -6,9 +6,9 @@ import json
 
 import click
 
-from replay.backends_table import backend_rows
-from replay.cli import main
-from replay.render import backends_table
+from trainio.replay.backends_table import backend_rows
+from trainio.replay.cli import main
+from trainio.replay.render import backends_table
 
 
 @main.command()

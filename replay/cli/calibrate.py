@@ -6,9 +6,9 @@ from pathlib import Path
 
 import click
 
-from replay.calibrate import MIN_BUDGET_S, TargetError, calibrate, render_calibration
-from replay.cli import main
-from tracefile.cli import UserError
+from trainio.replay.calibrate import MIN_BUDGET_S, TargetError, calibrate, render_calibration
+from trainio.replay.cli import main
+from trainio.tracefile.cli import UserError
 
 
 @main.command("calibrate")

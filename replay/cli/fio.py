@@ -8,12 +8,12 @@ from pathlib import Path
 
 import click
 
-from replay.cli import main
-from replay.cli.options import positive_int, time_scale_option
-from replay.fioreplay import TargetError, parse_target, replay_fio
-from replay.render import replay_summary
-from replay.result import ReplayResult
-from tracefile.cli import UserError
+from trainio.replay.cli import main
+from trainio.replay.cli.options import positive_int, time_scale_option
+from trainio.replay.fioreplay import TargetError, parse_target, replay_fio
+from trainio.replay.render import replay_summary
+from trainio.replay.result import ReplayResult
+from trainio.tracefile.cli import UserError
 
 
 def _target(ctx: click.Context, param: click.Parameter, value: str) -> str:

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import click
 
-from replay.cli import main
-from replay.cli.options import positive_int, time_scale_option
-from replay.render import replay_summary
-from replay.result import ReplayResult
-from replay.s3replay import replay_s3
-from tracefile.cli import UserError
+from trainio.replay.cli import main
+from trainio.replay.cli.options import positive_int, time_scale_option
+from trainio.replay.render import replay_summary
+from trainio.replay.result import ReplayResult
+from trainio.replay.s3replay import replay_s3
+from trainio.tracefile.cli import UserError
 
 
 def summary(result: ReplayResult) -> str:

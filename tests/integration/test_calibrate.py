@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from models.backend import load_profile
-from replay.calibrate import RADOS_PREFIX, CalibrationError, _check_rados_objects, calibrate, render_calibration
 from tests.helpers import run_cli
+from trainio.models.backend import load_profile
+from trainio.replay.calibrate import RADOS_PREFIX, CalibrationError, _check_rados_objects, calibrate, render_calibration
 
 BUNDLED = Path(__file__).resolve().parents[2] / "traces" / "imagenet_jpeg-cpu"
 BUDGET_S = 15

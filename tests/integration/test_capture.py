@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import WORKLOADS, run_cli, summary_json
-from tracefile import open_trace
+from trainio.tracefile import open_trace
 
 
 @pytest.mark.parametrize("start_method", ["fork", "spawn"])
@@ -246,7 +246,7 @@ def test_cpu_burnt_by_an_untraced_process_during_the_capture_counts_as_other(tmp
         "while not pathlib.Path(sys.argv[2]).exists() and time.monotonic() < deadline:\n"
         "    time.sleep(0.05)\n"
     )
-    cmd = [sys.executable, "-m", "tracer", "capture", "--out", str(trace), "--"]
+    cmd = [sys.executable, "-m", "trainio.tracer", "capture", "--out", str(trace), "--"]
     capture = subprocess.Popen(
         [*cmd, sys.executable, "-c", waiter, str(started), str(done)],
         stdout=subprocess.DEVNULL,

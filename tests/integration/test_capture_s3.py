@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 from tests.helpers import run_cli, summary_json
-from tracefile import open_trace
+from trainio.tracefile import open_trace
 
 SCRIPT = """
 import os, boto3

@@ -10,9 +10,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from replay.fio import read_fio_json
-from replay.iolog import layout_dataset, write_iologs
-from tracefile import open_trace
+from trainio.replay.fio import read_fio_json
+from trainio.replay.iolog import layout_dataset, write_iologs
+from trainio.tracefile import open_trace
 
 BUNDLED = Path(__file__).resolve().parents[2] / "traces" / "imagenet_jpeg-cpu"
 READ_OPS = ["read", "pread", "readv", "preadv", "fread"]

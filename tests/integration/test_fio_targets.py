@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from replay.fioreplay import replay_fio
-from replay.result import ReplayError, ReplayResult
 from tests.helpers import run_cli
 from tests.unit.synthetic import io_row, make_trace
+from trainio.replay.fioreplay import replay_fio
+from trainio.replay.result import ReplayError, ReplayResult
 
 BUNDLED = Path(__file__).resolve().parents[2] / "traces" / "imagenet_jpeg-cpu"
 BYTES, READS, FILES, FILE_BYTES = 14_044_054, 4_097, 1_025, 7_022_041

@@ -10,10 +10,10 @@ from pathlib import Path
 import pyarrow.compute as pc
 import pytest
 
-from replay.s3replay import plan_gets, replay_s3
 from tests.helpers import run_cli
 from tests.unit.synthetic import io_row, make_trace
-from tracefile import open_trace
+from trainio.replay.s3replay import plan_gets, replay_s3
+from trainio.tracefile import open_trace
 
 BUNDLED = Path(__file__).resolve().parents[2] / "traces" / "imagenet_jpeg-cpu"
 READ_OPS = ["read", "pread", "readv", "preadv", "fread"]

@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models.backend import builtin_profile, load_profile
-from models.captured import fit_latency_bandwidth
-from models.units import parse_bandwidth, parse_duration, parse_rate
-from replay.calibrate import (
+from trainio.models.backend import builtin_profile, load_profile
+from trainio.models.captured import fit_latency_bandwidth
+from trainio.models.units import parse_bandwidth, parse_duration, parse_rate
+from trainio.replay.calibrate import (
     CLOCK_TICK_S,
     SIZES,
     CalibrationError,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from replay.fio import FioLatency, FioOutputError, read_fio_json
+from trainio.replay.fio import FioLatency, FioOutputError, read_fio_json
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "fio"
 

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from replay import fioreplay
-from replay.fioreplay import (
+from tests.unit.synthetic import io_row, make_trace
+from trainio.replay import fioreplay
+from trainio.replay.fioreplay import (
     PlanOp,
     TargetError,
     build_plan,
@@ -23,8 +24,7 @@ from replay.fioreplay import (
     replay_fio,
     split_shares,
 )
-from replay.result import ReplayError, ReplayVerificationError
-from tests.unit.synthetic import io_row, make_trace
+from trainio.replay.result import ReplayError, ReplayVerificationError
 
 BUNDLED = Path(__file__).resolve().parents[2] / "traces" / "imagenet_jpeg-cpu"
 BUNDLED_BYTES, BUNDLED_READS, BUNDLED_FILE_BYTES = 14_044_054, 4_097, 7_022_041

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from replay.scenario import Scenario, project_trace
 from tests.unit.synthetic import make_trace
-from tracefile import open_trace
-from tracefile.busyhost import BUSY_HOST_FRACTION, busy_host_warning
-from tracefile.summary import summarize
-from tracer.hostcpu import CpuCounters, _busy_ticks, host_cpu
-from tracer.report import host_cpu_line
+from trainio.replay.scenario import Scenario, project_trace
+from trainio.tracefile import open_trace
+from trainio.tracefile.busyhost import BUSY_HOST_FRACTION, busy_host_warning
+from trainio.tracefile.summary import summarize
+from trainio.tracer.hostcpu import CpuCounters, _busy_ticks, host_cpu
+from trainio.tracer.report import host_cpu_line
 
 TRACES = Path(__file__).resolve().parents[2] / "traces"
 STAT = """cpu  300 10 60 900 20 0 5 3 0 0

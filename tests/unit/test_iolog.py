@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from replay.iolog import IOLOG_HEADER, JOB_FILE, IologError, dataset_root, layout_dataset, write_iologs
 from tests.unit.synthetic import io_row, make_trace
-from tracefile import open_trace
+from trainio.replay.iolog import IOLOG_HEADER, JOB_FILE, IologError, dataset_root, layout_dataset, write_iologs
+from trainio.tracefile import open_trace
 
 GOLDEN = Path(__file__).resolve().parents[1] / "fixtures" / "iolog"
 BUNDLED = Path(__file__).resolve().parents[2] / "traces" / "imagenet_jpeg-cpu"

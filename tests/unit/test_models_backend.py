@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from models.backend import BackendProfile, ProfileError, builtin_names, builtin_profile, load_profile
+from trainio.models.backend import BackendProfile, ProfileError, builtin_names, builtin_profile, load_profile
 
 RGW = (Path(__file__).parents[2] / "models" / "profiles" / "rgw.toml").read_text()
 

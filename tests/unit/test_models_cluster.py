@@ -1,7 +1,7 @@
 import pytest
 
-from models.cluster import Cluster, ClusterError
-from models.network import NetworkError, exposed_allreduce_s, ring_allreduce_s
+from trainio.models.cluster import Cluster, ClusterError
+from trainio.models.network import NetworkError, exposed_allreduce_s, ring_allreduce_s
 
 
 @pytest.mark.parametrize(

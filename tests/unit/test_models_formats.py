@@ -1,6 +1,6 @@
 import pytest
 
-from models.formats import LARGE_REQUEST_BYTES, FormatError, RecordFormat, parse_format
+from trainio.models.formats import LARGE_REQUEST_BYTES, FormatError, RecordFormat, parse_format
 
 
 def test_formats_parse_and_print_back():

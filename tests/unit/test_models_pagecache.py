@@ -1,6 +1,6 @@
 import pytest
 
-from models.pagecache import hit_ratios
+from trainio.models.pagecache import hit_ratios
 
 
 def test_without_shuffle_a_share_that_fits_is_served_from_memory_after_the_first_epoch():

@@ -3,8 +3,8 @@ import math
 import pytest
 import simpy
 
-from models.fluid import FluidError, FluidPool, Station
-from models.storage import RateLimiter, SharedBandwidth, StorageModelError
+from trainio.models.fluid import FluidError, FluidPool, Station
+from trainio.models.storage import RateLimiter, SharedBandwidth, StorageModelError
 
 
 def finish_times(env, events):

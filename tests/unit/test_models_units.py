@@ -2,7 +2,7 @@ import math
 
 import pytest
 
-from models.units import UnitError, format_size, parse_bandwidth, parse_duration, parse_rate, parse_size
+from trainio.models.units import UnitError, format_size, parse_bandwidth, parse_duration, parse_rate, parse_size
 
 
 @pytest.mark.parametrize(

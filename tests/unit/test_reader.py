@@ -9,9 +9,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from tests.unit.synthetic import make_trace
-from tracefile import TraceFormatError, TraceVersionError, open_trace
-from tracefile.format import EVENTS_SPOOL_SCHEMA, IO_SCHEMA, file_metadata
-from tracefile.reader import read_spool_stream
+from trainio.tracefile import TraceFormatError, TraceVersionError, open_trace
+from trainio.tracefile.format import EVENTS_SPOOL_SCHEMA, IO_SCHEMA, file_metadata
+from trainio.tracefile.reader import read_spool_stream
 
 
 def test_a_well_formed_trace_loads(tmp_path):

@@ -5,12 +5,12 @@ import json
 import numpy as np
 import pytest
 
-from models.backend import BackendProfile, builtin_profile
-from models.cluster import Cluster
-from models.formats import parse_format
-from models.workload import Workload
-from replay.plan import PlanError
-from replay.whatif import BOTTLENECKS, project
+from trainio.models.backend import BackendProfile, builtin_profile
+from trainio.models.cluster import Cluster
+from trainio.models.formats import parse_format
+from trainio.models.workload import Workload
+from trainio.replay.plan import PlanError
+from trainio.replay.whatif import BOTTLENECKS, project
 
 FILES = parse_format("files")
 RNG = np.random.default_rng(7)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from tests.unit.synthetic import event_row, io_row, make_trace
-from tracefile import open_trace
-from tracefile.classify import classify_path, data_roots
-from tracefile.summary import own_rchar, size_histogram, summarize
-from tracer.manifest import redact_env
+from trainio.tracefile import open_trace
+from trainio.tracefile.classify import classify_path, data_roots
+from trainio.tracefile.summary import own_rchar, size_histogram, summarize
+from trainio.tracer.manifest import redact_env
 
 S = 1_000_000_000
 

@@ -1,8 +1,9 @@
 """Injected by ``tracer capture`` (via PYTHONPATH) into every Python process of the traced run.
 
 It starts the recorder, then runs the user's own ``sitecustomize`` if there is one, so that the
-run behaves as it would untraced. trainio's own packages are put on ``sys.path`` only for the
-import, at the end, so that a user's module of the same name always wins.
+run behaves as it would untraced. trainio is imported from the package folder the capture names
+(``TRAINIO_PACKAGE``), under its own name only: ``sys.path`` is not touched, so the user's modules
+(their own ``models/``, ``tracer.py``) resolve exactly as they would without the tracer.
 """
 
 import importlib.machinery
@@ -11,20 +12,29 @@ import os
 import sys
 
 
+def _import_trainio(package: str) -> None:
+    """Load ``trainio`` from ``package`` (the capture's own copy, whatever this interpreter has)."""
+    spec = importlib.util.spec_from_file_location(
+        "trainio", os.path.join(package, "__init__.py"), submodule_search_locations=[package]
+    )
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["trainio"] = module
+    spec.loader.exec_module(module)
+
+
 def _start_trainio() -> None:
-    home = os.environ.get("TRAINIO_HOME")
-    if not home or not os.environ.get("TRAINIO_TRACE_DIR"):
+    package = os.environ.get("TRAINIO_PACKAGE")
+    if not package or not os.environ.get("TRAINIO_TRACE_DIR"):
         return
-    sys.path.append(home)
     try:
-        from tracer import runtime
+        _import_trainio(package)
+        from trainio.tracer import runtime
 
         runtime.start_from_env()
     except Exception as exc:  # noqa: BLE001 - fail open: the training must start regardless
+        for name in [n for n in sys.modules if n == "trainio" or n.startswith("trainio.")]:
+            del sys.modules[name]  # a half-imported trainio must not stand in for a user's import of it
         print(f"trainio: tracing disabled in process {os.getpid()}: {exc} (training continues)", file=sys.stderr)
-    finally:
-        if home in sys.path:
-            sys.path.remove(home)
 
 
 def _chain_user_sitecustomize() -> None:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import click
 
-from tracefile.cli import OneLineErrors, UserError
-from tracefile.errors import TraceError
-from tracer import __version__
-from tracer.capture import CaptureError
+from trainio import __version__
+from trainio.tracefile.cli import OneLineErrors, UserError
+from trainio.tracefile.errors import TraceError
+from trainio.tracer.capture import CaptureError
 
 
 class TracerGroup(OneLineErrors):
@@ -27,6 +27,6 @@ def main() -> None:
     """
 
 
-from tracer.cli import capture, export, finalize, summary  # noqa: E402 - subcommands register on main
+from trainio.tracer.cli import capture, export, finalize, summary  # noqa: E402 - subcommands register on main
 
 __all__ = ["main", "capture", "export", "finalize", "summary"]

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import click
 
-from tracefile.reader import open_trace
-from tracefile.summary import summarize
-from tracer import capture as capture_api
-from tracer.cli import main
-from tracer.report import short_summary
+from trainio.tracefile.reader import open_trace
+from trainio.tracefile.summary import summarize
+from trainio.tracer import capture as capture_api
+from trainio.tracer.cli import main
+from trainio.tracer.report import short_summary
 
 
 @main.command(context_settings={"allow_interspersed_args": False, "ignore_unknown_options": True})

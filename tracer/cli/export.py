@@ -6,9 +6,9 @@ from pathlib import Path
 
 import click
 
-from tracefile.reader import open_trace
-from tracer.chrome import write_chrome_trace
-from tracer.cli import main
+from trainio.tracefile.reader import open_trace
+from trainio.tracer.chrome import write_chrome_trace
+from trainio.tracer.cli import main
 
 
 @main.command()

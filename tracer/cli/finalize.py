@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from tracer.cli import main
-from tracer.finalize import finalize as finalize_trace
+from trainio.tracer.cli import main
+from trainio.tracer.finalize import finalize as finalize_trace
 
 
 @main.command()

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import click
 
-from tracefile.reader import open_trace
-from tracefile.summary import summarize
-from tracer.cli import main
-from tracer.report import full_summary
+from trainio.tracefile.reader import open_trace
+from trainio.tracefile.summary import summarize
+from trainio.tracer.cli import main
+from trainio.tracer.report import full_summary
 
 
 @main.command()
