@@ -152,10 +152,8 @@ def _get_measurement(size: int, streams: int, outcomes: list[_Stream]) -> Measur
 def _rgw_single_stream(target: Target, seconds: float, session: Any, say: Progress) -> list[Measurement]:
     """The latency and CPU fit's cells: GETs of every size in ``SIZES`` from one client, paced
     as a loader issues them (``PAUSE_S``), in interleaved passes of about ``MIN_CELL_S`` per
-    size (small to large, then large to small) rather than one block per size. This machine's
-    speed drifts over seconds: one client's CPU per 4 KiB GET, second by second, ran 1.8-4.5 ms
-    here in one 10 s stretch. One block per size hands each size its own moment, which the fit
-    reads as slope or intercept; interleaved, every size spans the same moments."""
+    size (small to large, then large to small), so that every size spans the same moments of a
+    machine whose speed drifts over seconds (docs/calibration.md)."""
     client = s3_client(target.endpoint, pool=1, session=session)
     rng = random.Random(0)
     for size in SIZES:  # opens the connection, outside the timed phases

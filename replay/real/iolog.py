@@ -43,6 +43,11 @@ def iolog_name(name: str) -> str:
     return name
 
 
+def mapped(schedule: Schedule, name_of: Callable[[str], str]) -> dict[str, str]:
+    """Each file of the schedule (relative path) -> the name fio reads it by, checked for fio."""
+    return {rel: iolog_name(name_of(rel)) for rel in schedule.sizes}
+
+
 def pace_text(no_stall: bool, time_scale: float) -> str:
     return "as fast as possible" if no_stall else f"at the traced pace x {time_scale:g}"
 
@@ -168,8 +173,3 @@ def layout_dataset(
     target = Path(target).absolute()
     layout = layout_files(schedule.sizes, target, seed=seed)
     return LayoutSummary(target, schedule.data_root, layout.files, layout.bytes, layout.reused_files)
-
-
-def mapped(schedule: Schedule, name_of: Callable[[str], str]) -> dict[str, str]:
-    """Each file of the schedule (relative path) -> the name fio reads it by, checked for fio."""
-    return {rel: iolog_name(name_of(rel)) for rel in schedule.sizes}

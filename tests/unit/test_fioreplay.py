@@ -14,6 +14,7 @@ from tests.unit.synthetic import io_row, make_trace
 from trainio.replay.real import fioreplay
 from trainio.replay.real.fioreplay import mixed_percentile, rados_object_name, rbd_layout, replay_fio
 from trainio.replay.real.result import ReplayVerificationError
+from trainio.replay.real.s3replay import plan_gets
 from trainio.replay.real.schedule import Op, build_schedule, node_start_delays, split_shares
 from trainio.replay.storage.errors import ReplayError
 
@@ -157,3 +158,12 @@ def test_a_replay_that_read_other_bytes_than_the_trace_fails_naming_both(tmp_pat
     )
     with pytest.raises(ReplayVerificationError, match=re.escape(message)):
         replay_fio(BUNDLED, str(tmp_path / "target"), tmp_path / "work")
+
+
+def test_names_fio_cannot_express_are_refused_by_fio_alone(tmp_path):
+    # fio's iolog reads a name as one word: the fio replay refuses it before writing; S3 has no such limit
+    trace = make_trace(tmp_path / "trace", [], io_rows=[io_row(1, "/data/set/my file.bin", 4096, 1)])
+    with pytest.raises(ReplayError, match="it contains whitespace"):
+        replay_fio(trace, str(tmp_path / "target"), tmp_path / "work")
+    assert not (tmp_path / "target").exists()
+    assert plan_gets(trace).objects == {"my file.bin": 4096}
