@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from trainio.replay.fioreplay import replay_fio
+from trainio.replay.real.fioreplay import replay_fio
 
 ROOT = Path(__file__).resolve().parents[1]
 TRACE = ROOT / "traces" / "imagenet_jpeg-cpu"

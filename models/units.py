@@ -1,7 +1,9 @@
-"""Quantities with units, as written in profiles and on the command line.
+"""Quantities with units, as written in profiles and on the command line: the parsers and their
+inverses, the formatters.
 
 Every parser returns SI base units: bytes, seconds, bytes per second, operations per second.
-``key`` names where the value came from, so that the error can say so.
+``key`` names where the value came from, so that the error can say so. Each formatter writes a
+string its parser reads back (to the digits it keeps).
 """
 
 from __future__ import annotations
@@ -124,3 +126,42 @@ def format_size(nbytes: float) -> str:
         if scaled >= 1 and scaled == int(scaled):
             return f"{int(scaled)}{unit}"
     return f"{int(nbytes)}B"
+
+
+def _number(value: float) -> str:
+    text = f"{value:.4g}"
+    return f"{value:.0f}" if "e" in text else text
+
+
+def bytes_text(nbytes: float) -> str:
+    """A size to read at a glance, in decimal units to one decimal (``"7.0 MB"``; :func:`parse_size`)."""
+    for unit in ("B", "kB", "MB", "GB"):
+        if nbytes < 1000:
+            return f"{int(nbytes)} B" if unit == "B" else f"{nbytes:.1f} {unit}"
+        nbytes /= 1000
+    return f"{nbytes:.1f} TB"
+
+
+def duration_text(seconds: float) -> str:
+    """A duration to four digits (``"0.237 ms"``; :func:`parse_duration`)."""
+    if seconds < 1e-3:
+        return f"{_number(seconds * 1e6)} us"
+    if seconds < 1:
+        return f"{_number(seconds * 1e3)} ms"
+    return f"{_number(seconds)} s"
+
+
+def bandwidth_text(bytes_per_s: float) -> str:
+    """A bandwidth to four digits (``"512.3 MiB/s"``, ``"2.4 GiB/s"``, ``"unlimited"``; :func:`parse_bandwidth`)."""
+    if math.isinf(bytes_per_s):
+        return "unlimited"
+    if bytes_per_s >= 2**30:
+        return f"{_number(bytes_per_s / 2**30)} GiB/s"
+    if bytes_per_s >= 2**20:
+        return f"{_number(bytes_per_s / 2**20)} MiB/s"
+    return f"{_number(bytes_per_s / 2**10)} KiB/s"
+
+
+def rate_text(ops_per_s: float) -> str:
+    """A request rate in whole operations per second, at least 1 (``"4400 IOPS"``; :func:`parse_rate`)."""
+    return "unlimited" if math.isinf(ops_per_s) else f"{max(1, round(ops_per_s))} IOPS"

@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import trainio
+from trainio.tracefile import hostcpu
 from trainio.tracefile.format import SPOOL_DIR
-from trainio.tracer import hostcpu, runtime
+from trainio.tracer import runtime
 from trainio.tracer.finalize import finalize
 from trainio.tracer.interposer import InterposerError, library_path
 from trainio.tracer.manifest import new_manifest, write_manifest

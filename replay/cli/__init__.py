@@ -11,8 +11,8 @@ from trainio.models.network import NetworkError
 from trainio.models.units import UnitError
 from trainio.models.workload import WorkloadError
 from trainio.replay.plan import PlanError
-from trainio.replay.result import ReplayError
 from trainio.replay.scenario import ScenarioError
+from trainio.replay.storage.errors import ReplayError
 from trainio.tracefile.cli import OneLineErrors, UserError
 from trainio.tracefile.errors import TraceError
 

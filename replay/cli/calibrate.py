@@ -6,8 +6,11 @@ from pathlib import Path
 
 import click
 
-from trainio.replay.calibrate import MIN_BUDGET_S, TargetError, calibrate, render_calibration
+from trainio.replay.calibration.calibrate import calibrate
+from trainio.replay.calibration.measurement import MIN_BUDGET_S
+from trainio.replay.calibration.report import render_calibration
 from trainio.replay.cli import main
+from trainio.replay.storage.target import TargetError
 from trainio.tracefile.cli import UserError
 
 
@@ -42,9 +45,9 @@ def calibrate_command(target: str, out: Path, budget_s: float, colocated: bool) 
 
     Runs a small matrix -- request sizes 4 KiB to 4 MiB from one stream, small and large
     requests from several threads or queue depths, open and stat for directories and CephFS --
-    with fio (rados:POOL through CEPH_CONF, directories), boto3 GETs (rgw:, s3:; credentials from
-    AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY) or libcephfs (cephfs:/PATH through CEPH_CONF; its
-    files are kept there for the next run). Fits request latency and per-stream bandwidth
+    with fio (rados:POOL, directories), boto3 GETs (rgw:, s3:; credentials from AWS_ACCESS_KEY_ID
+    and AWS_SECRET_ACCESS_KEY) or libcephfs (cephfs:/PATH; its files are kept there for the next
+    run). Ceph targets read CEPH_CONF (default /etc/ceph/ceph.conf). Fits request latency and per-stream bandwidth
     (time = latency + size / bandwidth), takes the best aggregate throughput and request rate,
     prints the fit with its residuals and writes the profile with a comment on every value.
 

@@ -10,15 +10,16 @@ import click
 
 from trainio.replay.cli import main
 from trainio.replay.cli.options import positive_int, time_scale_option
-from trainio.replay.fioreplay import TargetError, parse_target, replay_fio
-from trainio.replay.render import replay_summary
-from trainio.replay.result import ReplayResult
+from trainio.replay.real.fioreplay import replay_fio, target_of
+from trainio.replay.real.result import ReplayResult
+from trainio.replay.real.summary import replay_summary
+from trainio.replay.storage.target import TargetError
 from trainio.tracefile.cli import UserError
 
 
 def _target(ctx: click.Context, param: click.Parameter, value: str) -> str:
     try:
-        parse_target(value)
+        target_of(value)
     except TargetError as exc:
         raise click.BadParameter(str(exc)) from None
     return value

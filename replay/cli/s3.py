@@ -9,9 +9,9 @@ import click
 
 from trainio.replay.cli import main
 from trainio.replay.cli.options import positive_int, time_scale_option
-from trainio.replay.render import replay_summary
-from trainio.replay.result import ReplayResult
-from trainio.replay.s3replay import replay_s3
+from trainio.replay.real.result import ReplayResult
+from trainio.replay.real.s3replay import replay_s3
+from trainio.replay.real.summary import replay_summary
 from trainio.tracefile.cli import UserError
 
 

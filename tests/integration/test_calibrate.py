@@ -12,7 +12,11 @@ import pytest
 
 from tests.helpers import run_cli
 from trainio.models.backend import load_profile
-from trainio.replay.calibrate import RADOS_PREFIX, CalibrationError, _check_rados_objects, calibrate, render_calibration
+from trainio.replay.calibration.calibrate import calibrate
+from trainio.replay.calibration.measurement import CalibrationError
+from trainio.replay.calibration.rados import RADOS_PREFIX, check_objects
+from trainio.replay.calibration.report import render_calibration
+from trainio.replay.storage.errors import ReplayError
 
 BUNDLED = Path(__file__).resolve().parents[2] / "traces" / "imagenet_jpeg-cpu"
 BUDGET_S = 15
@@ -77,8 +81,10 @@ def test_rados_calibration_checks_its_objects_and_writes_a_block_profile(ceph_en
         env=ceph_env,
         capture_output=True,
     )
-    with pytest.raises(CalibrationError, match=f"{RADOS_PREFIX}3: missing"):
-        _check_rados_objects("trainpool", ceph_env["CEPH_CONF"], "before the reads")
+    with pytest.raises(
+        CalibrationError, match=rf"{RADOS_PREFIX}3 \(expected 8388608 bytes, found none\).*cannot be trusted"
+    ):
+        check_objects("trainpool", ceph_env["CEPH_CONF"], tmp_path, "before the reads")
 
 
 @pytest.mark.slow
@@ -99,7 +105,7 @@ def test_cephfs_calibration_through_libcephfs_writes_a_shared_posix_profile(ceph
 
 @pytest.mark.slow
 def test_rados_calibration_of_a_pool_that_is_not_there_fails_loudly(ceph_env, tmp_path):
-    with pytest.raises(CalibrationError, match="cannot open pool 'no-such-pool'"):
+    with pytest.raises(ReplayError, match="Ceph pool 'no-such-pool' does not exist"):
         calibrate("rados:no-such-pool", tmp_path / "x.toml", budget_s=BUDGET_S)
     assert not (tmp_path / "x.toml").exists()
 

@@ -10,7 +10,8 @@ import boto3
 import pytest
 from botocore.config import Config
 
-from tests.cephdev import DAEMONS, cluster, daemons_of, require_ceph, script
+from scripts.ceph_dev import DAEMONS, daemons_of, script
+from tests.cephdev import cluster, require_ceph
 
 
 def _run(args: list[str], env: dict, timeout: float = 30, **kwargs) -> subprocess.CompletedProcess:

@@ -10,8 +10,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from trainio.replay.fio import read_fio_json
-from trainio.replay.iolog import layout_dataset, write_iologs
+from trainio.replay.real.iolog import layout_dataset, write_iologs
+from trainio.replay.storage.fio import read_fio_json
 from trainio.tracefile import open_trace
 
 BUNDLED = Path(__file__).resolve().parents[2] / "traces" / "imagenet_jpeg-cpu"

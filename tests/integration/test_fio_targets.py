@@ -14,8 +14,9 @@ import pytest
 
 from tests.helpers import run_cli
 from tests.unit.synthetic import io_row, make_trace
-from trainio.replay.fioreplay import replay_fio
-from trainio.replay.result import ReplayError, ReplayResult
+from trainio.replay.real.fioreplay import replay_fio
+from trainio.replay.real.result import ReplayResult
+from trainio.replay.storage.errors import ReplayError
 
 BUNDLED = Path(__file__).resolve().parents[2] / "traces" / "imagenet_jpeg-cpu"
 BYTES, READS, FILES, FILE_BYTES = 14_044_054, 4_097, 1_025, 7_022_041

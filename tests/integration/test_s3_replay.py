@@ -1,4 +1,4 @@
-"""replay/s3replay.py: traced file reads replayed as GETs against a real Ceph RGW (the ``ceph`` fixture)."""
+"""replay/real/s3replay.py: traced file reads replayed as GETs against a real Ceph RGW (the ``ceph`` fixture)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 
 from tests.helpers import run_cli
 from tests.unit.synthetic import io_row, make_trace
-from trainio.replay.s3replay import plan_gets, replay_s3
+from trainio.replay.real.s3replay import plan_gets, replay_s3
 from trainio.tracefile import open_trace
 
 BUNDLED = Path(__file__).resolve().parents[2] / "traces" / "imagenet_jpeg-cpu"

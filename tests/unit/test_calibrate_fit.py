@@ -1,4 +1,4 @@
-"""replay/calibrate.py without storage: the latency / bandwidth fit, the fitted profile numbers and
+"""replay/calibration without storage: the latency / bandwidth fit, the fitted profile numbers and
 the profile file they make, on synthetic measurements."""
 
 from __future__ import annotations
@@ -12,25 +12,13 @@ import pytest
 
 from trainio.models.backend import builtin_profile, load_profile
 from trainio.models.captured import fit_latency_bandwidth
-from trainio.models.units import parse_bandwidth, parse_duration, parse_rate
-from trainio.replay.calibrate import (
-    CLOCK_TICK_S,
-    SIZES,
-    CalibrationError,
-    Measurement,
-    Target,
-    TargetError,
-    _Cell,
-    _snapshot_cpu,
-    bandwidth_text,
-    duration_text,
-    fit_measurements,
-    fit_request_costs,
-    merge_measurements,
-    parse_target,
-    profile_toml,
-    rate_text,
-)
+from trainio.models.units import rate_text
+from trainio.replay.calibration.fio_cells import snapshot_cpu
+from trainio.replay.calibration.fit import fit_measurements, fit_request_costs
+from trainio.replay.calibration.measurement import SIZES, CalibrationError, Cell, Measurement, merge_measurements
+from trainio.replay.calibration.profile import profile_toml
+from trainio.replay.storage.target import Target
+from trainio.tracefile.hostcpu import CLOCK_TICK_S
 
 LATENCY = 0.8e-3
 BANDWIDTH = 450 * 2**20
@@ -128,8 +116,8 @@ def test_profile_numbers_come_from_the_fit_and_the_best_cells():
     [
         (Target("rgw", "rgw:http://127.0.0.1:7480/b", endpoint="http://127.0.0.1:7480", bucket="b"), "object"),
         (Target("rados", "rados:trainpool", pool="trainpool"), "block"),
-        (Target("directory", "/data", path=Path("/data")), "posix"),
-        (Target("cephfs", "cephfs:/train", fs_path="/train"), "posix"),
+        (Target("directory", "/data", path="/data"), "posix"),
+        (Target("cephfs", "cephfs:/train", path="/train"), "posix"),
     ],
 )
 def test_the_written_profile_loads_with_the_fitted_numbers(tmp_path, target, access):
@@ -260,7 +248,7 @@ def test_an_open_costs_the_cpu_its_file_takes_beyond_the_read(tmp_path):
     fitted = fit_measurements(measurements, colocated=True)
     assert fitted.open_cpu_s == pytest.approx(open_cpu, rel=1e-3)
     assert fitted.colocated_open_cpu_s == pytest.approx(mds_cpu, rel=1e-3)
-    target = Target("cephfs", "cephfs:/train", fs_path="/train")
+    target = Target("cephfs", "cephfs:/train", path="/train")
     profile, text = _load(tmp_path, fitted, measurements, target)
     assert (profile.open_cpu_s, profile.colocated_open_cpu_s) == pytest.approx((open_cpu, mds_cpu), rel=1e-3)
     assert profile.open_latency_s == pytest.approx(6e-4 - open_cpu, rel=1e-3)
@@ -313,7 +301,7 @@ def test_fio_job_processes_cpu_comes_from_their_snapshots(tmp_path):
             ("post", 12, 70, 15, 46, 0, 1310, 4410),
         ],
     )
-    got = _snapshot_cpu(scratch, 0, _Cell("randread", 4096, 2, 1), 100, "test")
+    got = snapshot_cpu(scratch, 0, Cell("randread", 4096, 2, 1), 100, "test")
     assert got["cpu_s"] == pytest.approx((60 + 60) * CLOCK_TICK_S / 100)
     assert got["host_cpu_s"] == pytest.approx((310 - 6) * CLOCK_TICK_S / 100)
     assert got["busy"] == pytest.approx(310 / 410)
@@ -330,7 +318,7 @@ def test_fio_jobs_run_as_threads_of_one_process_count_that_process_once(tmp_path
             ("post", 7, 181, 90, 0, 0, 1200, 4400),
         ],
     )
-    got = _snapshot_cpu(scratch, 0, _Cell("randread", 4096, 2, 16), 1000, "test")
+    got = snapshot_cpu(scratch, 0, Cell("randread", 4096, 2, 16), 1000, "test")
     assert got["cpu_s"] == pytest.approx(121 * CLOCK_TICK_S / 1000)
 
 
@@ -349,47 +337,7 @@ def test_fio_jobs_run_as_threads_of_one_process_count_that_process_once(tmp_path
 def test_missing_fio_cpu_snapshots_fail_the_cell_naming_the_file(tmp_path, lines):
     scratch = _snapshot_file(tmp_path, lines)
     with pytest.raises(CalibrationError, match="c0.cpu"):
-        _snapshot_cpu(scratch, 0, _Cell("randread", 4096, 2, 1), 100, "test")
+        snapshot_cpu(scratch, 0, Cell("randread", 4096, 2, 1), 100, "test")
     (scratch / "c0.cpu").write_text("pre 11 garbage\n")
     with pytest.raises(CalibrationError, match="cannot read the CPU snapshots"):
-        _snapshot_cpu(scratch, 0, _Cell("randread", 4096, 2, 1), 100, "test")
-
-
-@pytest.mark.parametrize("seconds", [3.2e-7, 5e-6, 999.96e-6, 2.1157e-3, 0.9999, 12.5])
-def test_durations_are_written_as_unit_strings_that_parse_back(seconds):
-    assert parse_duration(duration_text(seconds)) == pytest.approx(seconds, rel=1e-3)
-
-
-@pytest.mark.parametrize("rate", [900.0, 1.5 * 2**20, 1023.99 * 2**20, 2.737 * 2**30, 5e12])
-def test_bandwidths_and_rates_are_written_as_unit_strings_that_parse_back(rate):
-    assert parse_bandwidth(bandwidth_text(rate)) == pytest.approx(rate, rel=1e-3)
-    assert parse_rate(rate_text(rate)) == pytest.approx(rate, rel=1e-3)
-    assert bandwidth_text(math.inf) == rate_text(math.inf) == "unlimited"
-
-
-def test_targets_parse_into_their_kind(tmp_path):
-    rgw = parse_target("rgw:http://127.0.0.1:7480/bucket")
-    assert (rgw.kind, rgw.endpoint, rgw.bucket) == ("rgw", "http://127.0.0.1:7480", "bucket")
-    assert parse_target("s3:https://s3.example.com/b/").bucket == "b"
-    assert (parse_target("rados:trainpool").kind, parse_target("rados:trainpool").pool) == ("rados", "trainpool")
-    assert parse_target(str(tmp_path)).path == tmp_path
-    cephfs = parse_target("cephfs:/trainio/calibrate/")
-    assert (cephfs.kind, cephfs.fs_path) == ("cephfs", "/trainio/calibrate")
-
-
-@pytest.mark.parametrize(
-    "text",
-    [
-        "rgw:http://127.0.0.1:7480",
-        "rgw:ftp://h/b",
-        "s3:http://h/a/b",
-        "rados:",
-        "/no/dir",
-        "cephfs:",
-        "cephfs:/",
-        "cephfs:x",
-    ],
-)
-def test_a_target_that_does_not_parse_is_refused_with_its_text(text):
-    with pytest.raises(TargetError, match="target"):
-        parse_target(text)
+        snapshot_cpu(scratch, 0, Cell("randread", 4096, 2, 1), 100, "test")

@@ -1,4 +1,4 @@
-"""replay/fio.py on real fio 3.33 JSON outputs (tests/fixtures/fio/README.md) and corrupt variants."""
+"""replay/storage/fio.py's reader on real fio 3.33 JSON outputs (tests/fixtures/fio/README.md) and corrupt variants."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from trainio.replay.fio import FioLatency, FioOutputError, read_fio_json
+from trainio.replay.storage.fio import FioLatency, FioOutputError, read_fio_json
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "fio"
 
@@ -79,6 +79,17 @@ def test_text_is_accepted_as_well_as_a_path():
 def test_fio_messages_after_the_json_are_kept_too():
     text = (FIXTURES / "read.json").read_text() + "fio: file hash not empty on exit\n"
     assert read_fio_json(text).messages == ("fio: file hash not empty on exit",)
+
+
+def test_exec_prerun_notices_of_thread_jobs_are_dropped_not_kept_as_messages():
+    # fio 3.33 writes these into the --output file for each exec_prerun/postrun of a job run as a thread
+    notices = "c0 : Saving output of prerun in c0.prerun.txt\nc0 : Saving output of postrun in c0.postrun.txt\n"
+    text = notices + (FIXTURES / "read.json").read_text() + "fio: file hash not empty on exit\n" + notices
+    result = read_fio_json(text)
+    assert result.messages == ("fio: file hash not empty on exit",)
+    assert result.jobs == read_fio_json(FIXTURES / "read.json").jobs
+    with pytest.raises(FioOutputError, match="text before the JSON"):
+        read_fio_json("c0 : Saving output of something else\n" + (FIXTURES / "read.json").read_text())
 
 
 def test_unknown_fields_and_a_future_fio_version_are_tolerated(tmp_path):

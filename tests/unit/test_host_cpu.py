@@ -1,4 +1,5 @@
-"""The manifest's host_cpu: its arithmetic, the busy-host warning, and traces that lack it."""
+"""The one host-CPU reader (its definition of busy, the raw lines of programs that cannot import it) and the
+manifest's host_cpu: its arithmetic, the busy-host warning, and traces that lack it."""
 
 from __future__ import annotations
 
@@ -10,10 +11,11 @@ import pytest
 
 from tests.unit.synthetic import make_trace
 from trainio.replay.scenario import Scenario, project_trace
+from trainio.replay.storage import cephfs_helper
 from trainio.tracefile import open_trace
 from trainio.tracefile.busyhost import BUSY_HOST_FRACTION, busy_host_warning
+from trainio.tracefile.hostcpu import CpuCounters, cpu_ticks, host_cpu, host_ticks, usable_busy_ticks
 from trainio.tracefile.summary import summarize
-from trainio.tracer.hostcpu import CpuCounters, _busy_ticks, host_cpu
 from trainio.tracer.report import host_cpu_line
 
 TRACES = Path(__file__).resolve().parents[2] / "traces"
@@ -43,18 +45,42 @@ def _with_host_cpu(root: Path, load: object) -> Path:
     return root
 
 
+def test_a_cpu_line_is_busy_user_nice_system_steal_of_all_eight_fields():
+    assert cpu_ticks("300 10 60 900 20 0 5 3 0 0".split()) == (300 + 10 + 60 + 3, 300 + 10 + 60 + 900 + 20 + 5 + 3)
+    assert cpu_ticks([1, 2, 3, 4]) == (6, 10)  # a kernel without iowait, irq, softirq and steal
+
+
+@pytest.mark.parametrize("fields", [["1", "2", "3"], ["a", "b", "c", "d"], []])
+def test_a_line_that_is_no_cpu_line_is_refused(fields):
+    with pytest.raises(ValueError):
+        cpu_ticks(fields)
+
+
+def test_the_aggregate_line_and_the_per_cpu_lines_agree_on_busy():
+    busy, total = cpu_ticks(STAT.splitlines()[0].split()[1:])
+    assert busy == usable_busy_ticks(STAT, {0, 1})[0] and total == 1298
+
+
+def test_the_cephfs_helper_reports_raw_numbers_that_the_reader_reads_as_this_host_does():
+    # the helper runs under the system Python without trainio: it reports the cpu line, the reader judges it
+    before = host_ticks()
+    busy, total = cpu_ticks(cephfs_helper._host_stat())
+    after = host_ticks()
+    assert before[0] <= busy <= after[0] and before[1] <= total <= after[1] and busy <= total
+
+
 def test_busy_ticks_sum_user_nice_system_steal_of_the_usable_cpus_only():
-    assert _busy_ticks(STAT, {1}) == (200 + 5 + 40 + 2, 1)
-    assert _busy_ticks(STAT, {0, 1}) == (100 + 5 + 20 + 1 + 200 + 5 + 40 + 2, 2)
+    assert usable_busy_ticks(STAT, {1}) == (200 + 5 + 40 + 2, 1)
+    assert usable_busy_ticks(STAT, {0, 1}) == (100 + 5 + 20 + 1 + 200 + 5 + 40 + 2, 2)
 
 
 def test_busy_ticks_count_every_cpu_when_the_affinity_names_none_of_them():
-    assert _busy_ticks(STAT, {12, 13}) == (373, 2)
+    assert usable_busy_ticks(STAT, {12, 13}) == (373, 2)
 
 
 def test_busy_ticks_refuse_a_stat_without_cpu_lines():
     with pytest.raises(ValueError, match="per-CPU"):
-        _busy_ticks("intr 1 2\n", {0})
+        usable_busy_ticks("intr 1 2\n", {0})
 
 
 def test_other_cpu_is_host_busy_minus_the_traced_tree_over_the_window():

@@ -1,4 +1,4 @@
-"""replay/iolog.py: fio iolog v3 files and job files from a small synthetic trace, against golden files.
+"""replay/real/iolog.py: fio iolog v3 files and job files from a small synthetic trace, against golden files.
 
 Regenerate the golden files after an intended change with ``TRAINIO_UPDATE_GOLDEN=1 pytest
 tests/unit/test_iolog.py`` and review the diff.
@@ -13,7 +13,9 @@ from pathlib import Path
 import pytest
 
 from tests.unit.synthetic import io_row, make_trace
-from trainio.replay.iolog import IOLOG_HEADER, JOB_FILE, IologError, dataset_root, layout_dataset, write_iologs
+from trainio.replay.real.iolog import IOLOG_HEADER, JOB_FILE, IologError, layout_dataset, write_iologs
+from trainio.replay.real.schedule import build_schedule
+from trainio.replay.storage.errors import ReplayError
 from trainio.tracefile import open_trace
 
 GOLDEN = Path(__file__).resolve().parents[1] / "fixtures" / "iolog"
@@ -163,7 +165,7 @@ def test_target_names_fio_cannot_parse_are_refused(tmp_path, trace_dir):
 
 def test_a_trace_without_data_file_reads_is_refused(tmp_path):
     root = make_trace(tmp_path / "t", [], io_rows=[row(1, "read", "/usr/lib/x.so", 1, nbytes=10, io_class="runtime")])
-    with pytest.raises(IologError, match="no data reads"):
+    with pytest.raises(ReplayError, match="no data reads"):
         write_iologs(root, tmp_path / "out", TARGET)
 
 
@@ -204,7 +206,7 @@ def test_data_root_spans_several_roots_and_files_outside_them(tmp_path):
     manifest = json.loads((root / "manifest.json").read_text())
     manifest.update(cwd="/data/three", data_roots=["/data/one", "/data/two", "/unread/root"])
     (root / "manifest.json").write_text(json.dumps(manifest))
-    assert dataset_root(root) == "/data"
+    assert build_schedule(root).data_root == "/data"
     layout_dataset(root, tmp_path / "target")
     assert (tmp_path / "target" / "three" / "relative" / "z.bin").stat().st_size == 10
 

@@ -2,7 +2,18 @@ import math
 
 import pytest
 
-from trainio.models.units import UnitError, format_size, parse_bandwidth, parse_duration, parse_rate, parse_size
+from trainio.models.units import (
+    UnitError,
+    bandwidth_text,
+    bytes_text,
+    duration_text,
+    format_size,
+    parse_bandwidth,
+    parse_duration,
+    parse_rate,
+    parse_size,
+    rate_text,
+)
 
 
 @pytest.mark.parametrize(
@@ -57,3 +68,30 @@ def test_format_size_spells_shard_sizes_back_exactly():
     assert format_size(1e9) == "1GB"
     assert format_size(1000) == "1kB"
     assert format_size(1234) == "1234B"
+
+
+@pytest.mark.parametrize("seconds", [3.2e-7, 5e-6, 999.96e-6, 2.1157e-3, 0.9999, 12.5, 4321.0])
+def test_durations_are_written_as_unit_strings_that_parse_back(seconds):
+    assert parse_duration(duration_text(seconds)) == pytest.approx(seconds, rel=1e-3)
+
+
+@pytest.mark.parametrize("rate", [900.0, 1.5 * 2**20, 1023.99 * 2**20, 2.737 * 2**30, 5e12])
+def test_bandwidths_and_rates_are_written_as_unit_strings_that_parse_back(rate):
+    assert parse_bandwidth(bandwidth_text(rate)) == pytest.approx(rate, rel=1e-3)
+    assert parse_rate(rate_text(rate)) == pytest.approx(rate, rel=1e-3)
+
+
+def test_unlimited_bandwidths_and_rates_parse_back_as_unlimited():
+    assert bandwidth_text(math.inf) == rate_text(math.inf) == "unlimited"
+    assert parse_bandwidth(bandwidth_text(math.inf)) == parse_rate(rate_text(math.inf)) == math.inf
+
+
+def test_a_rate_below_one_request_per_second_is_written_as_one():
+    assert rate_text(0.2) == "1 IOPS" and parse_rate(rate_text(0.2)) == 1.0
+
+
+@pytest.mark.parametrize("nbytes", [0, 999, 1000, 7_022_041, 999_949_999, 2.5e12, 7.3e15])
+def test_sizes_to_read_at_a_glance_parse_back_to_their_one_decimal(nbytes):
+    text = bytes_text(nbytes)
+    assert parse_size(text) == pytest.approx(nbytes, rel=0.05, abs=0.5)
+    assert bytes_text(7_022_041) == "7.0 MB" and bytes_text(999) == "999 B"

@@ -9,9 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field
 
-
-class ReplayError(Exception):
-    """Replay could not run: a missing tool, an unreachable target, a target without room."""
+from trainio.replay.storage.errors import ReplayError
 
 
 class ReplayVerificationError(ReplayError):

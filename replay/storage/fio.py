@@ -1,26 +1,31 @@
-"""A typed reader of fio's ``--output-format=json`` output.
+"""fio, run and read: one runner (:func:`run_fio`) and a typed reader of its ``--output-format=json``
+output (:func:`read_fio_json`).
 
-Only the fields trainio uses are read; every other field (``job options``, ``iodepth_level``,
-``disk_util``, ``json+`` bins, ...) is tolerated and ignored. Malformed or truncated JSON, stray
-text around it and missing or mistyped required fields raise :class:`FioOutputError`, whose
-message is one line naming the file and what is wrong.
-
-fio's own messages: fio prints lines such as ``fio: refusing extend of file due to read-only``
-into the same stream as the JSON -- into the ``--output`` file too (fio 3.33), and it does so
-precisely when a job fails, the case a caller most needs to read. Lines that start with ``fio:``
-before or after the JSON object are therefore not an error: they are stripped and kept, in order,
-in :attr:`FioResult.messages` for the caller to show. Any other text (fio's ``normal`` output from
-``--output-format=normal,json``, a shell message, a ``fio:`` line inside the JSON) is an error.
+The reader reads only the fields trainio uses and tolerates every other one. Malformed or
+truncated JSON, stray text around it and missing or mistyped fields raise :class:`FioOutputError`,
+one line naming the file and what is wrong. fio's own ``fio: ...`` lines before or after the JSON
+(fio writes them into the ``--output`` file when a job fails) are kept in
+:attr:`FioResult.messages`; its ``exec_prerun`` / ``exec_postrun`` notices are dropped. See
+docs/replay.md.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
+import shutil
+import subprocess
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from trainio.replay.storage.errors import ReplayError, tail
+
 FIO_MESSAGE_PREFIX = "fio: "
+EXEC_NOTICE = re.compile(r"^\S+ : Saving output of (prerun|postrun) in \S+\.txt$")
+"""What fio writes into its output for each exec_prerun / exec_postrun of a job run as a thread."""
+INSTALL_FIO = "install fio (Debian: apt-get install fio, or scripts/install-system-deps.sh)"
 
 
 class FioOutputError(ValueError):
@@ -113,9 +118,9 @@ def _split(source: str, text: str) -> tuple[dict, tuple[str, ...]]:
     for lineno, line in enumerate(lines, 1):
         if line.startswith("{"):
             break
-        if line.strip() and not line.startswith(FIO_MESSAGE_PREFIX):
+        if line.strip() and not line.startswith(FIO_MESSAGE_PREFIX) and not EXEC_NOTICE.match(line.strip()):
             raise FioOutputError(source, f"text before the JSON at line {lineno}: {_quote(line)}")
-        if line.strip():
+        if line.startswith(FIO_MESSAGE_PREFIX):
             messages.append(line.strip())
         start += len(line)
     else:
@@ -129,7 +134,7 @@ def _split(source: str, text: str) -> tuple[dict, tuple[str, ...]]:
         raise FioOutputError(source, f"malformed JSON at line {exc.lineno}: {exc.msg}: {_quote(bad)}") from exc
     end_line = text.count("\n", 0, end) + 1
     for i, line in enumerate(text[end:].split("\n")):
-        if not line.strip():
+        if not line.strip() or (i > 0 and EXEC_NOTICE.match(line.strip())):
             continue
         if i == 0 or not line.startswith(FIO_MESSAGE_PREFIX):
             raise FioOutputError(source, f"text after the JSON at line {end_line + i}: {_quote(line)}")
@@ -231,3 +236,53 @@ def _result(source: str, document: dict, messages: tuple[str, ...]) -> FioResult
     top = _Fields(source, document, "")
     jobs = tuple(_job(_Fields(source, job, f"jobs[{i}]")) for i, job in enumerate(top.items("jobs")))
     return FioResult(top.text("fio version"), top.integer("timestamp"), jobs, messages)
+
+
+# ---------------------------------------------------------------------------- running fio
+
+
+def find_fio() -> str:
+    """The fio on PATH; :class:`ReplayError` saying how to install it when there is none."""
+    fio = shutil.which("fio")
+    if fio is None:
+        raise ReplayError(f"fio not found on PATH: {INSTALL_FIO}")
+    return fio
+
+
+@dataclass(frozen=True)
+class FioRun:
+    """One fio command: its report, how it exited and how long it took."""
+
+    result: FioResult
+    returncode: int
+    stderr: str
+    wall_s: float
+    """The command's wall time, fio's start-up included."""
+
+
+def run_fio(
+    job_file: Path,
+    output: Path,
+    *,
+    readonly: bool,
+    timeout_s: float,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+) -> FioRun:
+    """Run ``fio --output-format=json --output=OUTPUT JOB_FILE`` (``--readonly`` unless writing) and
+    read its report. Raises :class:`ReplayError` when fio is missing, runs past ``timeout_s`` or
+    leaves no report it can read; the caller judges the jobs' errors and the exit status."""
+    fio = find_fio()
+    output.unlink(missing_ok=True)
+    args = [fio, *(["--readonly"] if readonly else []), "--output-format=json", f"--output={output}", str(job_file)]
+    start = time.monotonic()
+    try:
+        proc = subprocess.run(args, capture_output=True, text=True, timeout=timeout_s, env=env, cwd=cwd)
+    except subprocess.TimeoutExpired as exc:
+        raise ReplayError(f"fio did not finish within {timeout_s:.0f} s: {job_file}") from exc
+    wall = time.monotonic() - start
+    try:
+        result = read_fio_json(output)
+    except FioOutputError as exc:
+        raise ReplayError(f"fio exited {proc.returncode} without a report ({exc}): {tail(proc.stderr)}") from exc
+    return FioRun(result, proc.returncode, proc.stderr, wall)

@@ -1,56 +1,13 @@
-"""Replay a trace's file reads on CephFS through libcephfs and measure CephFS for ``replay calibrate``;
-stat and write RADOS objects for ``rados:`` targets.
+"""The libcephfs helper: replay a schedule on CephFS, measure CephFS for ``replay calibrate``, stat and
+write RADOS objects.
 
-Run by Debian's ``/usr/bin/python3`` (the only interpreter that can import the ``python3-cephfs``
-and ``python3-rados`` bindings), so this file uses the standard library and those two modules only
-(``cephfs`` is built on ``rados``); it imports nothing from trainio. ``replay/fioreplay.py`` writes
-the plan and reads the result; see its docstring for why CephFS is not replayed with fio.
+Run by Debian's ``/usr/bin/python3`` (the only interpreter that can import the ``python3-cephfs`` and
+``python3-rados`` bindings), so this file uses the standard library and those two modules only; it
+imports nothing from trainio, and reports host CPU as /proc/stat's raw numbers.
 
-    /usr/bin/python3 replay/cephfs_helper.py cephfs PLAN.json     (PLAN.json or - for stdin)
-    /usr/bin/python3 replay/cephfs_helper.py rados PLAN.json
-    /usr/bin/python3 replay/cephfs_helper.py calibrate PLAN.json
+    /usr/bin/python3 cephfs_helper.py {cephfs,rados,calibrate} PLAN.json     (PLAN.json or - for stdin)
 
-``cephfs`` plan: ``conf`` (ceph.conf path), ``root`` (a folder inside the file system), ``files``
-(relative path -> size in bytes), ``seed``, ``no_stall`` and ``processes``: a list of
-``{"name", "node", "start_delay_us", "ops": [[relative path, op, offset, length, timestamp_us], ...]}``
-with op ``open``, ``read`` or ``close`` and timestamps in microseconds since the process's start.
-Files that are missing under ``root`` or have another size are written first (random bytes
-drawn from the seed and the path). Then every process replays in its own thread, all at once
-after one barrier: a process starts ``start_delay_us`` after the barrier and issues each op the
-timestamp gap after its previous op's issue, or at once when the previous op ran past that
-(fio's iolog pacing); with ``no_stall`` no process waits. Each node (``node``) has its own
-libcephfs mount, as each node of a cluster has its own client. The result, on stdout as JSON:
-``bytes``, ``ops`` (reads), ``duration_s`` (barrier to the last op's end), ``latency_ms`` per op
-(``count``, ``mean``, ``p50``, ``p99``, ``max``), ``errors`` (failed ops and short reads),
-``error_messages`` (the first 20), ``layout`` (files, written, bytes_written) and per process
-``bytes``, ``ops``, ``errors``, ``duration_s``.
-
-``rados`` plan: ``conf``, ``pool``, ``objects`` (object name -> size), ``seed`` and ``write``.
-Every object is stat'ed; with ``write`` a missing or wrongly sized object is written (in 8 MiB
-pieces, every write checked). The result: ``objects``, ``ok`` (present with the right size after
-the run), ``written``, ``bytes_written``, ``bad`` (the first 20 ``[name, expected, found]``,
-found -1 when missing).
-
-``calibrate`` plan (``replay calibrate --target cephfs:/PATH``): ``conf``, ``root``, ``seed``,
-``files`` (laid out as for ``cephfs``), ``data`` (the relative path of a large file), ``samples``
-(relative paths of small files) and ``cells``: a list of ``{"name", "op", "size", "threads",
-"seconds", "min_ops", "pause_s"}``, run one after the other, with op ``randread`` (reads of ``size``
-at random ``size``-aligned offsets of ``data`` from ``threads`` threads, one mount, each thread
-idle ``pause_s`` (optional, 0) after every read), ``open-read-close`` (each
-sample file once, in order: open, read it whole, close) or ``stat`` (each sample file once).
-libcephfs's object cache (``client_oc``) is off, so that every read reaches the OSDs; the metadata
-cells run on a fresh mount each, so that every open and stat asks the MDS as the first touch of a
-file in an epoch over a large data set does. Without ``cells`` it only lays the files out. A cell
-runs ``seconds`` and at least ``min_ops`` operations (the metadata cells stop early when the files
-run out). The result: ``version`` (libcephfs's), ``layout`` and per cell ``name``, ``ops``,
-``bytes``, ``seconds`` (the timed phase), ``latency_s`` (mean time per op), ``first_byte_s``
-(open-read-close: mean time of the open), ``cpu_s`` (this process's CPU over the timed phase, all
-threads: libcephfs's included) and ``host_jiffies`` (``[busy, total]`` of /proc/stat's cpu line at
-the start and the end of the phase: busy is user + nice + system + steal, total all eight fields).
-Any failed or short operation fails the run.
-
-Exit status: 0 done (the result may still count errors), 2 bad plan, 3 cannot connect to Ceph,
-4 the Ceph bindings cannot be imported, 1 any other failure; the reason is one line on stderr.
+The plans, the results and the exit statuses are in docs/replay.md (the libcephfs helper).
 """
 
 from __future__ import annotations
@@ -246,7 +203,7 @@ def replay_cephfs(plan: dict) -> dict:
         raise HelperError(EXIT_BAD_PLAN, f"plan is missing or mistypes {exc}") from exc
     if not str(root).startswith("/"):
         raise HelperError(EXIT_BAD_PLAN, f"root(={root!r}) must be an absolute path inside the file system")
-    mounts = {}
+    mounts: dict = {}
     try:
         layout_fs = mounts.setdefault(None, _mount(cephfs, conf))
         layout = _layout(cephfs, layout_fs, root, files, seed)
@@ -287,11 +244,11 @@ def replay_cephfs(plan: dict) -> dict:
 # ----------------------------------------------------------------------------------- calibrate
 
 
-def _host_jiffies() -> list[int]:
-    """[busy, total] clock ticks of all cores from /proc/stat (busy: user, nice, system, steal)."""
+def _host_stat() -> list[int]:
+    """The numbers of /proc/stat's ``cpu`` line, raw: trainio.tracefile.hostcpu reads them (one
+    definition of busy)."""
     with open("/proc/stat", encoding="ascii") as f:
-        user, nice, system, idle, iowait, irq, softirq, steal = (int(v) for v in f.readline().split()[1:9])
-    return [user + nice + system + steal, user + nice + system + idle + iowait + irq + softirq + steal]
+        return [int(v) for v in f.readline().split()[1:]]
 
 
 def _calibrate_mount(cephfs, conf: str):
@@ -302,14 +259,14 @@ class _Timed:
     """The timed phase of one cell: wall time, this process's CPU and the host's ticks."""
 
     def __enter__(self):
-        self.host = [_host_jiffies()]
+        self.host = [_host_stat()]
         self.cpu0, self.t0 = time.process_time(), time.monotonic()
         return self
 
     def __exit__(self, *exc) -> None:
         self.seconds = time.monotonic() - self.t0
         self.cpu_s = time.process_time() - self.cpu0
-        self.host.append(_host_jiffies())
+        self.host.append(_host_stat())
 
     def result(self, cell: dict, ops: int, nbytes: int, total_s: float, first_byte_s: float | None = None) -> dict:
         return {
@@ -320,7 +277,7 @@ class _Timed:
             "latency_s": total_s / ops,
             "first_byte_s": first_byte_s,
             "cpu_s": self.cpu_s,
-            "host_jiffies": self.host,
+            "host_stat": self.host,
         }
 
 
@@ -330,7 +287,7 @@ def _cal_read_loop(cephfs, fs, path: str, fd: int, cell: dict, seed: int, barrie
     pause = float(cell.get("pause_s", 0.0))  # idle after each read, as a loader decodes between them
     slots = max(1, int(cell["file_size"]) // size)
     rng = random.Random(seed)
-    times = []
+    times: list[float] = []
     try:
         barrier.wait()
         begin = time.monotonic()
@@ -383,7 +340,9 @@ def _cal_randread(cephfs, fs, root: str, plan: dict, cell: dict, index: int) -> 
 def _cal_metadata(cephfs, conf: str, root: str, plan: dict, cell: dict) -> dict:
     seconds, min_ops, op = float(cell["seconds"]), int(cell["min_ops"]), cell["op"]
     fs = _calibrate_mount(cephfs, conf)  # a fresh client: no caps, no cached metadata
-    opens, totals, nbytes = [], [], 0
+    opens: list[float] = []
+    totals: list[float] = []
+    nbytes = 0
     try:
         fs.stat(root)  # the walk to the folder, once, outside the timed phase
         with _Timed() as timed:
@@ -482,7 +441,7 @@ def rados_objects(plan: dict) -> dict:
         except rados.ObjectNotFound as exc:
             raise HelperError(1, f"rados pool {pool!r} does not exist") from exc
         ok = written = bytes_written = 0
-        bad = []
+        bad: list[list] = []
         try:
             for name in sorted(objects):
                 size = int(objects[name])

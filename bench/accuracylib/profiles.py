@@ -1,0 +1,107 @@
+"""The profiles a round's projections use: calibrated by ``replay calibrate`` on a quiet machine, or
+the built-in ones (smoke)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+from trainio.models.backend import PROFILE_DIR, BackendProfile, builtin_profile, load_profile
+from trainio.replay.calibration.calibrate import calibrate
+from trainio.replay.calibration.report import render_calibration
+
+from .conditions import BUILTIN, say
+from .machine import ATTEMPTS, CpuMeter, Patience, cpu_probe_ms, quietly
+
+
+def calibrate_profiles(
+    needed: set[str],
+    env: dict,
+    data: Path,
+    folder: Path,
+    scratch: Path,
+    budget_s: float,
+    meter: CpuMeter,
+    patience: Patience,
+) -> tuple[dict[str, Path], dict[str, dict]]:
+    """One profile per backend in ``folder``, measured by ``replay calibrate`` on a quiet machine
+    (``--colocated`` for the Ceph targets: the daemons share this host's cores with the runs);
+    ``scratch`` holds every try."""
+    targets = {
+        "local": str(data.parent),
+        "rgw": f"rgw:{env['TRAINIO_S3_ENDPOINT']}/trainio-calibrate",
+        "rados": "rados:trainpool",
+        "cephfs": "cephfs:/trainio-calibrate",
+    }
+    paths, info = {}, {}
+    saved = {name: os.environ.get(name) for name in ("CEPH_CONF", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
+    os.environ.update({name: env[name] for name in saved})
+    try:
+        for name in sorted(needed):
+            out = folder / f"calibrated-{name}.toml"
+            say(f"calibrating {name}: {targets[name]} (budget {budget_s:.0f} s)")
+
+            tries = iter(range(ATTEMPTS))
+
+            # the Ceph daemons run on this host: their CPU per request is the training's too
+            colocated = name != "local"
+
+            def measure(
+                target: str = targets[name], out: Path = out, tries: Iterator = tries, colocated: bool = colocated
+            ) -> object:
+                # each try writes its own file, so that the least disturbed one can be kept
+                path = scratch / f"try-{next(tries)}" / out.name
+                return calibrate(target, path, budget_s=budget_s, colocated=colocated)
+
+            probe = cpu_probe_ms()
+            cal, usage = quietly(meter, f"calibrating {name}", patience, measure)
+            shutil.copyfile(cal.profile_path, out)
+            print(render_calibration(cal), flush=True)
+            paths[name] = out
+            info[name] = {
+                "source": "replay calibrate",
+                "target": targets[name],
+                "profile_file": out.name,
+                "elapsed_s": round(cal.elapsed_s, 1),
+                "notes": list(cal.notes),
+                "machine_usage": usage.to_dict(),
+                "cpu_probe_ms": round(probe, 2),
+                **profile_numbers(load_profile(out)),
+            }
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+    return paths, info
+
+
+def builtin_profiles(needed: set[str], why: str) -> tuple[dict[str, Path], dict[str, dict]]:
+    paths = {name: PROFILE_DIR / f"{BUILTIN[name]}.toml" for name in needed}
+    info = {
+        name: {
+            "source": f"built-in profile {BUILTIN[name]!r} ({why})",
+            **profile_numbers(builtin_profile(BUILTIN[name])),
+        }
+        for name in needed
+    }
+    return paths, info
+
+
+def profile_numbers(profile: BackendProfile) -> dict:
+    numbers = {
+        "name": profile.name,
+        "access": profile.access,
+        "shared": profile.shared,
+        "page_cache": profile.page_cache,
+    }
+    for key in ("open_latency_s", "read_latency_s", "get_latency_s"):
+        value = getattr(profile, key)
+        if value is not None:
+            numbers[key] = value
+    for key in ("stream_bandwidth", "aggregate_bandwidth", "iops", "request_cpu_s", "colocated_cpu_s", "cpu_crowding"):
+        numbers[key] = getattr(profile, key)
+    return numbers

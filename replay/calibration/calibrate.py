@@ -1,0 +1,137 @@
+"""``replay calibrate``: measure a real storage target, fit the profile numbers and write the profile
+``replay what-if --profile`` loads.
+
+Each kind of target has its cells (:mod:`.rgw`, :mod:`.rados`, :mod:`.cephfs`, :mod:`.directory`), all
+within one time budget; :mod:`.fit` turns them into numbers and :mod:`.profile` into the file. The
+matrix, the fit and the CPU accounting are described in docs/calibration.md.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from trainio.models.backend import BackendProfile, load_profile
+from trainio.models.units import duration_text, rate_text
+from trainio.replay.calibration.cephfs import calibrate_cephfs
+from trainio.replay.calibration.directory import calibrate_directory
+from trainio.replay.calibration.fit import Fitted, fit_measurements
+from trainio.replay.calibration.measurement import MIN_BUDGET_S, Budget, Cells, Measurement, Progress
+from trainio.replay.calibration.profile import profile_toml
+from trainio.replay.calibration.rados import calibrate_rados
+from trainio.replay.calibration.rgw import calibrate_rgw
+from trainio.replay.storage.target import CEPHFS, DIRECTORY, RADOS, RGW, Target, TargetError, expected, parse_target
+
+CELLS: dict[str, Callable[[Target, Budget, Progress, Path], Cells]] = {
+    RGW: calibrate_rgw,
+    RADOS: calibrate_rados,
+    CEPHFS: calibrate_cephfs,
+    DIRECTORY: calibrate_directory,
+}
+"""The target kinds ``replay calibrate`` measures, and how."""
+
+
+def target_of(text: str) -> Target:
+    """``text`` parsed as a target ``replay calibrate`` takes: a directory must exist."""
+    target = parse_target(text, tuple(CELLS), command="replay calibrate")
+    if target.kind == DIRECTORY and not target.directory.is_dir():
+        raise TargetError(f"target(={text!r}) is not a directory, nor {expected(set(CELLS) - {DIRECTORY})}")
+    return target
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """What ``calibrate`` measured, what it fitted and the profile it wrote."""
+
+    target: str
+    kind: str
+    measurements: tuple[Measurement, ...]
+    fitted: Fitted
+    profile_path: Path
+    profile: BackendProfile
+    elapsed_s: float
+    tool: str
+    """``fio-3.33``, ``boto3 1.x`` or ``libcephfs 16.2.15``."""
+    notes: tuple[str, ...] = ()
+    colocated: bool = False
+    """Whether the storage daemons were taken to share this machine's cores (``colocated_cpu``)."""
+
+    @property
+    def residuals(self) -> dict[str, float]:
+        return self.fitted.residuals
+
+
+def calibrate(
+    target: str,
+    out: Path,
+    *,
+    budget_s: float = 60,
+    colocated: bool = False,
+    progress: Progress | None = None,
+) -> Calibration:
+    """Measure ``target``, fit the profile numbers and write the profile to ``out`` (TOML).
+
+    ``budget_s`` bounds the measurements (set-up included; a measurement runs at least
+    ``MIN_CELL_S``). ``colocated``: the storage daemons run on this machine and share its cores with
+    training (hyperconverged, or a dev cluster): their CPU per request, the host's busy CPU less the
+    client's, is written as ``colocated_cpu`` (else "0 s", and their time stays inside the latency).
+    Raises :class:`~trainio.replay.storage.target.TargetError` for a target it does not take,
+    :class:`~trainio.replay.storage.errors.ReplayError` (:class:`CalibrationError`) when a measurement
+    fails or cannot be trusted.
+    """
+    if not budget_s >= MIN_BUDGET_S:
+        raise ValueError(f"budget_s(={budget_s}) must be >= {MIN_BUDGET_S}")
+    say = progress or (lambda message: None)
+    parsed = target_of(target)
+    out = Path(out)
+    budget = Budget(budget_s)
+    with tempfile.TemporaryDirectory(prefix="trainio-calibrate-") as scratch:
+        cells = CELLS[parsed.kind](parsed, budget, say, Path(scratch))
+    fitted = fit_measurements(cells.measurements, colocated=colocated)
+    notes = [*cells.notes, *_cpu_notes(fitted, colocated)]
+    elapsed = time.monotonic() - budget.start
+    now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    source = (
+        f"measured by `replay calibrate` against {parsed.text} on {now} from {os.uname().nodename}, "
+        f"{cells.tool}, {len(cells.measurements)} measurements in {elapsed:.0f} s"
+    )
+    text = profile_toml(out.stem, parsed, fitted, cells.measurements, source=source, fstype=cells.fstype)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text, encoding="utf-8")
+    return Calibration(
+        target=parsed.text,
+        kind=parsed.kind,
+        measurements=tuple(cells.measurements),
+        fitted=fitted,
+        profile_path=out,
+        profile=load_profile(out),
+        elapsed_s=elapsed,
+        tool=cells.tool,
+        notes=tuple(notes),
+        colocated=colocated,
+    )
+
+
+def _cpu_notes(fitted: Fitted, colocated: bool) -> list[str]:
+    notes = []
+    if fitted.cpu_bound:
+        assert fitted.iops_busy is not None
+        notes.append(
+            f"the best request rate, {rate_text(fitted.iops)} ({fitted.iops_from}), was measured with this host's "
+            f"cores {100 * fitted.iops_busy:.0f}% busy: it was this host's CPU limit; the profile's iops is "
+            "unlimited and the model charges request_cpu"
+            + (" and colocated_cpu" if colocated else " (calibrate with --colocated if the storage daemons run here)")
+        )
+    if fitted.wait_latency_s == 0 and fitted.latency_s > 0:
+        notes.append(
+            f"the fitted latency, {duration_text(fitted.latency_s)}, is all CPU on this machine: the profile's "
+            "latency is 0"
+        )
+    if colocated:
+        notes.append("colocated_cpu counts every process on this machine but the client: calibrate on a quiet machine")
+    return notes

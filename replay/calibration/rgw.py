@@ -1,0 +1,246 @@
+"""Calibration cells of an S3 endpoint (``rgw:`` / ``s3:``): timed GETs of calibration objects with boto3.
+
+Concurrent streams run in forked processes, as DataLoader workers do (threads of one process would
+share its GIL and measure the client); single-stream sizes and the crowding cells run in interleaved
+passes, so that a slow second of a shared machine does not land on one cell (docs/calibration.md).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import queue
+import random
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from trainio.models.units import format_size
+from trainio.replay.calibration.measurement import (
+    LARGE,
+    MIN_CELL_S,
+    MIN_OPS,
+    PAUSE_S,
+    SIZES,
+    SMALL,
+    Budget,
+    CalibrationError,
+    Cells,
+    Measurement,
+    Progress,
+    cell_name,
+    cpu_fields,
+    merge_measurements,
+)
+from trainio.replay.storage.errors import ReplayError
+from trainio.replay.storage.s3 import (
+    READ_TIMEOUT_S,
+    S3RequestError,
+    TimedGet,
+    boto_version,
+    ensure_objects,
+    new_session,
+    s3_client,
+    timed_get,
+)
+from trainio.replay.storage.target import Target
+from trainio.tracefile.hostcpu import host_ticks
+
+RGW_COPIES = 4
+"""Objects per size (spread over placement groups)."""
+RGW_PREFIX = "trainio-calibrate/"
+RGW_PER_CELL_S = 0.04
+"""Start-up of one RGW measurement per client stream: a forked process, its client and connection."""
+CROWDING_STREAMS = (4, 16)
+"""Concurrent client processes of the two small-GET cells that ``cpu_crowding`` is fitted from."""
+CROWDING_CHUNK_S = 0.5
+"""Shortest timed part of a crowding cell worth a pass of its own."""
+CROWDING_MAX_PASSES = 4
+STREAM_START_TIMEOUT_S = 30.0
+
+
+def _rgw_keys(size: int) -> list[str]:
+    return [f"{RGW_PREFIX}{format_size(size)}/{i}" for i in range(RGW_COPIES)]
+
+
+def _checked_get(client: Any, target: Target, key: str, size: int) -> TimedGet:
+    try:
+        got = timed_get(client, target.bucket, key)
+    except S3RequestError as exc:
+        raise CalibrationError(f"{exc} (against {target.text})") from exc
+    if got.bytes != size:
+        raise CalibrationError(f"GET {key} from {target.text} returned {got.bytes} bytes, not {size}")
+    return got
+
+
+@dataclass(frozen=True)
+class _Stream:
+    """One client stream's timed phase: its GETs, wall and CPU seconds, the host's ticks around it."""
+
+    wall_s: float
+    gets: list[TimedGet]
+    cpu_s: float
+    host_start: tuple[int, int]
+    host_end: tuple[int, int]
+    error: str = ""
+
+
+def _timed_gets(
+    client: Any, target: Target, size: int, seconds: float, rng: random.Random, *, min_ops: int, pause_s: float = 0.0
+) -> _Stream:
+    """GETs of random calibration objects of ``size`` for ``seconds`` (at least ``min_ops``),
+    ``pause_s`` idle after each."""
+    keys = _rgw_keys(size)
+    gets: list[TimedGet] = []
+    host_start, cpu = host_ticks(), time.process_time()
+    begin = time.perf_counter()
+    while time.perf_counter() - begin < seconds or len(gets) < min_ops:
+        gets.append(_checked_get(client, target, rng.choice(keys), size))
+        if pause_s > 0:
+            time.sleep(pause_s)
+    wall = time.perf_counter() - begin
+    return _Stream(wall, gets, time.process_time() - cpu, host_start, host_ticks())
+
+
+def _rgw_stream(target: Target, size: int, seconds: float, seed: int, session: Any, barrier: Any) -> _Stream:
+    """One of several concurrent client streams, back to back, after one untimed GET that opens
+    its connection and a wait at ``barrier`` for the others."""
+    client = s3_client(target.endpoint, pool=1, session=session)
+    rng = random.Random(seed)
+    _checked_get(client, target, rng.choice(_rgw_keys(size)), size)
+    barrier.wait(STREAM_START_TIMEOUT_S)
+    return _timed_gets(client, target, size, seconds, rng, min_ops=MIN_OPS)
+
+
+def _rgw_stream_process(
+    target: Target, size: int, seconds: float, seed: int, session: Any, barrier: Any, results: Any
+) -> None:
+    """``_rgw_stream`` in a child process: its result, or the error's message, goes on ``results``."""
+    try:
+        results.put(_rgw_stream(target, size, seconds, seed, session, barrier))
+    except (ReplayError, threading.BrokenBarrierError) as exc:
+        results.put(_Stream(0.0, [], 0.0, (0, 0), (0, 0), str(exc) or type(exc).__name__))
+
+
+def _get_measurement(size: int, streams: int, outcomes: list[_Stream]) -> Measurement:
+    """A GET cell from its streams' outcomes; the host's ticks run from the first start to the last end."""
+    gets = [got for outcome in outcomes for got in outcome.gets]
+    return Measurement(
+        name=cell_name("get", size, streams, 1),
+        pattern="get",
+        size=size,
+        threads=streams,
+        depth=1,
+        ops=len(gets),
+        bytes=sum(got.bytes for got in gets),
+        seconds=max(outcome.wall_s for outcome in outcomes),
+        latency_s=float(np.mean([got.total_s for got in gets])),
+        first_byte_s=float(np.mean([got.first_byte_s for got in gets])),
+        **cpu_fields(
+            len(gets),
+            sum(outcome.cpu_s for outcome in outcomes),
+            min((outcome.host_start for outcome in outcomes), key=lambda ticks: ticks[1]),
+            max((outcome.host_end for outcome in outcomes), key=lambda ticks: ticks[1]),
+        ),
+    )
+
+
+def _rgw_single_stream(target: Target, seconds: float, session: Any, say: Progress) -> list[Measurement]:
+    """The latency and CPU fit's cells: GETs of every size in ``SIZES`` from one client, paced
+    as a loader issues them (``PAUSE_S``), in interleaved passes of about ``MIN_CELL_S`` per
+    size (small to large, then large to small), so that every size spans the same moments of a
+    machine whose speed drifts over seconds (docs/calibration.md)."""
+    client = s3_client(target.endpoint, pool=1, session=session)
+    rng = random.Random(0)
+    for size in SIZES:  # opens the connection, outside the timed phases
+        _checked_get(client, target, rng.choice(_rgw_keys(size)), size)
+    passes = max(1, int(seconds / (len(SIZES) * MIN_CELL_S)))
+    chunk_s = seconds / (passes * len(SIZES))
+    parts: dict[int, list[Measurement]] = {size: [] for size in SIZES}
+    for number in range(passes):
+        say(f"GET {format_size(SIZES[0])}-{format_size(SIZES[-1])}, one client stream: pass {number + 1} of {passes}")
+        for size in SIZES if number % 2 == 0 else SIZES[::-1]:
+            stream = _timed_gets(client, target, size, chunk_s, rng, min_ops=-(-MIN_OPS // passes), pause_s=PAUSE_S)
+            parts[size].append(_get_measurement(size, 1, [stream]))
+    return [merge_measurements(parts[size]) for size in SIZES]
+
+
+def _rgw_cell(target: Target, size: int, streams: int, seconds: float, session: Any) -> Measurement:
+    """GETs of ``size`` from ``streams`` concurrent clients, back to back. They run in forked
+    processes, as DataLoader workers do: threads of one Python process would share its GIL and
+    measure the client, not the endpoint. The children inherit ``session`` with its service
+    models loaded, so that making their clients costs little. The client's CPU is that of the
+    stream processes over their timed phases."""
+    context = multiprocessing.get_context("fork")
+    barrier = context.Barrier(streams)
+    results = context.Queue()
+    processes = [
+        context.Process(
+            target=_rgw_stream_process, args=(target, size, seconds, i, session, barrier, results), daemon=True
+        )
+        for i in range(streams)
+    ]
+    for process in processes:
+        process.start()
+    try:
+        outcomes = [results.get(timeout=seconds + STREAM_START_TIMEOUT_S + READ_TIMEOUT_S) for _ in processes]
+    except queue.Empty as exc:
+        codes = [process.exitcode for process in processes]
+        raise CalibrationError(f"a GET process against {target.text} gave no result (exit codes {codes})") from exc
+    finally:
+        for process in processes:
+            process.join(10)
+            if process.is_alive():
+                process.terminate()
+                process.join()
+    errors = [outcome.error for outcome in outcomes if outcome.error]
+    if errors:
+        raise CalibrationError(f"{len(errors)} of {streams} GET streams failed; first: {errors[0]}")
+    return _get_measurement(size, streams, outcomes)
+
+
+def _rgw_crowding(target: Target, seconds: float, session: Any, say: Progress) -> list[Measurement]:
+    """4 KiB GETs from each of ``CROWDING_STREAMS`` concurrent client processes, back to back, in
+    alternating passes (so that both counts span the same moments, as ``_rgw_single_stream``'s
+    sizes do): how the CPU per request grows with processes per core (``cpu_crowding``) and the
+    best small-request rate."""
+    per_pass = sum(RGW_PER_CELL_S * streams + CROWDING_CHUNK_S for streams in CROWDING_STREAMS)
+    passes = max(1, min(CROWDING_MAX_PASSES, int(seconds / per_pass)))
+    parts: dict[int, list[Measurement]] = {streams: [] for streams in CROWDING_STREAMS}
+    for number in range(passes):
+        for streams in CROWDING_STREAMS if number % 2 == 0 else CROWDING_STREAMS[::-1]:
+            chunk_s = max(MIN_CELL_S, seconds / passes / len(CROWDING_STREAMS) - RGW_PER_CELL_S * streams)
+            say(
+                f"GET {format_size(SMALL)} from {streams} client streams for {chunk_s:.1f} s, "
+                f"pass {number + 1} of {passes}"
+            )
+            parts[streams].append(_rgw_cell(target, SMALL, streams, chunk_s, session))
+    return [merge_measurements(parts[streams]) for streams in CROWDING_STREAMS]
+
+
+def calibrate_rgw(target: Target, budget: Budget, say: Progress, scratch: Path) -> Cells:
+    """Single-stream GETs of every size (the fit's), 4 KiB GETs from 4 and 16 processes (the crowding
+    and the best request rate), 4 MiB GETs from 4 and 8 (the aggregate bandwidth). The calibration
+    objects are uploaded once and kept for the next run."""
+    concurrent = [(LARGE, 4), (LARGE, 8)]
+    session = new_session()
+    client = s3_client(target.endpoint, pool=8, session=session)
+    sizes = {key: size for size in SIZES for key in _rgw_keys(size)}
+    ensure_objects(client, target.endpoint, target.bucket, sizes, progress=say)
+    cells = len(SIZES) + len(CROWDING_STREAMS) + len(concurrent)
+    measurements = _rgw_single_stream(target, budget.per_cell(cells, RGW_PER_CELL_S) * len(SIZES), session, say)
+    crowding_s = budget.per_cell(len(CROWDING_STREAMS) + len(concurrent)) * len(CROWDING_STREAMS)
+    measurements += _rgw_crowding(target, crowding_s, session, say)
+    for i, (size, streams) in enumerate(concurrent):
+        seconds = budget.per_cell(len(concurrent) - i, RGW_PER_CELL_S * streams)
+        say(f"GET {format_size(size)} from {streams} client streams for {seconds:.1f} s")
+        measurements.append(_rgw_cell(target, size, streams, seconds, session))
+    notes = [
+        f"measured with boto3 on this machine ({os.cpu_count()} CPUs), one process per stream: "
+        "client CPU bounds the GET rate it can see"
+    ]
+    return Cells(measurements, boto_version(), notes)

@@ -1,0 +1,4 @@
+"""Replay on real storage: a trace's data reads become a storage-neutral schedule (:mod:`.schedule`),
+rendered as fio iologs (:mod:`.iolog`), a plan for the libcephfs helper or S3 GETs, replayed by
+``replay fio`` (:mod:`.fioreplay`) and ``replay s3`` (:mod:`.s3replay`) and reported in one result
+schema (:mod:`.result`, :mod:`.summary`)."""

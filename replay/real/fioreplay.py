@@ -1,0 +1,441 @@
+"""``replay fio``: replay a trace's data reads on real storage and measure them.
+
+    replay_fio(trace, "/mnt/nvme/replay", workdir)     a directory: a mounted file system or a local folder
+    replay_fio(trace, "rbd:POOL/IMAGE", workdir)       an RBD image, through fio's rbd engine
+    replay_fio(trace, "rados:POOL", workdir)           one RADOS object per file, through fio's rados engine
+    replay_fio(trace, "cephfs:/PATH", workdir)         CephFS through libcephfs (the storage layer's helper)
+
+The schedule (:mod:`trainio.replay.real.schedule`) is rendered per target: iologs and a job file for
+fio, a JSON plan for the CephFS helper. Where the data set lives on each target, why CephFS goes
+through a helper and what each measure means: docs/replay.md.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import posixpath
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from trainio.models.units import bytes_text
+from trainio.replay.real.iolog import (
+    IOLOG_HEADER,
+    JOB_FILE,
+    RBD_FILE,
+    RESULT_FILE,
+    IologError,
+    layout_dataset,
+    mapped,
+    pace_text,
+    write_fio_jobs,
+)
+from trainio.replay.real.result import ReplayResult, ReplayVerificationError
+from trainio.replay.real.schedule import Schedule, build_schedule
+from trainio.replay.storage import ceph
+from trainio.replay.storage.directory import room_needed
+from trainio.replay.storage.errors import ReplayError
+from trainio.replay.storage.fio import FioDirection, find_fio, run_fio
+from trainio.replay.storage.target import CEPHFS, DIRECTORY, RADOS, RBD, Target, parse_target
+from trainio.tracefile import Trace
+
+ACCEPTS = (DIRECTORY, RBD, RADOS, CEPHFS)
+"""The target kinds ``replay fio`` replays on."""
+ALIGN = 4096
+RBD_WRITE_CHUNK = 4 * 2**20
+RADOS_MAX_OBJECT = 128 * 2**20
+LAYOUT_META_KEY = "trainio.layout"
+MAPPING_FILE = "mapping.tsv"
+Progress = Callable[[str], None]
+
+
+def target_of(text: str) -> Target:
+    """``text`` parsed as a target ``replay fio`` takes (:class:`~trainio.replay.storage.target.TargetError` else)."""
+    return parse_target(text, ACCEPTS, command="replay fio")
+
+
+# -------------------------------------------------------------------------------------- mappings
+
+
+def _align(n: int) -> int:
+    return -(-n // ALIGN) * ALIGN
+
+
+def rbd_layout(sizes: dict[str, int]) -> tuple[dict[str, int], int]:
+    """Each file's offset in the image (path order, 4 KiB-aligned) and the bytes the image needs."""
+    offsets = {}
+    end = 0
+    for rel in sorted(sizes):
+        offsets[rel] = end
+        end = _align(end + sizes[rel])
+    return offsets, end
+
+
+def rados_object_name(rel: str) -> str:
+    """The object that holds the file at ``rel`` (relative to the data root)."""
+    return rel.replace("%", "%25").replace("/", "%2F")
+
+
+def _write_mapping(workdir: Path, header: str, rows: list[tuple]) -> Path:
+    path = workdir / MAPPING_FILE
+    lines = [f"# {header}"] + ["\t".join(map(str, row)) for row in rows]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def _write_jobs(
+    schedule: Schedule,
+    workdir: Path,
+    *,
+    engine: list[str],
+    describe: str,
+    no_stall: bool,
+    names: dict[str, str] | None = None,
+    rbd_offsets: dict[str, int] | None = None,
+) -> Path:
+    comment = [
+        "fio job file written by trainio replay/real/fioreplay.py",
+        f"replays {schedule.expected_ops} data reads of {len(schedule.jobs)} jobs ({schedule.nodes} node(s)) "
+        f"on {describe},",
+        f"{pace_text(no_stall, schedule.time_scale)}; the data set must be in place (replay fio lays it out).",
+    ]
+    written = write_fio_jobs(
+        schedule,
+        workdir / "iolog",
+        workdir / JOB_FILE,
+        options=[*engine, "iodepth=1", "lat_percentiles=1"],
+        comment=comment,
+        no_stall=no_stall,
+        names=names,
+        rbd_offsets=rbd_offsets,
+    )
+    return written[-1]
+
+
+# --------------------------------------------------------------------------------- measuring
+
+
+def _latency_table(direction: FioDirection) -> dict[float, float]:
+    return direction.lat_ns.percentile or direction.clat_ns.percentile
+
+
+def mixed_percentile(tables: Sequence[tuple[int, dict[float, float]]], q: float) -> float:
+    """The ``q``-th percentile of the mixture of several jobs' latency distributions.
+
+    Each table (percentile -> value, fio's form) is read as a step CDF reaching 1 at its largest
+    value and weighted by its job's operation count; the answer is the smallest listed value at
+    which the weighted CDF reaches ``q`` percent. NaN without data.
+    """
+    tables = [(weight, table) for weight, table in tables if weight > 0 and table]
+    if not tables:
+        return math.nan
+    total = sum(weight for weight, _ in tables)
+
+    def cdf(x: float) -> float:
+        share = 0.0
+        for weight, table in tables:
+            top = max(table.values())
+            level = 100.0 if x >= top else max((p for p, v in table.items() if v <= x), default=0.0)
+            share += weight * level
+        return share / total
+
+    candidates = sorted({v for _, table in tables for v in table.values()})
+    return next((x for x in candidates if cdf(x) >= q - 1e-9), candidates[-1])
+
+
+@dataclass(frozen=True)
+class _Measured:
+    bytes: int
+    ops: int
+    duration_s: float
+    lat_p50_ms: float
+    lat_p99_ms: float
+    errors: int
+    details: dict = field(default_factory=dict)
+    messages: tuple[str, ...] = ()
+
+
+def _timeout_s(schedule: Schedule) -> float:
+    """Generous: a slow target may well take many times the traced span; a hung one should end."""
+    return 600 + 20 * schedule.planned_duration_s
+
+
+def _replay_with_fio(
+    schedule: Schedule, job_file: Path, workdir: Path, *, no_stall: bool, say: Progress, env: dict | None = None
+) -> _Measured:
+    pace = "as fast as possible" if no_stall else f"as traced (the plan spans {schedule.planned_duration_s:.2f} s)"
+    say(f"replaying {schedule.expected_ops:,} reads in {len(schedule.jobs)} fio jobs, {pace}: {job_file}")
+    output = workdir / RESULT_FILE
+    run = run_fio(job_file, output, readonly=True, timeout_s=_timeout_s(schedule), env=env)
+    result = run.result
+    delays = {job.name: 0 if no_stall else job.delay_us for job in schedule.jobs}
+    reads = [job.read for job in result.jobs]
+    failed = [f"{job.jobname}: error {job.error}" for job in result.jobs if job.error]
+    return _Measured(
+        bytes=sum(r.io_bytes for r in reads),
+        ops=sum(r.total_ios for r in reads),
+        duration_s=max((delays.get(j.jobname, 0) / 1e6 + j.job_runtime_ms / 1000 for j in result.jobs), default=0.0),
+        lat_p50_ms=mixed_percentile([(r.total_ios, _latency_table(r)) for r in reads], 50.0) / 1e6,
+        lat_p99_ms=mixed_percentile([(r.total_ios, _latency_table(r)) for r in reads], 99.0) / 1e6,
+        errors=len(failed) + sum(r.short_ios for r in reads),
+        details={
+            "fio_version": result.fio_version,
+            "fio": find_fio(),
+            "job_file": str(job_file),
+            "result_file": str(output),
+            "fio_wall_s": run.wall_s,
+            "jobs": len(result.jobs),
+        },
+        messages=(*failed, *result.messages),
+    )
+
+
+def _with_layout(measured: _Measured, layout: dict, mapping: Path) -> _Measured:
+    return replace(measured, details={**measured.details, "layout": layout, "mapping_file": str(mapping)})
+
+
+# --------------------------------------------------------------------------------------- targets
+
+
+def _replay_directory(schedule: Schedule, target: Target, workdir: Path, no_stall: bool, say: Progress) -> _Measured:
+    root = target.directory
+    names = mapped(schedule, lambda rel: str(root / rel))
+    to_write = room_needed(schedule.sizes, root)
+    find_fio()
+    layout: dict = {"files": len(schedule.sizes), "bytes_written": to_write}
+    if to_write:
+        say(f"laying out {len(schedule.sizes):,} files ({bytes_text(to_write)} to write) under {root}")
+        layout["reused_files"] = layout_dataset(schedule, root).reused_files
+    else:
+        say(f"data set in place: {len(schedule.sizes):,} files under {root}")
+    rows = [(names[r], s, f"{schedule.data_root}/{r}") for r, s in schedule.sizes.items()]
+    mapping = _write_mapping(workdir, "file\tbytes\ttraced path", rows)
+    job_file = _write_jobs(
+        schedule, workdir, engine=["ioengine=psync"], describe=str(root), no_stall=no_stall, names=names
+    )
+    return _with_layout(_replay_with_fio(schedule, job_file, workdir, no_stall=no_stall, say=say), layout, mapping)
+
+
+def _rbd_layout_on_image(schedule: Schedule, target: Target, workdir: Path, conf: str, say: Progress):
+    """Create the image if needed and write the packed data set unless the image holds it."""
+    spec = f"{target.pool}/{target.image}"
+    offsets, needed = rbd_layout(schedule.sizes)
+    packed = [[r, offsets[r], s] for r, s in schedule.sizes.items()]
+    digest = hashlib.sha256(json.dumps(packed).encode()).hexdigest()[:16]
+    info = ceph.ceph_tool("rbd", "info", "--format", "json", spec, conf=conf)
+    if ceph.missing(info):
+        say(f"creating rbd image {spec} of {needed} bytes")
+        ceph.tool_output(ceph.ceph_tool("rbd", "create", "--size", f"{needed}B", spec, conf=conf), f"rbd create {spec}")
+        size, marker = needed, None
+    else:
+        size = json.loads(ceph.tool_output(info, f"rbd info {spec}"))["size"]
+        if size < needed:
+            raise ReplayError(
+                f"rbd image too small: needs {needed} bytes, has {size} ({spec}; `rbd resize` it or name a new image)"
+            )
+        meta = ceph.ceph_tool("rbd", "image-meta", "get", spec, LAYOUT_META_KEY, conf=conf)
+        marker = None if ceph.missing(meta) else ceph.tool_output(meta, f"rbd image-meta get {spec}").strip()
+        if marker is None:
+            du = json.loads(
+                ceph.tool_output(ceph.ceph_tool("rbd", "du", "--format", "json", spec, conf=conf), f"rbd du {spec}")
+            )
+            used = sum(image.get("used_size", 0) for image in du.get("images", []))
+            if used:
+                raise ReplayError(
+                    f"rbd image {spec} holds {used} bytes that trainio did not write (no {LAYOUT_META_KEY} "
+                    "metadata); it will not be overwritten: name a new image"
+                )
+    if marker == digest:
+        say(f"data set in place on rbd image {spec} ({LAYOUT_META_KEY}={digest})")
+        return offsets, {"image_bytes": size, "needed_bytes": needed, "bytes_written": 0, "digest": digest}
+    set_meta = ("rbd", "image-meta", "set", spec, LAYOUT_META_KEY)
+    ceph.tool_output(ceph.ceph_tool(*set_meta, "writing", conf=conf), "rbd image-meta set")
+    say(f"writing the data set ({bytes_text(needed)}, {len(schedule.sizes):,} files packed) to rbd image {spec}")
+    iolog = workdir / "rbd-layout.iolog"
+    writes = [f"{start} {min(RBD_WRITE_CHUNK, needed - start)}" for start in range(0, needed, RBD_WRITE_CHUNK)]
+    lines = [IOLOG_HEADER, f"1 {RBD_FILE} add", f"1 {RBD_FILE} open", *(f"1 {RBD_FILE} write {w}" for w in writes)]
+    iolog.write_text("\n".join([*lines, f"1 {RBD_FILE} close"]) + "\n", encoding="utf-8")
+    # iodepth 1: fio 3.33 replaying an iolog through the rbd engine at a deeper queue loses the
+    # writes from its counts, and crashes on reads.
+    job_file = workdir / "rbd-layout.fio"
+    job_file.write_text(
+        "; fio job file written by trainio replay/real/fioreplay.py: writes the packed data set once\n"
+        f"[layout]\nioengine=rbd\npool={target.pool}\nrbdname={target.image}\nclientname=admin\n"
+        f"iodepth=1\nreplay_no_stall=1\nread_iolog={iolog}\n",
+        encoding="utf-8",
+    )
+    env = {**os.environ, "CEPH_CONF": conf}
+    result = run_fio(job_file, workdir / "rbd-layout.json", readonly=False, timeout_s=600, env=env).result
+    wrote = sum(job.write.io_bytes for job in result.jobs)
+    if wrote != needed or any(job.error for job in result.jobs):
+        errors = [f"error {job.error}" for job in result.jobs if job.error]
+        raise ReplayError(f"writing rbd image {spec} wrote {wrote} of {needed} bytes: {errors + list(result.messages)}")
+    ceph.tool_output(ceph.ceph_tool(*set_meta, digest, conf=conf), "rbd image-meta set")
+    return offsets, {"image_bytes": size, "needed_bytes": needed, "bytes_written": needed, "digest": digest}
+
+
+def _replay_rbd(schedule: Schedule, target: Target, workdir: Path, no_stall: bool, say: Progress) -> _Measured:
+    find_fio()
+    conf = ceph.ceph_conf()
+    ceph.check_pool(target.pool, conf)
+    offsets, layout = _rbd_layout_on_image(schedule, target, workdir, conf, say)
+    rows = [(offsets[r], s, f"{schedule.data_root}/{r}") for r, s in schedule.sizes.items()]
+    mapping = _write_mapping(workdir, "offset\tbytes\ttraced path", rows)
+    engine = ["ioengine=rbd", f"pool={target.pool}", f"rbdname={target.image}", "clientname=admin"]
+    describe = f"rbd image {target.pool}/{target.image}"
+    job_file = _write_jobs(schedule, workdir, engine=engine, describe=describe, no_stall=no_stall, rbd_offsets=offsets)
+    env = {**os.environ, "CEPH_CONF": conf}  # fio's rbd engine has no conf= option
+    measured = _replay_with_fio(schedule, job_file, workdir, no_stall=no_stall, say=say, env=env)
+    return _with_layout(measured, layout, mapping)
+
+
+def _check_objects(schedule: Schedule, target: Target, workdir: Path, conf: str, *, write: bool) -> ceph.RadosObjects:
+    objects = {rados_object_name(rel): size for rel, size in schedule.sizes.items()}
+    checked = ceph.rados_objects(target.pool, objects, workdir, conf, write=write)
+    if not checked.complete:
+        if write:
+            raise ReplayError(checked.problem("after writing them"))
+        raise ReplayVerificationError(checked.problem("after the replay"))
+    return checked
+
+
+def _replay_rados(schedule: Schedule, target: Target, workdir: Path, no_stall: bool, say: Progress) -> _Measured:
+    too_big = [(rel, size) for rel, size in schedule.sizes.items() if size > RADOS_MAX_OBJECT]
+    if too_big:
+        rel, size = too_big[0]
+        raise ReplayError(
+            f"{rel} needs an object of {size} bytes, over RADOS's {RADOS_MAX_OBJECT} (osd_max_object_size): "
+            "replay on rbd: or cephfs: instead"
+        )
+    names = mapped(schedule, rados_object_name)
+    find_fio()
+    conf = ceph.ceph_conf()
+    ceph.check_pool(target.pool, conf)
+    say(f"checking {len(names):,} objects in rados pool {target.pool} (writing the missing ones)")
+    before = _check_objects(schedule, target, workdir, conf, write=True)
+    if before.written:
+        say(f"wrote {before.written:,} objects ({bytes_text(before.bytes_written)})")
+    rows = [(names[r], s, f"{schedule.data_root}/{r}") for r, s in schedule.sizes.items()]
+    mapping = _write_mapping(workdir, "object\tbytes\ttraced path", rows)
+    engine = ["ioengine=rados", f"pool={target.pool}", f"conf={conf}", "clientname=admin", "touch_objects=0"]
+    describe = f"rados pool {target.pool}"
+    job_file = _write_jobs(schedule, workdir, engine=engine, describe=describe, no_stall=no_stall, names=names)
+    measured = _replay_with_fio(schedule, job_file, workdir, no_stall=no_stall, say=say)
+    _check_objects(schedule, target, workdir, conf, write=False)
+    layout = {"objects": before.objects, "written": before.written, "bytes_written": before.bytes_written}
+    return _with_layout(measured, layout, mapping)
+
+
+def _replay_cephfs(schedule: Schedule, target: Target, workdir: Path, no_stall: bool, say: Progress) -> _Measured:
+    conf = ceph.ceph_conf()
+    processes = [
+        {
+            "name": job.name,
+            "node": job.node,
+            "start_delay_us": job.delay_us,
+            "ops": [[op.path, op.action, op.offset, op.length, op.stamp_us] for op in job.ops],
+        }
+        for job in schedule.jobs
+    ]
+    plan = {"conf": conf, "root": target.path, "files": schedule.sizes, "seed": 0, "no_stall": no_stall}
+    rows = [(posixpath.join(target.path, r), s, f"{schedule.data_root}/{r}") for r, s in schedule.sizes.items()]
+    mapping = _write_mapping(workdir, "cephfs path\tbytes\ttraced path", rows)
+    pace = "as fast as possible" if no_stall else f"as traced (the plan spans {schedule.planned_duration_s:.2f} s)"
+    say(
+        f"replaying {schedule.expected_ops:,} reads in {len(processes)} threads on cephfs:{target.path} "
+        f"through libcephfs, {pace}"
+    )
+    start = time.monotonic()
+    result = ceph.run_helper("cephfs", {**plan, "processes": processes}, workdir, conf, _timeout_s(schedule))
+    reads = result["latency_ms"].get("read", {})
+    return _Measured(
+        bytes=result["bytes"],
+        ops=result["ops"],
+        duration_s=result["duration_s"],
+        lat_p50_ms=reads.get("p50", math.nan),
+        lat_p99_ms=reads.get("p99", math.nan),
+        errors=result["errors"],
+        details={
+            "helper": f"{ceph.CEPH_PYTHON} {ceph.HELPER}",
+            "plan_file": str(workdir / "cephfs-plan.json"),
+            "result_file": str(workdir / "cephfs-result.json"),
+            "helper_wall_s": time.monotonic() - start,
+            "latency_ms": result["latency_ms"],
+            "layout": result["layout"],
+            "mapping_file": str(mapping),
+        },
+        messages=tuple(result["error_messages"]),
+    )
+
+
+RUNNERS = {DIRECTORY: _replay_directory, RBD: _replay_rbd, RADOS: _replay_rados, CEPHFS: _replay_cephfs}
+
+
+def replay_fio(
+    trace: Trace | str | os.PathLike,
+    target: str,
+    workdir: Path,
+    *,
+    nodes: int = 1,
+    no_stall: bool = False,
+    time_scale: float = 1.0,
+    progress: Progress | None = None,
+) -> ReplayResult:
+    """Replay the trace's data reads on ``target`` (see the module docstring) and measure them.
+
+    ``workdir`` receives the iologs, job files, plans, fio's report and ``mapping.tsv``.
+    ``progress`` gets one line per step. Raises :class:`~trainio.replay.storage.target.TargetError`
+    for a target ``replay fio`` does not take, :class:`~trainio.replay.storage.errors.ReplayError` when
+    the replay cannot run (no fio, Ceph unreachable, no room, a trace without data reads, file names
+    fio cannot express) and :class:`~trainio.replay.real.result.ReplayVerificationError` when it read
+    other bytes or ops than the trace.
+    """
+    if nodes < 1:
+        raise ValueError(f"nodes(={nodes}) must be >= 1")
+    say = progress or (lambda _line: None)
+    spec = target_of(target)
+    workdir = Path(workdir).absolute()
+    schedule = build_schedule(trace, nodes=nodes, time_scale=time_scale)
+    workdir.mkdir(parents=True, exist_ok=True)
+    say(
+        f"{schedule.expected_ops:,} data reads ({bytes_text(schedule.expected_bytes)}) of {len(schedule.sizes):,} "
+        f"files, {len(schedule.jobs)} jobs on {nodes} node(s); the trace spans {schedule.traced_duration_s:.2f} s"
+    )
+    try:
+        measured = RUNNERS[spec.kind](schedule, spec, workdir, no_stall, say)
+    except IologError as exc:
+        raise ReplayError(f"cannot replay trace {schedule.trace_path} on {target}: {exc}") from exc
+    result = ReplayResult(
+        target=target,
+        nodes=nodes,
+        bytes=measured.bytes,
+        ops=measured.ops,
+        duration_s=measured.duration_s,
+        traced_duration_s=schedule.traced_duration_s,
+        lat_p50_ms=measured.lat_p50_ms,
+        lat_p99_ms=measured.lat_p99_ms,
+        errors=measured.errors,
+        mode="no-stall" if no_stall else "as-traced",
+        expected_bytes=schedule.expected_bytes,
+        expected_ops=schedule.expected_ops,
+        details={
+            **measured.details,
+            "workdir": str(workdir),
+            "data_root": schedule.data_root,
+            "files": len(schedule.sizes),
+            "time_scale": time_scale,
+            "planned_duration_s": schedule.planned_duration_s,
+            "messages": list(measured.messages),
+        },
+    )
+    if result.bytes != result.expected_bytes or result.ops != result.expected_ops:
+        why = f": {'; '.join(measured.messages[:3])}" if measured.messages else ""
+        raise ReplayVerificationError(
+            f"the replay on {target} read {result.bytes} bytes in {result.ops} reads, the trace "
+            f"{result.expected_bytes} bytes in {result.expected_ops} reads{why}"
+        )
+    return result
