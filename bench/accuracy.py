@@ -81,7 +81,7 @@ sys.path.insert(0, str(ROOT))  # the documented command runs from a checkout
 
 from trainio.models.backend import BackendProfile, builtin_profile, load_profile  # noqa: E402
 from trainio.replay.calibrate import calibrate, host_ticks, render_calibration  # noqa: E402
-from trainio.replay.scenario import Scenario, project_trace  # noqa: E402
+from trainio.replay.projection.scenario import Scenario, project_trace  # noqa: E402
 
 CEPH_DEV = ROOT / "scripts" / "ceph-dev.sh"
 WORKLOAD = ROOT / "examples" / "reference_train.py"

@@ -1,71 +1,10 @@
-"""Text renderings of what-if results and backend profiles (JSON is the dicts themselves)."""
+"""Text summary of a replay on real storage (JSON is the result's dict itself)."""
 
 from __future__ import annotations
 
 import math
 
-from trainio.models.workload import Workload
 from trainio.replay.result import ReplayResult
-from trainio.replay.whatif import WhatIfResult
-
-
-def _num(value: object, unit: str = "", digits: int = 1) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float) and math.isinf(value):
-        return "unlimited"
-    if isinstance(value, (int, float)):
-        return f"{value:,.{digits}f}{unit}"
-    return str(value)
-
-
-def _duration(seconds: float) -> str:
-    if seconds >= 3600:
-        return f"{seconds / 3600:.2f} h ({seconds:,.0f} s)"
-    if seconds >= 60:
-        return f"{seconds / 60:.1f} min ({seconds:,.1f} s)"
-    return f"{seconds:.2f} s"
-
-
-def whatif_table(result: WhatIfResult, workload: Workload) -> str:
-    capacity = result.backend_capacity
-    lines = [
-        f"what-if  {result.nodes} node(s) x {result.gpus_per_node} GPU(s), backend {result.backend}, "
-        f"format {result.format}, {workload.epochs} epoch(s), {result.mode} mode",
-        f"  time to train      {_duration(result.time_to_train_s)}"
-        + (f"   (captured run: {_duration(workload.captured_duration_s)})" if workload.captured_duration_s else ""),
-        f"  per epoch          {', '.join(_duration(s) for s in result.per_epoch_s[:4])}"
-        + (" ..." if len(result.per_epoch_s) > 4 else ""),
-        f"  accelerator util.  {100 * result.accelerator_utilization:.1f}%   "
-        f"stall {100 * result.stall_fraction:.1f}%   preload {_duration(result.preload_s)}",
-        f"  storage demand     {_num(result.read_MBps, ' MB/s')}, {_num(result.read_ops_per_s, ' ops/s', 0)}"
-        f"   capacity {_num(capacity.get('aggregate_MBps'), ' MB/s')}, {_num(capacity.get('iops'), ' IOPS', 0)}",
-        f"  bottleneck         {result.bottleneck}",
-    ]
-    evidence = dict(result.bottleneck_evidence)
-    shares = evidence.pop("loader_time_share", {})
-    lines.append("  evidence           " + ", ".join(f"{k}={_num(v, digits=3)}" for k, v in evidence.items()))
-    if shares:
-        spent = ", ".join(f"{k} {100 * v:.0f}%" for k, v in sorted(shares.items(), key=lambda kv: -kv[1]) if v >= 0.005)
-        lines.append(f"  loaders spend      {spent}")
-    lines += [f"  note               {note}" for note in result.notes]
-    return "\n".join(lines)
-
-
-def backends_table(rows: list[dict]) -> str:
-    header = (
-        f"{'name':<11} {'kind':<7} {'shared':<6} {'open ms':>8} {'req ms':>7} {'cpu ms':>7} {'stream MB/s':>12} "
-        f"{'aggr MB/s':>11} {'IOPS':>10}  source"
-    )
-    lines = [header, "-" * len(header)]
-    for r in rows:
-        lines.append(
-            f"{r['name']:<11} {r['kind']:<7} {'yes' if r['shared'] else 'no':<6} {_num(r['open_ms'], digits=2):>8} "
-            f"{_num(r['request_latency_ms'], digits=2):>7} {_num(r['request_cpu_ms'], digits=2):>7} "
-            f"{_num(r['stream_MBps'], digits=0):>12} "
-            f"{_num(r['aggregate_MBps'], digits=0):>11} {_num(r['iops'], digits=0):>10}  {r['source']}"
-        )
-    return "\n".join(lines)
 
 
 def replay_summary(result: ReplayResult, op_name: str, moved_detail: str = "", extra: tuple[str, ...] = ()) -> str:

@@ -8,11 +8,11 @@ from trainio.models.backend import ProfileError
 from trainio.models.cluster import ClusterError
 from trainio.models.formats import FormatError
 from trainio.models.network import NetworkError
+from trainio.models.plan import PlanError
 from trainio.models.units import UnitError
 from trainio.models.workload import WorkloadError
-from trainio.replay.plan import PlanError
+from trainio.replay.projection.scenario import ScenarioError
 from trainio.replay.result import ReplayError
-from trainio.replay.scenario import ScenarioError
 from trainio.tracefile.cli import OneLineErrors, UserError
 from trainio.tracefile.errors import TraceError
 

@@ -64,8 +64,8 @@ import simpy
 
 from trainio.models.fluid import FluidPool, Station
 from trainio.models.network import exposed_allreduce_s
+from trainio.models.plan import Plan
 from trainio.models.storage import RateLimiter, SharedBandwidth
-from trainio.replay.plan import Plan
 
 WINDOW_MIN_STEPS = 240
 """Fast mode simulates at least this many steps of an epoch before extrapolating."""

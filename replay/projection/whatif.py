@@ -1,6 +1,6 @@
 """What-if projection: the time to train a captured workload on another backend, cluster or format.
 
-``project`` simulates (``trainio.replay.simulate``) and then names the bottleneck from the simulated
+``project`` simulates (``trainio.models.simulate``) and then names the bottleneck from the simulated
 numbers. Time to train runs from the start of data loading (the preload, or the first batch
 request) to the end of the last step. Accelerator utilisation is compute time over that wall
 time, as MLPerf Storage defines AU; the stall fraction is the rest less the exposed all-reduce,
@@ -15,9 +15,9 @@ from dataclasses import asdict, dataclass, field
 from trainio.models.backend import BackendProfile
 from trainio.models.cluster import Cluster
 from trainio.models.formats import RecordFormat
+from trainio.models.plan import Plan, make_plan
+from trainio.models.simulate import Counters, SimulationResult, simulate
 from trainio.models.workload import Workload
-from trainio.replay.plan import Plan, make_plan
-from trainio.replay.simulate import Counters, SimulationResult, simulate
 
 BOTTLENECKS = (
     "compute",
