@@ -14,9 +14,10 @@ from dataclasses import asdict, dataclass, field
 
 from trainio.models.backend import BackendProfile
 from trainio.models.cluster import Cluster
+from trainio.models.counters import Counters, SimulationResult
 from trainio.models.formats import RecordFormat
 from trainio.models.plan import Plan, make_plan
-from trainio.models.simulate import Counters, SimulationResult, simulate
+from trainio.models.simulate import simulate
 from trainio.models.workload import Workload
 
 BOTTLENECKS = (
