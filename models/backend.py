@@ -17,6 +17,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import tomllib
 
@@ -245,7 +246,7 @@ def load_profile(path: str | Path) -> BackendProfile:
     if access not in ACCESS_KINDS:
         raise fail(f"[backend] access(={access!r}) must be one of {', '.join(ACCESS_KINDS)}")
 
-    fields: dict[str, float | None] = {}
+    fields: dict[str, Any] = {}  # dataclass field -> value (None where n/a); BackendProfile checks them
     for key, (field, parse) in _KEYS.items():
         text = backend.get(key, OPTIONAL.get(key))
         if not _applies(key, access, shared):
