@@ -4,7 +4,7 @@
 numbers. Time to train runs from the start of data loading (the preload, or the first batch
 request) to the end of the last step. Accelerator utilisation is compute time over that wall
 time, as MLPerf Storage defines AU; the stall fraction is the rest less the exposed all-reduce,
-preload included.
+preload included. docs/model.md, "The bottleneck", lists the rules.
 """
 
 from __future__ import annotations
