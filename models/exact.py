@@ -23,8 +23,8 @@ from trainio.models.shards import ShardStream
 from trainio.models.storage import RateLimiter, SharedBandwidth
 
 
-class ExactNode(Pipeline):
-    """The pipeline with every storage request and every sample's CPU time simulated."""
+class ExactCluster(Pipeline):
+    """The pipeline of every node, with every storage request and every sample's CPU time simulated."""
 
     def __init__(self, plan: Plan, *, nodes: int, rng: np.random.Generator) -> None:
         super().__init__(plan, nodes=nodes, rng=rng)
@@ -143,7 +143,7 @@ class ExactNode(Pipeline):
 
 def run_exact(plan: Plan, seed: int) -> SimulationResult:
     """Every node, rank, epoch and request of ``plan`` in one environment."""
-    sim = ExactNode(plan, nodes=plan.nodes, rng=np.random.default_rng([seed, 0]))
+    sim = ExactCluster(plan, nodes=plan.nodes, rng=np.random.default_rng([seed, 0]))
     draws = [compute_draws(plan, seed, e) for e in range(plan.epochs)]
     every = np.arange(plan.steps_per_epoch)
     epochs = [Epoch.numbered(plan, e, plan.hit_ratios[e], draws[e], every) for e in range(plan.epochs)]

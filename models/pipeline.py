@@ -4,7 +4,7 @@ Each rank runs a training loop fed by its DataLoader workers: the loader keeps a
 ``workers * prefetch_factor`` batches in flight, batch b goes to worker b mod W, and the loop
 takes them in order, computes, meets every other rank at the step barrier (DDP's all-reduce) and
 waits for the exposed part of the all-reduce. A preload phase may come before the first step.
-How a worker loads a batch is the mode's business: ``ExactNode`` (every request) or
+How a worker loads a batch is the mode's business: ``ExactCluster`` (every request) or
 ``FluidNode`` (one fluid job per batch) fill in the abstract methods of ``Pipeline``.
 """
 
@@ -46,7 +46,10 @@ class Barrier:
 
 @dataclass(frozen=True)
 class Epoch:
+    """One epoch as every rank runs it."""
+
     hit_ratio: float
+    """Fraction of its reads the node's page cache serves."""
     compute_s: np.ndarray
     """Compute time of every step of the epoch."""
     steps: np.ndarray
