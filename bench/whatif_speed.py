@@ -29,7 +29,7 @@ from trainio.models.backend import BackendProfile, builtin_profile
 from trainio.models.cluster import Cluster
 from trainio.models.formats import parse_format
 from trainio.models.workload import Workload
-from trainio.replay.whatif import project
+from trainio.replay.projection.whatif import project
 
 RESULTS = Path(__file__).parent / "results"
 LARGE_LIMIT_S = 30.0

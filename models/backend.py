@@ -1,14 +1,9 @@
 """Storage backend profiles: what one storage system costs per operation and per byte.
 
 A profile is a TOML file with a ``[meta]`` table (``name``, ``description``, ``source``) and a
-``[backend]`` table whose values are unit strings (see ``trainio.models.units``). Every key must be
-present, except the optional CPU keys (``request_cpu``, ``colocated_cpu``, ``open_cpu``,
-``colocated_open_cpu``: "0 s" when absent; ``cpu_crowding``, a plain number: 0 when absent, and
-``cpu_crowding_base``, client processes per core: 1 when absent);
-``"n/a"`` marks a key that does not apply to the access kind (``get_latency`` on a POSIX file
-system, ``open_latency`` on an object store, ``client_nic_bandwidth`` on a node-local disk).
-The built-in profiles live in ``models/profiles/``; each value there carries a comment naming
-where it comes from.
+``[backend]`` table of unit strings (``trainio.models.units``). Every key is required except those
+in ``OPTIONAL``; ``"n/a"`` marks a key that does not apply to the access kind. The built-in
+profiles live in ``models/profiles/``, each value with a comment naming where it comes from.
 """
 
 from __future__ import annotations
@@ -17,6 +12,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import tomllib
 
@@ -80,8 +76,7 @@ class BackendProfile:
     cpu_crowding: float = 0.0
     """How a data request's CPU (``request_cpu_s`` and ``colocated_cpu_s``) grows when more client
     processes share each core: times (processes per core / ``cpu_crowding_base``) ** this, never
-    less. More processes per core switch more often and share the caches: a GET's CPU in boto3 and
-    RGW grew 1.13-1.43x from 4 to 16 processes on a 2-core VM, a JPEG decode's within 5%."""
+    less: more processes per core switch more often and share the caches (docs/model.md, "CPU")."""
     cpu_crowding_base: float = 1.0
     """Client processes per core at which ``request_cpu_s`` and ``colocated_cpu_s`` were measured."""
     description: str = ""
@@ -245,7 +240,7 @@ def load_profile(path: str | Path) -> BackendProfile:
     if access not in ACCESS_KINDS:
         raise fail(f"[backend] access(={access!r}) must be one of {', '.join(ACCESS_KINDS)}")
 
-    fields: dict[str, float | None] = {}
+    fields: dict[str, Any] = {}  # dataclass field -> value (None where n/a); BackendProfile checks them
     for key, (field, parse) in _KEYS.items():
         text = backend.get(key, OPTIONAL.get(key))
         if not _applies(key, access, shared):

@@ -54,30 +54,29 @@ def captured_profile(trace: Trace) -> BackendProfile:
     opens = _durations(io, ("open", "fopen"))
     stats = _durations(io, ("stat", "fstat"))
     source = f"fitted from {reads.num_rows} data reads of trace {trace.path}"
-    common = {
-        "shared": False,
-        "page_cache": False,
-        "stream_bandwidth": bandwidth,
-        "aggregate_bandwidth": math.inf,
-        "iops": math.inf,
-        "description": "the storage of the captured run, as its own reads measured it",
-    }
+
+    def profile(access: str, bandwidth: float, **latencies: float) -> BackendProfile:
+        return BackendProfile(
+            name=NAME,
+            access=access,
+            shared=False,
+            page_cache=False,
+            stream_bandwidth=bandwidth,
+            aggregate_bandwidth=math.inf,
+            iops=math.inf,
+            description="the storage of the captured run, as its own reads measured it",
+            source=source,
+            **latencies,
+        )
+
     if objects.size and not reads.num_rows:
         get_sizes = io.filter(pc.equal(io["op"], "get"))["bytes_returned"].fill_null(0).to_numpy().astype(float)
         latency, bandwidth = fit_latency_bandwidth(get_sizes[: objects.size], objects)
-        return BackendProfile(
-            name=NAME,
-            access="object",
-            get_latency_s=latency,
-            **{**common, "stream_bandwidth": bandwidth},
-            source=source,
-        )
-    return BackendProfile(
-        name=NAME,
-        access="posix",
+        return profile("object", bandwidth, get_latency_s=latency)
+    return profile(
+        "posix",
+        bandwidth,
         open_latency_s=float(np.median(opens)) if opens.size else 0.0,
         stat_latency_s=float(np.median(stats)) if stats.size else 0.0,
         read_latency_s=latency,
-        source=source,
-        **common,
     )

@@ -1,32 +1,10 @@
 """A fluid SimPy model of jobs that each use several shared resources while they run.
 
-A job is a piece of sequential work made of many small steps, such as a loader worker reading and
-decoding a batch: hundreds of (wait for first byte, transfer, decode) cycles. Alone it takes
-``work`` seconds, part of it using each resource at that resource's per-job maximum rate (one
-stream's bandwidth, one core). Rather than simulating every step, each active job progresses at a
-speed ``x <= 1`` (work-seconds per second), set whenever a job starts or ends from a mean-value
-analysis (MVA) of the closed queueing network the active jobs form:
-
-  * each job is a customer cycling through its steps: pure delays (latency it waits out alone)
-    and one station per resource;
-  * a resource of ``capacity`` serving each job at up to ``per_job`` is a processor-shared
-    station with ``c = capacity / per_job`` servers (a bandwidth pool with a per-stream cap, a
-    set of cores): with j jobs present it serves min(j, c) of them at full speed;
-  * exact single-class load-dependent MVA over the K active jobs, their demands averaged, gives
-    the distribution of the jobs an arriving customer finds at each station (the arrival
-    theorem, population K-1); a job with demand d_r there spends d_r * E[j / min(j, c)] on
-    average, j counting itself. It then needs ``T = work + sum_r d_r * (E[j / min(j, c)] - 1)``
-    and runs at ``x = work / T``. For identical jobs this is exact MVA; for a mix (a job that
-    only reads beside jobs that only decode) each job is slowed only where it queues. A station
-    with at least K servers never queues: K jobs on K cores run at full speed.
-
-Networks of processor-shared and delay stations are insensitive to the service-time
-distribution, which is why the deterministic steps of a real worker fit; the averaging of a mix
-of jobs is the approximation. The model is exact when the jobs run unloaded
-(x = 1) and when a resource saturates (throughput = capacity), and in between it includes the
-slowdown from random collisions that a plain fluid bound misses. ``limits`` are plain fluid caps
-on top (x <= limit / summed use), for resources that bound concurrency rather than serve (a cap
-on outstanding requests).
+A job is sequential work made of many small steps, such as a loader worker reading and decoding a
+batch: hundreds of (first byte, transfer, decode) cycles. Rather than simulating every step, each
+active job progresses at a speed from a mean-value analysis of the queueing network the active
+jobs form, each resource a processor-shared station; ``limits`` cap concurrency on top. The
+equations and where they are exact: docs/model.md, "The fluid pool".
 """
 
 from __future__ import annotations

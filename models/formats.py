@@ -1,13 +1,8 @@
 """Record formats: how the samples of a data set are laid out and read.
 
-``files``: one file (object) per sample, read with the request pattern captured.
-``shards:SIZE``: samples packed in order into shards of SIZE bytes (tar/WebDataset, TFRecord),
-read sequentially in large requests; a shuffle buffer mixes samples; one open per shard.
-``preload``: each rank reads its share of the data set into memory before the first step, in
-large sequential requests, and does no storage I/O afterwards.
-
-The format changes the number of opens/GETs and the request sizes, never the bytes per sample
-nor the CPU time per sample.
+``files`` (one file or object per sample), ``shards:SIZE`` (samples packed into shards read
+sequentially through a shuffle buffer) or ``preload`` (read into memory before the first step).
+A format changes the opens and request sizes, never the bytes or CPU time per sample.
 """
 
 from __future__ import annotations

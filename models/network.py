@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import overload
+
 import numpy as np
 from numpy.typing import ArrayLike
 
@@ -29,6 +31,10 @@ def ring_allreduce_s(nbytes: float, ranks: int, bandwidth: float, latency_s: flo
     return 2 * (ranks - 1) / ranks * nbytes / bandwidth + 2 * (ranks - 1) * latency_s
 
 
+@overload
+def exposed_allreduce_s(compute_s: float, allreduce_s: float, overlap: bool) -> float: ...
+@overload
+def exposed_allreduce_s(compute_s: np.ndarray, allreduce_s: float, overlap: bool) -> np.ndarray: ...
 def exposed_allreduce_s(compute_s: ArrayLike, allreduce_s: float, overlap: bool) -> float | np.ndarray:
     """The part of the all-reduce a step waits for: all of it, or what sticks out of compute
     when it overlaps the backward pass (the step then costs max(compute, allreduce)).

@@ -1,20 +1,9 @@
 """Client page cache: which fraction of an epoch's reads a node serves from its own memory.
 
-DistributedSampler reshuffles the whole data set across ranks every epoch (``set_epoch``), so
-with shuffling a node reads a different random 1/N of the data set each epoch, and a read hits
-only if the node happens to hold that sample from an earlier epoch. Without shuffling a node
-rereads the same share every epoch: all of it hits if it fits in memory, none of it if it does
-not (a looping scan through an LRU cache smaller than the loop evicts every page before reuse).
-This is why MLPerf Storage requires a data set of at least 5x the client memory.
-
-With shuffling the cache is modelled as LRU over samples of equal size:
-  * if the whole data set fits, nothing is evicted and the hit ratio of epoch k is exactly
-    1 - (1 - 1/N)^k (the fraction of the data set the node has seen);
-  * otherwise an LRU cache is simulated on a scaled-down data set of ``MODEL_SAMPLES`` samples
-    (at least ``MODEL_READS_PER_EPOCH`` reads per epoch per node) until the cache has been
-    full for a few epochs, after which the hit ratio is stationary and its mean is used.
-    A cache holding half the data set hits ~15% on one node, not 50%: each epoch's new order
-    evicts most cached samples before they are read again.
+DistributedSampler reshuffles the data set across ranks every epoch, so a node rereads a sample
+only by chance; without shuffling it rereads its own share, which fits in memory or not at all.
+The cache is LRU over samples of equal size, computed where that has a closed form and simulated
+on a scaled-down data set where it does not (docs/model.md, "Page cache").
 """
 
 from __future__ import annotations

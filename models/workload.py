@@ -218,22 +218,18 @@ def from_trace(trace, *, epochs: int | None = None) -> Workload:
     if preload_bytes < PRELOAD_MIN_FRACTION * r_bytes.sum():
         pre[:] = False  # an index or metadata file read at start-up, not a bulk preload
         preload_bytes = 0
-    preload = {"bytes": preload_bytes, "files": 0, "threads": 1, "cpu_s": 0.0}
+    preload_files, preload_threads, preload_cpu_s = 0, 1, 0.0
     load_start = first_request
     dataset_preloaded = False
     if preload_bytes:
         pre_reads = reads.filter(pa.array(pre))
         load_start = int(r_start[pre].min())
-        threads = len(np.unique(key_r[pre]))
+        preload_threads = len(np.unique(key_r[pre]))
         wall_s = (first_request - load_start) / 1e9
-        io_busy_s = r_dur[pre].sum() / 1e9 / threads
+        io_busy_s = r_dur[pre].sum() / 1e9 / preload_threads
         per_path = pre_reads.group_by("path").aggregate([("bytes_returned", "sum")])
-        preload = {
-            "bytes": preload_bytes,
-            "files": per_path.num_rows,
-            "threads": threads,
-            "cpu_s": max(wall_s - io_busy_s, 0.0),
-        }
+        preload_files = per_path.num_rows
+        preload_cpu_s = max(wall_s - io_busy_s, 0.0)
         # The data set came from the preload when the loader itself read (almost) nothing: the
         # samples' sizes are then the preloaded files', spread over the samples.
         if sample_bytes.mean() * max(len(sample_bytes), 1) < PRELOAD_MIN_FRACTION * preload_bytes:
@@ -265,10 +261,10 @@ def from_trace(trace, *, epochs: int | None = None) -> Workload:
         batch_receive_s=_batch_receive_s(trace, events, train_pids, main_loader),
         drop_last=bool(config.get("drop_last", False)),
         shuffle=bool(config.get("shuffle", True)),
-        preload_bytes=preload["bytes"],
-        preload_files=preload["files"],
-        preload_threads=preload["threads"],
-        preload_cpu_s=preload["cpu_s"],
+        preload_bytes=preload_bytes,
+        preload_files=preload_files,
+        preload_threads=preload_threads,
+        preload_cpu_s=preload_cpu_s,
         captured_processes=len(train_pids),
         captured_duration_s=(last - load_start) / 1e9 if epochs in (None, captured_epochs) else None,
         notes=tuple(notes),

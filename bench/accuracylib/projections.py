@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from trainio.models.workload import from_trace
-from trainio.replay.scenario import Scenario, project_trace
+from trainio.replay.projection.scenario import Scenario, project_trace
 from trainio.tracefile.reader import open_trace
 
 from .conditions import Condition, Setup

@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from trainio.replay.scenario import Scenario
+from trainio.replay.projection.scenario import Scenario
 
 from .conditions import BenchError, Condition, Setup, say
 from .machine import ATTEMPTS, CpuMeter, Patience, Usage, cpu_probe_ms, quietly

@@ -8,10 +8,10 @@ from trainio.models.backend import ProfileError
 from trainio.models.cluster import ClusterError
 from trainio.models.formats import FormatError
 from trainio.models.network import NetworkError
+from trainio.models.plan import PlanError
 from trainio.models.units import UnitError
 from trainio.models.workload import WorkloadError
-from trainio.replay.plan import PlanError
-from trainio.replay.scenario import ScenarioError
+from trainio.replay.projection.scenario import ScenarioError
 from trainio.replay.storage.errors import ReplayError
 from trainio.tracefile.cli import OneLineErrors, UserError
 from trainio.tracefile.errors import TraceError

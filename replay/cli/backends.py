@@ -6,9 +6,9 @@ import json
 
 import click
 
-from trainio.replay.backends_table import backend_rows
 from trainio.replay.cli import main
-from trainio.replay.render import backends_table
+from trainio.replay.projection.backends_table import backend_rows
+from trainio.replay.projection.render import backends_table
 
 
 @main.command()

@@ -11,8 +11,8 @@ from trainio.models.captured import NAME as AS_CAPTURED
 from trainio.models.units import parse_bandwidth, parse_size
 from trainio.replay.cli import main
 from trainio.replay.cli.options import positive_int
-from trainio.replay.render import whatif_table
-from trainio.replay.scenario import Scenario, project_trace
+from trainio.replay.projection.render import whatif_table
+from trainio.replay.projection.scenario import Scenario, project_trace
 
 
 def _size(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:

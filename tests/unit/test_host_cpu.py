@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.unit.synthetic import make_trace
-from trainio.replay.scenario import Scenario, project_trace
+from trainio.replay.projection.scenario import Scenario, project_trace
 from trainio.replay.storage import cephfs_helper
 from trainio.tracefile import open_trace
 from trainio.tracefile.busyhost import BUSY_HOST_FRACTION, busy_host_warning

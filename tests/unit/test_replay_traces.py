@@ -8,7 +8,7 @@ import pytest
 
 from tests.unit.synthetic import io_row, make_trace
 from trainio.models.workload import WorkloadError
-from trainio.replay.scenario import Scenario, ScenarioError, project_trace
+from trainio.replay.projection.scenario import Scenario, ScenarioError, project_trace
 
 TRACES = Path(__file__).resolve().parents[2] / "traces"
 BUNDLED = sorted(p.name for p in TRACES.iterdir() if (p / "manifest.json").exists())

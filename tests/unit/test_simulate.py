@@ -8,9 +8,9 @@ import pytest
 from trainio.models.backend import BackendProfile, builtin_profile
 from trainio.models.cluster import Cluster
 from trainio.models.formats import parse_format
+from trainio.models.plan import PlanError
 from trainio.models.workload import Workload
-from trainio.replay.plan import PlanError
-from trainio.replay.whatif import BOTTLENECKS, project
+from trainio.replay.projection.whatif import BOTTLENECKS, project
 
 FILES = parse_format("files")
 RNG = np.random.default_rng(7)

@@ -4,8 +4,8 @@ import math
 
 import pytest
 
-from trainio.replay.backends_table import backend_rows
-from trainio.replay.whatif import BOTTLENECKS, classify
+from trainio.replay.projection.backends_table import backend_rows
+from trainio.replay.projection.whatif import BOTTLENECKS, classify
 
 IDLE_LOADERS = {"metadata": 0.0, "latency": 0.0, "queue": 0.0, "transfer": 0.0, "cpu": 0.0, "cpu_wait": 0.0}
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from trainio.models.workload import Workload
-from trainio.replay.whatif import WhatIfResult
+from trainio.replay.projection.whatif import WhatIfResult
 
 
 def _num(value: object, unit: str = "", digits: int = 1) -> str:
@@ -41,8 +41,9 @@ def whatif_table(result: WhatIfResult, workload: Workload) -> str:
         f"   capacity {_num(capacity.get('aggregate_MBps'), ' MB/s')}, {_num(capacity.get('iops'), ' IOPS', 0)}",
         f"  bottleneck         {result.bottleneck}",
     ]
-    evidence = dict(result.bottleneck_evidence)
-    shares = evidence.pop("loader_time_share", {})
+    evidence: dict[str, object] = dict(result.bottleneck_evidence)
+    shares = result.bottleneck_evidence["loader_time_share"]
+    del evidence["loader_time_share"]
     lines.append("  evidence           " + ", ".join(f"{k}={_num(v, digits=3)}" for k, v in evidence.items()))
     if shares:
         spent = ", ".join(f"{k} {100 * v:.0f}%" for k, v in sorted(shares.items(), key=lambda kv: -kv[1]) if v >= 0.005)

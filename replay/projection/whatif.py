@@ -1,23 +1,25 @@
 """What-if projection: the time to train a captured workload on another backend, cluster or format.
 
-``project`` simulates (``trainio.replay.simulate``) and then names the bottleneck from the simulated
+``project`` simulates (``trainio.models.simulate``) and then names the bottleneck from the simulated
 numbers. Time to train runs from the start of data loading (the preload, or the first batch
 request) to the end of the last step. Accelerator utilisation is compute time over that wall
 time, as MLPerf Storage defines AU; the stall fraction is the rest less the exposed all-reduce,
-preload included.
+preload included. docs/model.md, "The bottleneck", lists the rules.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
+from typing import TypedDict
 
 from trainio.models.backend import BackendProfile
 from trainio.models.cluster import Cluster
+from trainio.models.counters import Counters, SimulationResult
 from trainio.models.formats import RecordFormat
+from trainio.models.plan import Plan, make_plan
+from trainio.models.simulate import simulate
 from trainio.models.workload import Workload
-from trainio.replay.plan import Plan, make_plan
-from trainio.replay.simulate import Counters, SimulationResult, simulate
 
 BOTTLENECKS = (
     "compute",
@@ -38,6 +40,28 @@ STORAGE_CPU_SHARE = 0.5
 take at least this share of their work, ``cpu-preprocessing`` otherwise."""
 
 
+class Evidence(TypedDict):
+    """The numbers the bottleneck is named from (``bottleneck_evidence``): fractions of the time to
+    train, one node's utilisations and rates over the training after the preload, and
+    ``loader_time_share``, where the loaders' time went."""
+
+    stall_fraction: float
+    loop_overhead_fraction: float
+    compute_fraction: float
+    network_fraction: float
+    preload_fraction: float
+    preload_share_of_stall: float
+    bandwidth_utilization: float
+    iops_utilization: float
+    cpu_utilization: float
+    storage_cpu_share: float
+    node_storage_cpu_s: float
+    node_read_MBps: float
+    node_requests_per_s: float
+    allreduce_per_step_s: float
+    loader_time_share: dict[str, float]
+
+
 @dataclass(frozen=True)
 class WhatIfResult:
     time_to_train_s: float
@@ -51,7 +75,7 @@ class WhatIfResult:
     metadata_ops_per_s: float
     backend_capacity: dict[str, float]
     bottleneck: str
-    bottleneck_evidence: dict[str, object]
+    bottleneck_evidence: Evidence
     nodes: int
     gpus_per_node: int
     backend: str
@@ -69,7 +93,7 @@ class WhatIfResult:
 
     def to_dict(self) -> dict[str, object]:
         """JSON-ready: tuples become lists, unlimited (infinite) numbers become None."""
-        return _jsonable(asdict(self))
+        return {key: _jsonable(value) for key, value in asdict(self).items()}
 
 
 def _jsonable(value: object) -> object:
@@ -158,28 +182,28 @@ def _ratio(part: float, whole: float) -> float:
     return part / whole if whole > 0 else 0.0
 
 
-def _evidence(plan: Plan, sim: SimulationResult) -> dict[str, object]:
+def _evidence(plan: Plan, sim: SimulationResult) -> Evidence:
     total = sim.time_to_train_s
     training = total - sim.preload_s
     loader = sim.loader
     stall = max(0.0, total - sim.compute_s - sim.allreduce_s)
-    return {
-        "stall_fraction": _ratio(stall, total),
-        "loop_overhead_fraction": _ratio(min(_loop_overhead_s(plan), stall), total),
-        "compute_fraction": _ratio(sim.compute_s, total),
-        "network_fraction": _ratio(sim.allreduce_s, total),
-        "preload_fraction": _ratio(sim.preload_s, total),
-        "preload_share_of_stall": _ratio(sim.preload_s, stall),
-        "bandwidth_utilization": _ratio(loader.storage_bytes, training * plan.node_bandwidth),
-        "iops_utilization": _ratio(loader.data_requests, training * plan.node_iops),
-        "cpu_utilization": _ratio(loader.cpu_s, training * plan.cpus_per_node),
-        "storage_cpu_share": _ratio(loader.storage_cpu_s, loader.cpu_s),
-        "node_storage_cpu_s": loader.storage_cpu_s + sim.preload.storage_cpu_s,
-        "node_read_MBps": _ratio(loader.storage_bytes, training) / 1e6,
-        "node_requests_per_s": _ratio(loader.data_requests, training),
-        "allreduce_per_step_s": plan.allreduce_s,
-        "loader_time_share": _loader_shares(loader),
-    }
+    return Evidence(
+        stall_fraction=_ratio(stall, total),
+        loop_overhead_fraction=_ratio(min(_loop_overhead_s(plan), stall), total),
+        compute_fraction=_ratio(sim.compute_s, total),
+        network_fraction=_ratio(sim.allreduce_s, total),
+        preload_fraction=_ratio(sim.preload_s, total),
+        preload_share_of_stall=_ratio(sim.preload_s, stall),
+        bandwidth_utilization=_ratio(loader.storage_bytes, training * plan.node_bandwidth),
+        iops_utilization=_ratio(loader.data_requests, training * plan.node_iops),
+        cpu_utilization=_ratio(loader.cpu_s, training * plan.cpus_per_node),
+        storage_cpu_share=_ratio(loader.storage_cpu_s, loader.cpu_s),
+        node_storage_cpu_s=loader.storage_cpu_s + sim.preload.storage_cpu_s,
+        node_read_MBps=_ratio(loader.storage_bytes, training) / 1e6,
+        node_requests_per_s=_ratio(loader.data_requests, training),
+        allreduce_per_step_s=plan.allreduce_s,
+        loader_time_share=_loader_shares(loader),
+    )
 
 
 def _loop_overhead_s(plan: Plan) -> float:
@@ -204,7 +228,7 @@ def _loader_shares(loader: Counters) -> dict[str, float]:
     return {name: _ratio(seconds, busy) for name, seconds in parts.items()}
 
 
-def classify(evidence: dict) -> str:
+def classify(evidence: Evidence) -> str:
     """Name the bottleneck from the numbers ``project`` reports as evidence."""
     stall = evidence["stall_fraction"]
     if stall - evidence["loop_overhead_fraction"] - evidence["preload_fraction"] < COMPUTE_BOUND_STALL and (

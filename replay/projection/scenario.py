@@ -19,7 +19,7 @@ from trainio.models.captured import captured_profile
 from trainio.models.cluster import Cluster
 from trainio.models.formats import RecordFormat, parse_format
 from trainio.models.workload import Workload, WorkloadError, from_trace
-from trainio.replay.whatif import WhatIfResult, project
+from trainio.replay.projection.whatif import WhatIfResult, project
 from trainio.tracefile.reader import Trace, open_trace
 
 
