@@ -65,6 +65,7 @@ import simpy
 from trainio.models.fluid import FluidPool, Station
 from trainio.models.network import exposed_allreduce_s
 from trainio.models.storage import RateLimiter, SharedBandwidth
+from trainio.models.timeline import Recorder, Steady
 from trainio.replay.plan import Plan
 
 WINDOW_MIN_STEPS = 240
@@ -126,11 +127,12 @@ class SimulationResult:
         return self.preload_s + sum(self.epoch_s)
 
 
-def simulate(plan: Plan, *, exact: bool = False, seed: int = 0) -> SimulationResult:
-    """Simulate ``plan``: every request (``exact``) or the reduced fast model."""
+def simulate(plan: Plan, *, exact: bool = False, seed: int = 0, recorder: Recorder | None = None) -> SimulationResult:
+    """Simulate ``plan``: every request (``exact``) or the reduced fast model; ``recorder``
+    collects the first rank's timeline."""
     started = time.perf_counter()
     run = _run_exact if exact else _run_fast
-    result = run(plan, seed)
+    result = run(plan, seed, recorder)
     return SimulationResult(**{**result, "sim_wall_s": time.perf_counter() - started})
 
 
@@ -280,9 +282,11 @@ class _ShardStream:
 class _Sim:
     """One SimPy environment with ``nodes`` nodes of ``plan.ranks_per_node`` ranks each."""
 
-    def __init__(self, plan: Plan, *, exact: bool, nodes: int, rng: np.random.Generator) -> None:
+    def __init__(
+        self, plan: Plan, *, exact: bool, nodes: int, rng: np.random.Generator, recorder: Recorder | None = None
+    ) -> None:
         env = self.env = simpy.Environment()
-        self.plan, self.exact, self.rng = plan, exact, rng
+        self.plan, self.exact, self.rng, self.recorder = plan, exact, rng, recorder
         self.sizes = _Resampler(plan.sample_bytes, rng)
         self.cpu_times = _Resampler(plan.sample_cpu_s, rng)
         ranks = nodes * plan.ranks_per_node
@@ -363,6 +367,7 @@ class _Sim:
                 previous = step
                 yield from self._load(node, epoch, step, stream)
             compute = float(epoch.compute_s[step])
+            started = env.now
             yield env.timeout(compute)
             if self.barrier is not None:
                 yield self.barrier.wait()
@@ -371,6 +376,8 @@ class _Sim:
                 yield env.timeout(exposed)
             if log:
                 self.step_ends.append(env.now)
+                if self.recorder is not None:
+                    self.recorder.step(started, started + compute, env.now)
 
     def _worker(self, node: int, epoch: _Epoch, worker: int, sent: list, ready: list) -> Gen:
         workers = self.plan.workers
@@ -527,6 +534,8 @@ class _Sim:
         pool, client = self.pools[node]
         yield pool.transfer(client, nbytes)
         counters.transfer_s += env.now - moving
+        if self.recorder is not None and node == 0:
+            self.recorder.read(moving, env.now, nbytes)
         if slot is not None:
             self.slots[node].release(slot)
         counters.storage_bytes += nbytes
@@ -585,7 +594,10 @@ class _Sim:
         use = {"bandwidth": nbytes, "requests": requests, "cores": cpu_s}
         if self.fluid.limits:
             use["outstanding"] = requests_s + transfer_s
+        started = self.env.now
         lost = yield self.fluid.run(meta_s, use)
+        if self.recorder is not None:
+            self.recorder.read(started, self.env.now, nbytes)
         latency_s = requests * self.plan.request_latency_s
         counters.meta_ops += meta_ops
         counters.meta_s += meta_s
@@ -611,8 +623,8 @@ def _totals(plan: Plan, draws: list[np.ndarray]) -> dict[str, float]:
     return {"compute_s": float(compute.sum()), "allreduce_s": float(_exposed(plan, compute).sum())}
 
 
-def _run_exact(plan: Plan, seed: int) -> dict:
-    sim = _Sim(plan, exact=True, nodes=plan.nodes, rng=np.random.default_rng([seed, 0]))
+def _run_exact(plan: Plan, seed: int, recorder: Recorder | None) -> dict:
+    sim = _Sim(plan, exact=True, nodes=plan.nodes, rng=np.random.default_rng([seed, 0]), recorder=recorder)
     draws = [_compute_draws(plan, seed, e) for e in range(plan.epochs)]
     every = np.arange(plan.steps_per_epoch)
     epochs = [
@@ -621,8 +633,8 @@ def _run_exact(plan: Plan, seed: int) -> dict:
     ]
     preload = _has_preload(plan)
     for node in range(plan.nodes):
-        for _ in range(plan.ranks_per_node):
-            sim.env.process(sim.rank(node, epochs, preload=preload, log=False))
+        for local in range(plan.ranks_per_node):
+            sim.env.process(sim.rank(node, epochs, preload=preload, log=node == local == 0))
     sim.env.run()
     ends = [sim.preload_end, *sim.epoch_end]
     return {
@@ -636,10 +648,10 @@ def _run_exact(plan: Plan, seed: int) -> dict:
     }
 
 
-def _run_fast(plan: Plan, seed: int) -> dict:
+def _run_fast(plan: Plan, seed: int, recorder: Recorder | None) -> dict:
     preload_s, preload = 0.0, Counters()
     if _has_preload(plan):
-        sim = _Sim(plan, exact=False, nodes=1, rng=np.random.default_rng([seed, 2]))
+        sim = _Sim(plan, exact=False, nodes=1, rng=np.random.default_rng([seed, 2]), recorder=recorder)
         for _ in range(plan.ranks_per_node):
             sim.env.process(sim._preload(0))
         sim.env.run()
@@ -649,10 +661,20 @@ def _run_fast(plan: Plan, seed: int) -> dict:
     steps = _simulated_steps(plan)
     ratios = np.array(plan.hit_ratios)
     if plan.epochs * steps.size * plan.ranks_per_node <= BUDGET_RANK_STEPS:
-        outcomes = [_fast_epoch(plan, seed, e, ratios[e], draws[e], steps) for e in range(plan.epochs)]
+        if recorder is not None:
+            recorder.offset_s = preload_s
+        outcomes = [_fast_epoch(plan, seed, e, ratios[e], draws[e], steps, recorder) for e in range(plan.epochs)]
         simulated = plan.epochs
     else:
         outcomes, simulated = _interpolated_epochs(plan, seed, ratios, draws, steps)
+        if recorder is not None:  # no epoch simulated as such: each one is a steady span
+            start = preload_s
+            for (seconds, counters), compute in zip(outcomes, draws, strict=True):
+                exposed = float(_exposed(plan, compute).sum())
+                recorder.steady.append(
+                    Steady(start, start + seconds, float(compute.sum()), exposed, counters.storage_bytes)
+                )
+                start += seconds
     loader = Counters()
     for _, counters in outcomes:
         loader = loader.plus(counters)
@@ -693,16 +715,24 @@ def _interpolated_epochs(
 
 
 def _fast_epoch(
-    plan: Plan, seed: int, index: int, hit_ratio: float, compute: np.ndarray, steps: np.ndarray
+    plan: Plan,
+    seed: int,
+    index: int,
+    hit_ratio: float,
+    compute: np.ndarray,
+    steps: np.ndarray,
+    recorder: Recorder | None = None,
 ) -> tuple[float, Counters]:
     """(seconds, loader counters) of one epoch of the representative node."""
-    sim = _Sim(plan, exact=False, nodes=1, rng=np.random.default_rng([seed, 3, index]))
+    sim = _Sim(plan, exact=False, nodes=1, rng=np.random.default_rng([seed, 3, index]), recorder=recorder)
     epoch = _Epoch(float(hit_ratio), compute, steps, _starts_workers(plan, index), _gap_s(plan, index))
     for local in range(plan.ranks_per_node):
         sim.env.process(sim.rank(0, [epoch], preload=False, log=local == 0))
     sim.env.run()
     seconds = sim.epoch_end[0]
     if steps.size == plan.steps_per_epoch:
+        if recorder is not None:
+            recorder.offset_s += seconds
         return seconds, sim.loader
     # Add the skipped middle at the steady state of the head's second half.
     head = int(np.argmax(np.diff(steps) > 1)) + 1
@@ -711,9 +741,21 @@ def _fast_epoch(
     periods = np.diff(np.asarray(sim.step_ends[half - 1 : head]))
     window = compute[half:head]
     stall = periods - window - _exposed(plan, window)
+    simulated_s = seconds
     if stall.sum() <= _COMPUTE_BOUND_STALL * periods.sum():
         seconds += float(skipped.sum() + _exposed(plan, skipped).sum() + skipped.size * max(0.0, stall.mean()))
     else:
         seconds += float(skipped.size * periods.mean())
     simulated_samples = sum(plan.batch_samples(step) for step in steps.tolist())
-    return seconds, sim.loader.scaled(plan.samples_per_rank / simulated_samples)
+    loader = sim.loader.scaled(plan.samples_per_rank / simulated_samples)
+    if recorder is not None:
+        middle = Steady(
+            0.0,
+            seconds - simulated_s,
+            float(skipped.sum()),
+            float(_exposed(plan, skipped).sum()),
+            loader.storage_bytes - sim.loader.storage_bytes,
+        )
+        recorder.extrapolate(sim.step_ends[head - 1], middle)
+        recorder.offset_s += seconds
+    return seconds, loader
