@@ -12,9 +12,10 @@ import hashlib
 import itertools
 import json
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from trainio.models.backend import PROFILE_DIR, builtin_names, load_profile
 from trainio.models.captured import NAME as AS_CAPTURED
@@ -129,7 +130,7 @@ class Grid:
     flags: dict[str, object] = field(default_factory=dict)
 
     @classmethod
-    def parse(cls, lists: dict[str, str | None], flags: dict[str, object] | None = None) -> Grid:
+    def parse(cls, lists: Mapping[str, str | None], flags: Mapping[str, object] | None = None) -> Grid:
         """From option texts by ``Scenario`` field (``{"nodes": "1,2,4", "backend": "rgw"}``)."""
         axes: dict[str, tuple] = {}
         for axis in AXES:
@@ -156,16 +157,20 @@ class Grid:
         return len(self.configurations())
 
 
-def _normalised(values: dict) -> dict:
+def _normalised(values: dict[str, Any]) -> dict[str, Any]:
     """Every ``Scenario`` field, JSON-ready (a profile path as text)."""
-    scenario = Scenario(**{k: Path(v) if k == "profile" and v is not None else v for k, v in values.items()})
-    config = {name: getattr(scenario, name) for name in Scenario.__dataclass_fields__}
-    config["profile"] = None if scenario.profile is None else str(scenario.profile)
+    resolved = scenario(values)
+    config = {name: getattr(resolved, name) for name in Scenario.__dataclass_fields__}
+    config["profile"] = None if resolved.profile is None else str(resolved.profile)
     return config
 
 
-def scenario(config: dict) -> Scenario:
-    return Scenario(**{k: Path(v) if k == "profile" and v is not None else v for k, v in config.items()})
+def scenario(config: dict[str, Any]) -> Scenario:
+    """The ``Scenario`` of a configuration."""
+    fields: dict[str, Any] = dict(config)
+    if fields.get("profile") is not None:
+        fields["profile"] = Path(fields["profile"])
+    return Scenario(**fields)
 
 
 def digest_files(paths: Iterable[Path], root: Path | None = None) -> str:

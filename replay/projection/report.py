@@ -515,7 +515,7 @@ def bottleneck_section(ctx: Context) -> Section:
         categories=cells,
         legend=tuple(present),
     )
-    counts = defaultdict(int)
+    counts: dict[str, int] = defaultdict(int)
     for row in ctx.rows:
         counts[row["bottleneck"]] += 1
     spread = ", ".join(f"{name} {counts[name]}" for name in present)

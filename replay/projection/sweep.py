@@ -103,5 +103,5 @@ def run_sweep(
         pass  # Ctrl-C: keep what finished; the summary says the sweep is incomplete
     finally:
         save()
-    failed = sum(rows[k].get("error") is not None for k in keys)
+    failed = sum(k in rows and rows[k].get("error") is not None for k in keys)
     return SweepSummary(out, len(configs), reused, done, failed, complete=done == len(todo))
