@@ -72,7 +72,12 @@ def on_ray(grid: dict, workers: int) -> dict:
     script = ROOT / "scripts" / "with-ray-head.sh"
     command = [sys.executable, __file__, "--ray-inside", json.dumps(grid), "--workers", str(workers)]
     proc = subprocess.run(
-        [str(script), str(workers), "--", *command], capture_output=True, text=True, timeout=900, check=False
+        [str(script), str(workers), "--", *command],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+        env={**os.environ, "PYTHON": sys.executable},
     )
     if proc.returncode != 0:
         raise SystemExit(f"sweep_speed: the Ray run failed:\n{proc.stderr[-3000:]}")

@@ -3,7 +3,8 @@
 # up, so the head (whose servers bind every interface) is reachable on 127.0.0.1 alone. The head's
 # address is in RAY_HEAD (127.0.0.1:PORT); it is stopped, by its process group, when the command ends.
 #   scripts/with-ray-head.sh CPUS -- COMMAND ...
-# Needs root (or unprivileged user namespaces) for `unshare -n`, and Ray (pip install 'trainio[ray]').
+# Needs root (or unprivileged user namespaces) for `unshare -n`, and Ray (pip install 'trainio[ray]')
+# in the Python that $PYTHON names (default python3).
 set -euo pipefail
 if [[ "${1:-}" != "--inside" ]]; then
     exec unshare -n "$0" --inside "$@"
@@ -14,7 +15,7 @@ ip link set lo up
 port=6380
 tmp=$(mktemp -d /tmp/ray-head.XXXXXX)
 export RAY_USAGE_STATS_ENABLED=0 RAY_HEAD="127.0.0.1:$port"
-setsid ray start --head --block --node-ip-address=127.0.0.1 --port="$port" --num-cpus="$cpus" \
+setsid "${PYTHON:-python3}" -m ray.scripts.scripts start --head --block --node-ip-address=127.0.0.1 --port="$port" --num-cpus="$cpus" \
     --include-dashboard=false --disable-usage-stats --object-store-memory=200000000 \
     --temp-dir="$tmp" >"$tmp/head.log" 2>&1 &
 head=$!

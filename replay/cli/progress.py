@@ -45,12 +45,16 @@ class Progress:
         )
 
     def update(self, done: int, total: int) -> None:
+        """Redraw; ``done == 0`` (re)starts the clock the rate is measured from."""
         now = self.clock()
+        if done == 0:
+            self.started = now
         if not self.enabled or (now - self.drawn < self.every_s and done < total):
             return
         self.drawn = now
-        self.line = self.text(done, total)
-        self.stream.write("\r" + self.line)
+        line = self.text(done, total)
+        self.stream.write("\r" + line.ljust(len(self.line)))
+        self.line = line
         self.stream.flush()
 
     def close(self) -> None:

@@ -94,6 +94,7 @@ class LocalPool:
                 yield index, evaluate(loaded, config)
             return
         context = multiprocessing.get_context("spawn")
+        others = set(multiprocessing.active_children())
         pool = ProcessPoolExecutor(
             min(self.workers, len(configs)), mp_context=context, initializer=_hold, initargs=(loaded,)
         )
@@ -110,9 +111,9 @@ class LocalPool:
                             "a worker process died (out of memory?); what finished is kept, rerun to retry the rest"
                         ) from None
         finally:
-            if pending:  # interrupted: stop the workers now rather than after their running tasks
+            if pending:  # interrupted: stop our workers now rather than after their running tasks
                 pool.shutdown(wait=False, cancel_futures=True)
-                for child in multiprocessing.active_children():
+                for child in set(multiprocessing.active_children()) - others:
                     child.terminate()
             pool.shutdown(wait=True)
 

@@ -15,7 +15,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure as MplFigure
 from matplotlib.patches import Patch, Rectangle
-from matplotlib.ticker import PercentFormatter
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter, PercentFormatter
 
 from trainio.replay.projection.figures import (
     CellsFigure,
@@ -78,6 +78,23 @@ def _nodes_axis(ax, xlabel: str, nodes: list[float]) -> None:
     ax.grid(True, which="major", alpha=0.3)
 
 
+def _compact(value: float) -> str:
+    for size, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if value >= size:
+            return f"{value / size:g}{suffix}"
+    return f"{value:g}"
+
+
+def _log_numbers(ax, values: list[float]) -> None:
+    """A log y axis labelled in plain numbers (1, 2, 5 x 10^k over a few decades, else 10^k)."""
+    ax.set_yscale("log")
+    positive = [v for v in values if v > 0]
+    decades = np.log10(max(positive) / min(positive)) if positive else 0.0
+    ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0) if decades <= 3 else (1.0,)))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: _compact(value)))
+    ax.yaxis.set_minor_formatter(NullFormatter())
+
+
 @singledispatch
 def png(figure: object) -> bytes:
     raise TypeError(f"no renderer for {type(figure).__name__}")
@@ -93,7 +110,7 @@ def _lines(figure: LinesFigure) -> bytes:
         ax.plot(ref.x, ref.y, linestyle="--", color="0.55", linewidth=1.2, label=ref.label)
     if figure.level is not None:
         ax.axhline(figure.level[0], color="black", linewidth=1.2, linestyle="-.", label=figure.level[1])
-    ax.set_yscale("log")
+    _log_numbers(ax, [y for s in figure.series + figure.references for y in s.y])
     _nodes_axis(ax, figure.xlabel, sorted({x for s in figure.series for x in s.x}))
     ax.set_ylabel(figure.ylabel)
     ax.set_title(figure.title)
@@ -160,12 +177,13 @@ def _demand(figure: DemandFigure) -> bytes:
         if panel.saturated:
             xs, ys = zip(*panel.saturated, strict=True)
             ax.scatter(xs, ys, marker="x", s=70, color="black", zorder=5, label="storage is the bottleneck")
-        ax.set_yscale("log")
+        _log_numbers(ax, [y for s in panel.demand + panel.capacity for y in s.y])
         _nodes_axis(ax, figure.xlabel, sorted({x for s in panel.demand for x in s.x}))
         ax.set_ylabel(panel.ylabel)
     handles, labels = axes[0][0].get_legend_handles_labels()
     axes[0][-1].legend(handles, labels, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
     fig.suptitle(figure.title)
+    fig.tight_layout()
     return _bytes(fig)
 
 

@@ -15,7 +15,7 @@ import json
 import math
 from collections import defaultdict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from trainio.replay.projection.figures import (
@@ -35,6 +35,8 @@ BUSY = 0.9
 MAX_SERIES = 12
 """Figures draw at most this many series (the fastest at the most nodes); the table has all."""
 MAX_TABLE_ROWS = 400
+NOTICEABLE = 0.01
+"""Changes in time to train smaller than this are reported as none."""
 PARAMETERS = tuple(name for name in Scenario.__dataclass_fields__ if name not in FLAGS)
 STORAGE_LIMITS = ("storage-bandwidth", "storage-iops")
 OTHER_LIMITS = {
@@ -111,10 +113,10 @@ class Report:
     title: str
     intro: tuple[str, ...]
     sections: tuple[Section, ...]
-    figures: tuple[Figure, ...] = field(default_factory=tuple)
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "figures", tuple(s.figure for s in self.sections if s.figure is not None))
+    @property
+    def figures(self) -> tuple[Figure, ...]:
+        return tuple(s.figure for s in self.sections if s.figure is not None)
 
 
 # --- wording ----------------------------------------------------------------------------------
@@ -359,14 +361,16 @@ def shard_sentences(ctx: Context) -> list[str]:
         span = (
             f"; over {plural(len(group), 'pair')}: {_change(max(changes))} to {_change(gain)}" if len(group) > 1 else ""
         )
-        if gain < 0:
+        if gain <= -NOTICEABLE:
             sentences.append(
                 f"On {name}, packing files into {fmt} cuts time to train by {percent(-gain)} at "
                 f"{plural(files['nodes'], 'node')} ({duration(files['time_to_train_s'])} → "
                 f"{duration(shards['time_to_train_s'])}){span}."
             )
         else:
-            sentences.append(f"On {name}, packing files into {fmt} gains nothing (best {_change(gain)}){span}.")
+            sentences.append(
+                f"On {name}, packing files into {fmt} gains nothing noticeable (best {_change(gain)}){span}."
+            )
     return sentences
 
 
@@ -397,18 +401,24 @@ def limit_sentences(ctx: Context) -> list[str]:
     if not groups:
         return ["Neither the network nor the host CPU limits any configuration: storage or compute does."]
     swept = list(ctx.layout.nodes)
-    sentences = []
+    together: dict[tuple[str, str], list[str]] = defaultdict(list)
     for (limit, label), nodes in sorted(groups.items()):
+        together[(limit, ranges(nodes, swept))].append(label)
+    sentences = []
+    for (limit, where), labels in together.items():
         what = OTHER_LIMITS[limit]
-        sentences.append(f"{what[0].upper()}{what[1:]}, not storage, limits {label} at {ranges(nodes, swept)} node(s).")
+        count = "node" if where == "1" else "nodes"
+        sentences.append(f"{what[0].upper()}{what[1:]}, not storage, limits {'; '.join(labels)} at {where} {count}.")
     return sentences
 
 
 def time_section(ctx: Context) -> Section:
     series, note = ctx.layout.drawn(ctx.rows)
+    longest = max(row["time_to_train_s"] for row in ctx.rows)
+    scale, unit = (3600.0, "hours") if longest >= 3 * 3600 else (60.0, "minutes") if longest >= 180 else (1.0, "s")
     lines = tuple(
         Series(
-            label, storage(rows[0]), tuple(r["nodes"] for r in rows), tuple(r["time_to_train_s"] / 3600 for r in rows)
+            label, storage(rows[0]), tuple(r["nodes"] for r in rows), tuple(r["time_to_train_s"] / scale for r in rows)
         )
         for label, rows in series.items()
     )
@@ -417,17 +427,17 @@ def time_section(ctx: Context) -> Section:
         f"ideal linear speedup from {storage(start)}, {ctx.layout.details(start)} at {plural(start['nodes'], 'node')}",
         "",
         ctx.layout.nodes,
-        tuple(start["time_to_train_s"] * start["nodes"] / n / 3600 for n in ctx.layout.nodes),
+        tuple(start["time_to_train_s"] * start["nodes"] / n / scale for n in ctx.layout.nodes),
     )
     deadline = ctx.target.deadline_s
     figure = LinesFigure(
         "time_to_train",
         "Time to train vs nodes",
         "nodes",
-        "time to train (hours)",
+        f"time to train ({unit})",
         lines,
         (ideal,),
-        (deadline / 3600, f"deadline {duration(deadline)}") if deadline else None,
+        (deadline / scale, f"deadline {duration(deadline)}") if deadline else None,
     )
     sentences = ("One line per configuration; the grey dashed line halves the time with every doubling of nodes.",)
     return Section("Time to train", sentences + ((note,) if note else ()), figure=figure)

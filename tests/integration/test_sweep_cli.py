@@ -3,6 +3,7 @@ Ray head on 127.0.0.1, and the report opened in a real headless Chromium."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import subprocess
@@ -133,7 +134,13 @@ def test_a_small_grid_on_a_real_ray_head(tmp_path):
         f"{sys.executable} -m trainio.replay sweep --trace {TRACE} --nodes 1,4 --backend local-nvme,rgw "
         f'--engine ray --address "$RAY_HEAD" --out {out}'
     )
-    proc = subprocess.run([str(script), "2", "--", "bash", "-c", command], capture_output=True, text=True, timeout=240)
+    proc = subprocess.run(
+        [str(script), "2", "--", "bash", "-c", command],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        env={**os.environ, "PYTHON": sys.executable},
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "(Ray, 2 at once)" in proc.stderr and "4 ran, 0 reused" in proc.stdout
     local = tmp_path / "local.parquet"

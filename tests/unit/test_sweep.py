@@ -190,7 +190,9 @@ def test_progress_shows_done_total_rate_and_eta_on_a_terminal_only():
     now = [0.0]
     stream = io.StringIO()
     bar = Progress("sweep", "configs", stream, enabled=True, clock=lambda: now[0])
-    now[0] = 10.0
+    now[0] = 3.0
+    bar.update(0, 20)  # the work starts: the rate counts from here
+    now[0] = 13.0
     bar.update(5, 20)
     assert "5/20" in stream.getvalue() and "0.50 configs/s" in stream.getvalue() and "ETA 0:00:30" in stream.getvalue()
     quiet = io.StringIO()
