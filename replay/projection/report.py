@@ -146,6 +146,11 @@ def plural(count: int, word: str) -> str:
     return f"{count} {word}{'' if count == 1 else 's'}"
 
 
+def joined(names: list[str]) -> str:
+    """'a', 'a and b', 'a, b and c'."""
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+
 def ranges(numbers: Iterable[int], swept: list[int]) -> str:
     """Node counts as runs of the swept values: '1–4, 16'."""
     chosen = sorted(set(numbers))
@@ -267,11 +272,9 @@ def answers_section(ctx: Context) -> Section:
     meeting = [row for row, met in chosen.values() if met]
     sentences = []
     if meeting:
-        best = min(meeting, key=lambda r: (r["nodes"], r["time_to_train_s"]))
-        sentences.append(
-            f"The fewest nodes that meet {target.text()}: {plural(best['nodes'], 'node')} on {storage(best)} "
-            f"({layout.details(best)}; {_outcome(best)})."
-        )
+        fewest = min(row["nodes"] for row in meeting)
+        names = [name for name, (row, met) in chosen.items() if met and row["nodes"] == fewest]
+        sentences.append(f"The fewest nodes that meet {target.text()}: {plural(fewest, 'node')}, on {joined(names)}.")
     else:
         closest = min(ctx.rows, key=lambda r: (target.shortfall(r), r["nodes"]))
         sentences.append(
@@ -367,10 +370,14 @@ def shard_sentences(ctx: Context) -> list[str]:
                 f"{plural(files['nodes'], 'node')} ({duration(files['time_to_train_s'])} → "
                 f"{duration(shards['time_to_train_s'])}){span}."
             )
-        else:
+        elif max(changes) < NOTICEABLE:
             sentences.append(
-                f"On {name}, packing files into {fmt} gains nothing noticeable (best {_change(gain)}){span}."
+                f"On {name}, packing files into {fmt} changes time to train by less than {percent(NOTICEABLE)}"
+                f" ({plural(len(group), 'configuration')} compared)."
             )
+        else:
+            longer = _change(max(changes))
+            sentences.append(f"On {name}, packing files into {fmt} gains nothing; it takes up to {longer} longer.")
     return sentences
 
 

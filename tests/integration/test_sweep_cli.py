@@ -12,6 +12,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 
 from tests.helpers import ROOT, run_cli
@@ -104,11 +105,16 @@ def test_bad_sweeps_are_one_line_errors(tmp_path, args, says):
     assert not (tmp_path / "s.parquet").exists()
 
 
-def test_report_refuses_what_is_not_a_sweep_of_its_version(tmp_path):
-    not_sweep = TRACE / "io"
-    parquet = sorted(not_sweep.glob("*.parquet"))[0]
-    _one_line_error(run_cli("replay", "report", "--sweep", parquet, "--out", tmp_path), "not a sweep file")
+def test_report_refuses_what_is_not_a_sweep_of_its_version(sweep_file, tmp_path):
+    trace_file = sorted((TRACE / "io").glob("*.parquet"))[0]
+    _one_line_error(run_cli("replay", "report", "--sweep", trace_file, "--out", tmp_path), "not a sweep file")
     _one_line_error(run_cli("replay", "report", "--sweep", TRACE / "manifest.json", "--out", tmp_path), "Parquet")
+    table = pq.read_table(sweep_file)
+    future = tmp_path / "future.parquet"
+    metadata = {**table.schema.metadata, b"trainio.format_version": b"2.0"}
+    pq.write_table(table.replace_schema_metadata(metadata), future)
+    _one_line_error(run_cli("replay", "report", "--sweep", future, "--out", tmp_path), "sweep format version 2.0")
+    assert not (tmp_path / "index.html").exists()
 
 
 def test_a_report_whose_target_nobody_meets_says_so(sweep_file, tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import sys
 from pathlib import Path
 
 import pyarrow as pa
@@ -13,7 +14,7 @@ from trainio.models.backend import ProfileError
 from trainio.models.formats import FormatError
 from trainio.models.timeline import Recorder
 from trainio.replay.cli.progress import Progress
-from trainio.replay.projection.engines import LocalPool
+from trainio.replay.projection.engines import LocalPool, RayCluster, RayUnavailableError
 from trainio.replay.projection.grid import Grid, GridError
 from trainio.replay.projection.sweep import SweepError, run_sweep
 from trainio.replay.projection.sweepfile import (
@@ -198,3 +199,9 @@ def test_progress_shows_done_total_rate_and_eta_on_a_terminal_only():
     quiet = io.StringIO()
     Progress("sweep", "configs", quiet).update(1, 2)  # StringIO is not a terminal
     assert quiet.getvalue() == ""
+
+
+def test_without_ray_installed_the_ray_engine_says_how_to_get_it(monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # what `import ray` meets where Ray is not installed
+    with pytest.raises(RayUnavailableError, match=r"pip install 'trainio\[ray\]'"):
+        RayCluster("127.0.0.1:6379")
