@@ -1,11 +1,12 @@
 """A sweep: every configuration of a grid projected from one trace, kept in a sweep file.
 
 ``run_sweep`` reads the trace once, skips the configurations the file already holds (same key),
-runs the others on an engine and writes the file as results arrive (at most ``CHECKPOINT_S`` apart,
-and once more at the end, also after a Ctrl-C or an engine failure), so an interrupted sweep keeps
-what finished and the same command picks up the rest. Rows of other configurations of the same
-trace stay in the file: extending a grid adds to it. A configuration that failed before is run
-again. A file holding another trace's sweep is refused rather than overwritten.
+runs the others on an engine and writes the file as results arrive (the first one at once, then at
+most ``CHECKPOINT_S`` apart, and once more at the end, also after a Ctrl-C or an engine failure),
+so an interrupted sweep keeps what finished and the same command picks up the rest. Rows of other
+configurations of the same trace stay in the file: extending a grid adds to it. A configuration
+that failed before is run again. A file holding another trace's sweep is refused rather than
+overwritten.
 """
 
 from __future__ import annotations
@@ -79,7 +80,7 @@ def run_sweep(
     todo = [i for i, k in enumerate(keys) if k not in rows or rows[k].get("error") is not None]
     reused = len(configs) - len(todo)
     done = 0
-    written = clock()
+    written = clock() - CHECKPOINT_S  # the first result is saved at once
 
     def save() -> None:
         table = SweepTable(list(rows.values()), meta)
@@ -98,7 +99,7 @@ def run_sweep(
                 progress(done, len(todo))
             if clock() - written >= CHECKPOINT_S:
                 save()
-                written = clock()
+                written = clock() - CHECKPOINT_S  # the first result is saved at once
     except KeyboardInterrupt:
         pass  # Ctrl-C: keep what finished; the summary says the sweep is incomplete
     finally:
