@@ -34,9 +34,11 @@ bench: install
 	$(PY) bench/whatif_speed.py
 	$(PY) bench/replay_fidelity.py
 	$(PY) bench/accuracy.py
+	$(PY) bench/sweep_speed.py
 
 bench-smoke: install system-deps
 	$(PY) bench/overhead.py --smoke --out out/bench-smoke/overhead.json
 	$(PY) bench/whatif_speed.py --smoke --out out/bench-smoke/whatif.json
 	$(PY) bench/replay_fidelity.py --smoke --out out/bench-smoke/replay_fidelity.json
 	$(PY) bench/accuracy.py --smoke --out out/bench-smoke/accuracy.json
+	$(PY) bench/sweep_speed.py --smoke --out out/bench-smoke/sweep.json

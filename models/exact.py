@@ -21,13 +21,14 @@ from trainio.models.plan import Plan
 from trainio.models.resample import compute_draws, counts
 from trainio.models.shards import ShardStream
 from trainio.models.storage import RateLimiter, SharedBandwidth
+from trainio.models.timeline import Recorder
 
 
 class ExactCluster(Pipeline):
     """The pipeline of every node, with every storage request and every sample's CPU time simulated."""
 
-    def __init__(self, plan: Plan, *, nodes: int, rng: np.random.Generator) -> None:
-        super().__init__(plan, nodes=nodes, rng=rng)
+    def __init__(self, plan: Plan, *, nodes: int, rng: np.random.Generator, recorder: Recorder | None = None) -> None:
+        super().__init__(plan, nodes=nodes, rng=rng, recorder=recorder)
         env = self.env
         self.cpus = [SharedBandwidth(env, plan.cpus_per_node, 1.0) for _ in range(nodes)]
         self.slots = (
@@ -118,6 +119,8 @@ class ExactCluster(Pipeline):
         pool, client = self.pools[node]
         yield pool.transfer(client, nbytes)
         counters.transfer_s += env.now - moving
+        if self.recorder is not None and node == 0:
+            self.recorder.read(moving, env.now, nbytes)
         if slot is not None:
             slot.resource.release(slot)
         counters.storage_bytes += nbytes
@@ -141,16 +144,17 @@ class ExactCluster(Pipeline):
         yield self.cpus[node].transfer(0, seconds)
 
 
-def run_exact(plan: Plan, seed: int) -> SimulationResult:
-    """Every node, rank, epoch and request of ``plan`` in one environment."""
-    sim = ExactCluster(plan, nodes=plan.nodes, rng=np.random.default_rng([seed, 0]))
+def run_exact(plan: Plan, seed: int, recorder: Recorder | None = None) -> SimulationResult:
+    """Every node, rank, epoch and request of ``plan`` in one environment; ``recorder`` collects
+    the first rank's timeline."""
+    sim = ExactCluster(plan, nodes=plan.nodes, rng=np.random.default_rng([seed, 0]), recorder=recorder)
     draws = [compute_draws(plan, seed, e) for e in range(plan.epochs)]
     every = np.arange(plan.steps_per_epoch)
     epochs = [Epoch.numbered(plan, e, plan.hit_ratios[e], draws[e], every) for e in range(plan.epochs)]
     preload = has_preload(plan)
     for node in range(plan.nodes):
-        for _ in range(plan.ranks_per_node):
-            sim.env.process(sim.rank(node, epochs, preload=preload, log=False))
+        for local in range(plan.ranks_per_node):
+            sim.env.process(sim.rank(node, epochs, preload=preload, log=node == local == 0))
     sim.env.run()
     ends = [sim.preload_end, *sim.epoch_end]
     compute_s, allreduce_s = totals(plan, draws)

@@ -21,6 +21,7 @@ from trainio.models.pipeline import Epoch, Pipeline, exposed, has_preload, total
 from trainio.models.plan import Plan
 from trainio.models.resample import compute_draws
 from trainio.models.shards import ShardStream
+from trainio.models.timeline import Recorder, Steady
 
 WINDOW_MIN_STEPS = 240
 """Fast mode simulates at least this many steps of an epoch before extrapolating."""
@@ -36,8 +37,8 @@ class FluidNode(Pipeline):
     """The representative node's pipeline, each batch one fluid job sharing the node's bandwidth,
     request rate and cores (its share of them, when the backend is shared)."""
 
-    def __init__(self, plan: Plan, *, rng: np.random.Generator) -> None:
-        super().__init__(plan, nodes=1, rng=rng)
+    def __init__(self, plan: Plan, *, rng: np.random.Generator, recorder: Recorder | None = None) -> None:
+        super().__init__(plan, nodes=1, rng=rng, recorder=recorder)
         latency = plan.request_latency_s
         self.fluid = FluidPool(
             self.env,
@@ -126,7 +127,10 @@ class FluidNode(Pipeline):
         use = {"bandwidth": nbytes, "requests": requests, "cores": cpu_s}
         if self.fluid.limits:
             use["outstanding"] = requests_s + transfer_s
+        started = self.env.now
         lost = yield self.fluid.run(meta_s, use)
+        if self.recorder is not None:
+            self.recorder.read(started, self.env.now, nbytes)
         latency_s = requests * self.plan.request_latency_s
         counters.meta_ops += meta_ops
         counters.meta_s += meta_s
@@ -160,12 +164,13 @@ def simulated_steps(plan: Plan) -> np.ndarray:
     return np.concatenate([np.arange(head), np.arange(head + skip, steps)])
 
 
-def run_fast(plan: Plan, seed: int) -> SimulationResult:
+def run_fast(plan: Plan, seed: int, recorder: Recorder | None = None) -> SimulationResult:
     """The representative node's preload, then its epochs: each simulated in a window, or a few
-    simulated and the others interpolated by page-cache hit ratio."""
+    simulated and the others interpolated by page-cache hit ratio; ``recorder`` collects the first
+    rank's timeline (extrapolated stretches as ``Steady`` spans)."""
     preload_s, preload = 0.0, Counters()
     if has_preload(plan):
-        sim = FluidNode(plan, rng=np.random.default_rng([seed, 2]))
+        sim = FluidNode(plan, rng=np.random.default_rng([seed, 2]), recorder=recorder)
         for _ in range(plan.ranks_per_node):
             sim.env.process(sim.preload_phase(0))
         sim.env.run()
@@ -175,10 +180,20 @@ def run_fast(plan: Plan, seed: int) -> SimulationResult:
     steps = simulated_steps(plan)
     ratios = np.array(plan.hit_ratios)
     if plan.epochs * steps.size * plan.ranks_per_node <= BUDGET_RANK_STEPS:
-        outcomes = [fast_epoch(plan, seed, e, ratios[e], draws[e], steps) for e in range(plan.epochs)]
+        if recorder is not None:
+            recorder.offset_s = preload_s
+        outcomes = [fast_epoch(plan, seed, e, ratios[e], draws[e], steps, recorder) for e in range(plan.epochs)]
         simulated = plan.epochs
     else:
         outcomes, simulated = interpolated_epochs(plan, seed, ratios, draws, steps)
+        if recorder is not None:  # no epoch simulated as such: each one is a steady span
+            start = preload_s
+            for (seconds, counters), compute in zip(outcomes, draws, strict=True):
+                sync = float(exposed(plan, compute).sum())
+                recorder.steady.append(
+                    Steady(start, start + seconds, float(compute.sum()), sync, counters.storage_bytes)
+                )
+                start += seconds
     loader = Counters()
     for _, counters in outcomes:
         loader = loader.plus(counters)
@@ -221,16 +236,24 @@ def interpolated_epochs(
 
 
 def fast_epoch(
-    plan: Plan, seed: int, index: int, hit_ratio: float, compute: np.ndarray, steps: np.ndarray
+    plan: Plan,
+    seed: int,
+    index: int,
+    hit_ratio: float,
+    compute: np.ndarray,
+    steps: np.ndarray,
+    recorder: Recorder | None = None,
 ) -> tuple[float, Counters]:
     """(seconds, loader counters) of one epoch of the representative node."""
-    sim = FluidNode(plan, rng=np.random.default_rng([seed, 3, index]))
+    sim = FluidNode(plan, rng=np.random.default_rng([seed, 3, index]), recorder=recorder)
     epoch = Epoch.numbered(plan, index, float(hit_ratio), compute, steps)
     for local in range(plan.ranks_per_node):
         sim.env.process(sim.rank(0, [epoch], preload=False, log=local == 0))
     sim.env.run()
     seconds = sim.epoch_end[0]
     if steps.size == plan.steps_per_epoch:
+        if recorder is not None:
+            recorder.offset_s += seconds
         return seconds, sim.loader
     # Add the skipped middle at the steady state of the head's second half.
     head = int(np.argmax(np.diff(steps) > 1)) + 1
@@ -239,9 +262,21 @@ def fast_epoch(
     periods = np.diff(np.asarray(sim.step_ends[half - 1 : head]))
     window = compute[half:head]
     stall = periods - window - exposed(plan, window)
+    simulated_s = seconds
     if stall.sum() <= _COMPUTE_BOUND_STALL * periods.sum():
         seconds += float(skipped.sum() + exposed(plan, skipped).sum() + skipped.size * max(0.0, stall.mean()))
     else:
         seconds += float(skipped.size * periods.mean())
     simulated_samples = sum(plan.batch_samples(step) for step in steps.tolist())
-    return seconds, sim.loader.scaled(plan.samples_per_rank / simulated_samples)
+    loader = sim.loader.scaled(plan.samples_per_rank / simulated_samples)
+    if recorder is not None:
+        middle = Steady(
+            0.0,
+            seconds - simulated_s,
+            float(skipped.sum()),
+            float(exposed(plan, skipped).sum()),
+            loader.storage_bytes - sim.loader.storage_bytes,
+        )
+        recorder.extrapolate(sim.step_ends[head - 1], middle)
+        recorder.offset_s += seconds
+    return seconds, loader

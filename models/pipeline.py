@@ -23,6 +23,7 @@ from trainio.models.network import exposed_allreduce_s
 from trainio.models.plan import Plan
 from trainio.models.resample import Resampler
 from trainio.models.shards import ShardStream
+from trainio.models.timeline import Recorder
 
 
 class Barrier:
@@ -84,9 +85,9 @@ def totals(plan: Plan, draws: list[np.ndarray]) -> tuple[float, float]:
 class Pipeline(ABC):
     """One SimPy environment with ``nodes`` nodes of ``plan.ranks_per_node`` ranks each."""
 
-    def __init__(self, plan: Plan, *, nodes: int, rng: np.random.Generator) -> None:
+    def __init__(self, plan: Plan, *, nodes: int, rng: np.random.Generator, recorder: Recorder | None = None) -> None:
         env = self.env = simpy.Environment()
-        self.plan, self.rng = plan, rng
+        self.plan, self.rng, self.recorder = plan, rng, recorder
         self.sizes = Resampler(plan.sample_bytes, rng)
         self.cpu_times = Resampler(plan.sample_cpu_s, rng)
         ranks = nodes * plan.ranks_per_node
@@ -164,6 +165,7 @@ class Pipeline(ABC):
                 previous = step
                 yield from self.load(node, epoch, step, stream)
             compute = float(epoch.compute_s[step])
+            started = env.now
             yield env.timeout(compute)
             if self.barrier is not None:
                 yield self.barrier.wait()
@@ -172,6 +174,8 @@ class Pipeline(ABC):
                 yield env.timeout(wait)
             if log:
                 self.step_ends.append(env.now)
+                if self.recorder is not None:
+                    self.recorder.step(started, started + compute, env.now)
 
     def _worker(
         self, node: int, epoch: Epoch, worker: int, sent: list[simpy.Event], ready: list[simpy.Event]

@@ -11,14 +11,19 @@ from trainio.models.network import NetworkError
 from trainio.models.plan import PlanError
 from trainio.models.units import UnitError
 from trainio.models.workload import WorkloadError
+from trainio.replay.projection.engines import EngineError, RayUnavailableError
+from trainio.replay.projection.grid import GridError
+from trainio.replay.projection.report import ReportError
 from trainio.replay.projection.scenario import ScenarioError
+from trainio.replay.projection.sweep import SweepError
+from trainio.replay.projection.sweepfile import SweepFileError
 from trainio.replay.storage.errors import ReplayError
 from trainio.tracefile.cli import OneLineErrors, UserError
 from trainio.tracefile.errors import TraceError
 
 
 class ReplayGroup(OneLineErrors):
-    failures = (ReplayError,)
+    failures = (ReplayError, EngineError)
     bad_input = (
         UserError,
         TraceError,
@@ -30,6 +35,11 @@ class ReplayGroup(OneLineErrors):
         WorkloadError,
         PlanError,
         ScenarioError,
+        GridError,
+        SweepError,
+        SweepFileError,
+        RayUnavailableError,
+        ReportError,
     )
 
 
@@ -42,6 +52,8 @@ def main() -> None:
       replay what-if --trace TRACE --nodes 4 --backend rgw
       replay what-if --trace TRACE --backend as-captured      (self-check: the captured run)
       replay backends                                         (built-in storage profiles)
+      replay sweep --trace TRACE --nodes 1,4,16 --backend cephfs,rgw --out sweep.parquet
+      replay report --sweep sweep.parquet --out report/ --deadline 12h
     """
 
 
@@ -50,6 +62,8 @@ from trainio.replay.cli import (  # noqa: E402
     backends,  # noqa: F401
     calibrate,  # noqa: F401
     fio,  # noqa: F401
+    report,  # noqa: F401
     s3,  # noqa: F401
+    sweep,  # noqa: F401
     whatif,  # noqa: F401
 )

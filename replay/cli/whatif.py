@@ -8,11 +8,13 @@ from pathlib import Path
 import click
 
 from trainio.models.captured import NAME as AS_CAPTURED
+from trainio.models.timeline import Recorder
 from trainio.models.units import parse_bandwidth, parse_size
 from trainio.replay.cli import main
 from trainio.replay.cli.options import positive_int
 from trainio.replay.projection.render import whatif_table
 from trainio.replay.projection.scenario import Scenario, project_trace
+from trainio.replay.projection.timeline import write_timeline
 
 
 def _size(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
@@ -70,6 +72,12 @@ def _bandwidth(ctx: click.Context, param: click.Parameter, value: str | None) ->
 @click.option("--exact", is_flag=True, help="Simulate every request (reference mode; slow on large cases).")
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (the stable keys).")
+@click.option(
+    "--plot",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also draw the run's timeline into this PNG: accelerator busy vs stalled, storage reads, "
+    "epoch boundaries, preload.",
+)
 def whatif(
     trace_dir: Path,
     nodes: int,
@@ -92,6 +100,7 @@ def whatif(
     exact: bool,
     seed: int,
     as_json: bool,
+    plot: Path | None,
 ) -> None:
     """Project the time-to-train of a captured run under other conditions.
 
@@ -124,7 +133,8 @@ def whatif(
         exact=exact,
         seed=seed,
     )
-    result, workload, warnings = project_trace(trace_dir, scenario)
+    recorder = Recorder() if plot is not None else None
+    result, workload, warnings = project_trace(trace_dir, scenario, recorder)
     for warning in warnings:
         click.echo(f"replay: warning: {warning}", err=True)
     if as_json:
@@ -133,3 +143,6 @@ def whatif(
         click.echo(json.dumps(payload, indent=2))
     else:
         click.echo(whatif_table(result, workload))
+    if recorder is not None and plot is not None:
+        write_timeline(plot, result, recorder)
+        click.echo(f"  timeline           {plot}", err=as_json)

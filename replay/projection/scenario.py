@@ -2,7 +2,8 @@
 
 This is the Python API behind ``replay what-if``: ``project_trace(trace_dir, Scenario(...))``.
 Anything left unset stays as captured (epochs, batch size, workers, GPUs per node, CPUs and memory
-of the captured host, record format).
+of the captured host, record format). Many projections of one trace (a sweep) read it once with
+``load_trace`` and project each scenario with ``project_loaded``.
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ from trainio.models.captured import NAME as AS_CAPTURED
 from trainio.models.captured import captured_profile
 from trainio.models.cluster import Cluster
 from trainio.models.formats import RecordFormat, parse_format
+from trainio.models.timeline import Recorder
 from trainio.models.workload import Workload, WorkloadError, from_trace
 from trainio.replay.projection.whatif import WhatIfResult, project
-from trainio.tracefile.reader import Trace, open_trace
+from trainio.tracefile.reader import open_trace
 
 
 class ScenarioError(ValueError):
@@ -52,11 +54,37 @@ class Scenario:
     seed: int = 0
 
 
-def resolve_backend(scenario: Scenario, trace: Trace) -> BackendProfile:
+@dataclass(frozen=True)
+class LoadedTrace:
+    """What projections need from a trace, read once: small enough to ship to other processes."""
+
+    path: str
+    workload: Workload
+    """As captured."""
+    host: dict
+    """The manifest's ``host`` (CPUs and memory of the captured machine)."""
+    captured_backend: BackendProfile
+    """The ``as-captured`` profile fitted from the trace's reads."""
+    warnings: tuple[str, ...]
+
+
+def load_trace(trace_dir: str | Path) -> LoadedTrace:
+    trace = open_trace(trace_dir)
+    workload = from_trace(trace)
+    return LoadedTrace(
+        path=str(trace.path),
+        workload=workload,
+        host=dict(trace.manifest.get("host", {})),
+        captured_backend=captured_profile(trace),
+        warnings=(*trace.warnings, *workload.notes),
+    )
+
+
+def resolve_backend(scenario: Scenario, loaded: LoadedTrace) -> BackendProfile:
     if scenario.profile is not None:
         profile = load_profile(scenario.profile)
     elif scenario.backend == AS_CAPTURED:
-        profile = captured_profile(trace)
+        profile = loaded.captured_backend
     elif scenario.backend in builtin_names():
         profile = builtin_profile(scenario.backend)
     else:
@@ -85,8 +113,8 @@ def apply_overrides(workload: Workload, scenario: Scenario) -> Workload:
     return dataclasses.replace(workload, **changes) if changes else workload
 
 
-def resolve_cluster(scenario: Scenario, workload: Workload, trace: Trace) -> Cluster:
-    host = trace.manifest.get("host", {})
+def resolve_cluster(scenario: Scenario, workload: Workload, loaded: LoadedTrace) -> Cluster:
+    host = loaded.host
     fields: dict = {
         "nodes": scenario.nodes,
         "gpus_per_node": scenario.gpus_per_node or workload.captured_processes,
@@ -107,17 +135,22 @@ def captured_format(workload: Workload) -> RecordFormat:
     return parse_format("preload" if workload.dataset_preloaded else "files")
 
 
-def project_trace(trace_dir: str | Path, scenario: Scenario) -> tuple[WhatIfResult, Workload, list[str]]:
+def project_trace(
+    trace_dir: str | Path, scenario: Scenario, recorder: Recorder | None = None
+) -> tuple[WhatIfResult, Workload, list[str]]:
     """Project the trace under ``scenario``; also returns the workload used and warnings."""
-    trace = open_trace(trace_dir)
-    warnings = list(trace.warnings)
-    captured = from_trace(trace)
-    warnings.extend(captured.notes)
-    workload = apply_overrides(captured, scenario)
-    backend = resolve_backend(scenario, trace)
-    cluster = resolve_cluster(scenario, workload, trace)
+    return project_loaded(load_trace(trace_dir), scenario, recorder)
+
+
+def project_loaded(
+    loaded: LoadedTrace, scenario: Scenario, recorder: Recorder | None = None
+) -> tuple[WhatIfResult, Workload, list[str]]:
+    """``project_trace`` of a trace already read; ``recorder`` collects one rank's timeline."""
+    workload = apply_overrides(loaded.workload, scenario)
+    backend = resolve_backend(scenario, loaded)
+    cluster = resolve_cluster(scenario, workload, loaded)
     fmt = parse_format(scenario.format) if scenario.format else captured_format(workload)
     if workload.batch_size < 1:
         raise WorkloadError(f"batch_size(={workload.batch_size}) must be >= 1")
-    result = project(workload, backend, cluster, fmt, exact=scenario.exact, seed=scenario.seed)
-    return result, workload, warnings
+    result = project(workload, backend, cluster, fmt, exact=scenario.exact, seed=scenario.seed, recorder=recorder)
+    return result, workload, list(loaded.warnings)

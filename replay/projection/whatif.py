@@ -19,6 +19,7 @@ from trainio.models.counters import Counters, SimulationResult
 from trainio.models.formats import RecordFormat
 from trainio.models.plan import Plan, make_plan
 from trainio.models.simulate import simulate
+from trainio.models.timeline import Recorder
 from trainio.models.workload import Workload
 
 BOTTLENECKS = (
@@ -114,10 +115,12 @@ def project(
     *,
     exact: bool = False,
     seed: int = 0,
+    recorder: Recorder | None = None,
 ) -> WhatIfResult:
-    """Project ``workload`` onto ``backend`` and ``cluster`` with records in format ``fmt``."""
+    """Project ``workload`` onto ``backend`` and ``cluster`` with records in format ``fmt``;
+    ``recorder`` collects the first rank's timeline."""
     plan = make_plan(workload, backend, cluster, fmt, seed=seed)
-    sim = simulate(plan, exact=exact, seed=seed)
+    sim = simulate(plan, exact=exact, seed=seed, recorder=recorder)
     total = sim.time_to_train_s
     read_bytes = (sim.loader.storage_bytes + sim.preload.storage_bytes) * plan.nodes
     requests = (sim.loader.data_requests + sim.preload.data_requests) * plan.nodes

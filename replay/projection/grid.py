@@ -1,0 +1,216 @@
+"""A sweep's grid: what-if options that each take a list of values; the configurations are their product.
+
+A configuration is a plain dict whose keys are ``Scenario`` fields (JSON-ready values), so it
+travels to worker processes and into the sweep file as it is. Its ``key`` names it by content: the
+trace's digest, the storage profile's contents and the parameters, so that a rerun can reuse what
+an earlier run of the same configuration computed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import math
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from trainio.models.backend import PROFILE_DIR, builtin_names, load_profile
+from trainio.models.captured import NAME as AS_CAPTURED
+from trainio.models.formats import parse_format
+from trainio.models.units import parse_bandwidth, parse_size
+from trainio.replay.projection.scenario import Scenario
+
+
+class GridError(ValueError):
+    """An option list that is empty or holds a value the option does not take."""
+
+
+def _whole(minimum: int) -> Callable[[str, str], int]:
+    def parse(text: str, option: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise GridError(f"{option}: {text!r} is not a whole number") from None
+        if value < minimum:
+            raise GridError(f"{option}: {value} must be >= {minimum}")
+        return value
+
+    return parse
+
+
+_count, _natural = _whole(1), _whole(0)
+
+
+def _positive(text: str, option: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise GridError(f"{option}: {text!r} is not a number") from None
+    if not (value > 0 and math.isfinite(value)):
+        raise GridError(f"{option}: {value} must be a number > 0")
+    return value
+
+
+def _format(text: str, option: str) -> str:
+    parse_format(text)  # FormatError names the bad format
+    return text
+
+
+def _size(text: str, option: str) -> float:
+    return parse_size(text, option)
+
+
+def _bandwidth(text: str, option: str) -> float:
+    return parse_bandwidth(text, option)
+
+
+def _backend(text: str, option: str) -> str:
+    known = [AS_CAPTURED, *builtin_names()]
+    if text not in known:
+        raise GridError(f"{option}: {text!r} is not a known backend (known: {', '.join(known)})")
+    return text
+
+
+def _profile(text: str, option: str) -> str:
+    load_profile(text)  # ProfileError names the file and what is wrong
+    return text
+
+
+@dataclass(frozen=True)
+class Axis:
+    """One sweepable option: its ``Scenario`` field and how one listed value is read."""
+
+    field: str
+    option: str
+    parse: Callable[[str, str], object]
+    help: str
+
+
+AXES = (
+    Axis("nodes", "--nodes", _count, "Nodes in the job"),
+    Axis("gpus_per_node", "--gpus-per-node", _count, "Training processes per node [captured]"),
+    Axis("backend", "--backend", _backend, "Built-in storage profiles (see `replay backends`), or as-captured"),
+    Axis("profile", "--profile", _profile, "Storage profile TOML files; swept beside the --backend names"),
+    Axis("format", "--format", _format, "Record formats: files, shards:SIZE, preload [captured]"),
+    Axis("epochs", "--epochs", _count, "Epochs [captured]"),
+    Axis("dataset_samples", "--dataset-samples", _count, "Data set size in samples [captured]"),
+    Axis("workers", "--workers", _natural, "DataLoader workers per process [captured]"),
+    Axis("batch_size", "--batch-size", _count, "Batch size per process [captured]"),
+    Axis("compute_scale", "--compute-scale", _positive, "Step compute time multipliers [1]"),
+    Axis("model_bytes", "--model-bytes", _size, "Gradient bytes all-reduced per step, e.g. 100MB [none]"),
+    Axis("cpus_per_node", "--cpus-per-node", _count, "CPU cores per node [captured host]"),
+    Axis("node_memory_bytes", "--node-memory", _size, "Page-cache memory per node, e.g. 256GiB [captured host]"),
+    Axis("nic_bandwidth", "--nic", _bandwidth, "Storage NIC per node, e.g. '25 Gbit/s' [unlimited]"),
+    Axis("interconnect_bandwidth", "--interconnect", _bandwidth, "All-reduce link per rank [100 Gbit/s]"),
+    Axis("seed", "--seed", _natural, "Random seeds [0]"),
+)
+"""The comma-list options of ``replay sweep``, in the order the grid varies them (last fastest)."""
+STORAGE = ("backend", "profile")
+"""Backends and profiles form one storage axis: each configuration uses one or the other."""
+FLAGS = ("page_cache", "overlap_allreduce", "exact")
+"""What-if flags: one value for the whole sweep."""
+
+
+def split(text: str, option: str) -> list[str]:
+    """The values of one comma list, in order, duplicates dropped; an empty list is an error."""
+    values = list(dict.fromkeys(part.strip() for part in text.split(",") if part.strip()))
+    if not values:
+        raise GridError(f"{option} {text!r} lists no value: the grid would be empty")
+    return values
+
+
+@dataclass(frozen=True)
+class Grid:
+    """Lists of values per ``Scenario`` field; fields not listed keep their default."""
+
+    axes: dict[str, tuple] = field(default_factory=dict)
+    flags: dict[str, object] = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, lists: Mapping[str, str | None], flags: Mapping[str, object] | None = None) -> Grid:
+        """From option texts by ``Scenario`` field (``{"nodes": "1,2,4", "backend": "rgw"}``)."""
+        axes: dict[str, tuple] = {}
+        for axis in AXES:
+            text = lists.get(axis.field)
+            if text is not None:
+                axes[axis.field] = tuple(axis.parse(value, axis.option) for value in split(text, axis.option))
+        unknown = set(lists) - {axis.field for axis in AXES}
+        if unknown:
+            raise GridError(f"not a sweep option: {sorted(unknown)[0]}")
+        return cls(axes, dict(flags or {}))
+
+    def configurations(self) -> list[dict]:
+        storage = [{"backend": name, "profile": None} for name in self.axes.get("backend", ())]
+        storage += [{"backend": AS_CAPTURED, "profile": path} for path in self.axes.get("profile", ())]
+        others = [(name, values) for name, values in self.axes.items() if name not in STORAGE]
+        names = [name for name, _ in others]
+        configs = []
+        for place in storage or [{}]:
+            for values in itertools.product(*(values for _, values in others)):
+                configs.append(_normalised({**self.flags, **place, **dict(zip(names, values, strict=True))}))
+        return configs
+
+    def __len__(self) -> int:
+        return len(self.configurations())
+
+
+def _normalised(values: dict[str, Any]) -> dict[str, Any]:
+    """Every ``Scenario`` field, JSON-ready (a profile path as text)."""
+    resolved = scenario(values)
+    config = {name: getattr(resolved, name) for name in Scenario.__dataclass_fields__}
+    config["profile"] = None if resolved.profile is None else str(resolved.profile)
+    return config
+
+
+def scenario(config: dict[str, Any]) -> Scenario:
+    """The ``Scenario`` of a configuration."""
+    fields: dict[str, Any] = dict(config)
+    if fields.get("profile") is not None:
+        fields["profile"] = Path(fields["profile"])
+    return Scenario(**fields)
+
+
+def digest_files(paths: Iterable[Path], root: Path | None = None) -> str:
+    """SHA-256 over the files' names (relative to ``root``) and contents, in sorted order."""
+    sha = hashlib.sha256()
+    for path in sorted(paths):
+        sha.update(str(path.relative_to(root) if root else path.name).encode() + b"\0")
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                sha.update(block)
+    return sha.hexdigest()
+
+
+def trace_digest(trace_dir: str | Path) -> str:
+    root = Path(trace_dir)
+    return digest_files((p for p in root.rglob("*") if p.is_file()), root)
+
+
+def profile_digest(config: dict) -> str:
+    """The digest of the storage profile's contents (a built-in's file; as-captured: the trace's)."""
+    if config["profile"] is not None:
+        return digest_files([Path(config["profile"])])
+    if config["backend"] == AS_CAPTURED:
+        return AS_CAPTURED
+    return digest_files([PROFILE_DIR / f"{config['backend']}.toml"])
+
+
+def key(config: dict, trace: str, profiles: dict[str, str]) -> str:
+    """The configuration's identity: trace digest, profile contents, parameters (not the profile's path)."""
+    storage = config["profile"] or config["backend"]
+    params = {name: value for name, value in config.items() if name != "profile"}
+    text = json.dumps({"trace": trace, "profile": profiles[storage], "params": params}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def storage_digests(configs: list[dict]) -> dict[str, str]:
+    """Profile digest per storage (backend name or profile path), each file read once."""
+    digests: dict[str, str] = {}
+    for config in configs:
+        storage = config["profile"] or config["backend"]
+        if storage not in digests:
+            digests[storage] = profile_digest(config)
+    return digests
