@@ -31,8 +31,14 @@ CACHE_PARTS = ("/.cache/", "/.nv/", "/.triton/", "/.local/", "/.config/")
 IPC_PREFIXES = ("pipe:", "socket:", "anon_inode:")
 
 
-def classify_path(path: str | None, kind: str, trace_dir: str, prefixes: Iterable[str] = ()) -> str:
-    """Return one of ``data``, ``runtime``, ``ipc``, ``trace``."""
+def classify_path(
+    path: str | None, kind: str, trace_dir: str, prefixes: Iterable[str] = (), home: str | None = None
+) -> str:
+    """Return one of ``data``, ``runtime``, ``ipc``, ``trace``.
+
+    ``home``: the run's $HOME, whose hidden folders (``~/.keras``, ``~/.config``) hold per-user
+    configuration and caches, never training data.
+    """
     if kind == "object":
         return "data"
     if kind == "ipc" or (path is not None and path.startswith(IPC_PREFIXES)):
@@ -48,6 +54,8 @@ def classify_path(path: str | None, kind: str, trace_dir: str, prefixes: Iterabl
     if any(part in path for part in RUNTIME_PARTS + CACHE_PARTS):
         return "runtime"
     if any(prefix and path.startswith(prefix.rstrip("/") + "/") for prefix in prefixes):
+        return "runtime"
+    if home and home != "/" and path.startswith(home.rstrip("/") + "/."):
         return "runtime"
     return "data"
 

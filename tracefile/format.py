@@ -3,9 +3,8 @@
 A trace is a directory::
 
     manifest.json            run-level facts (format, version, command, host, processes, coverage)
-    spool/io-PID-T.arrows    per-process Arrow IPC streams written during the run (removed by finalize)
-    spool/events-PID-T.arrows
-    spool/proc-PID-T.json    per-process facts (argv, rank, /proc/PID/io counters at exit)
+    spool/io-PID-T.spool     per-process memory-mapped spools written during the run (removed by
+    spool/py-PID-T.spool     finalize): the C interposer's records; Python events and process facts
     io/PID-T.parquet         one Parquet file per process after finalize: every I/O operation
     events/PID-T.parquet     DataLoader events (batches, steps, fetches, samples, epochs)
 
@@ -18,8 +17,9 @@ from __future__ import annotations
 import pyarrow as pa
 
 FORMAT_NAME = "trainio-trace"
-FORMAT_VERSION = "1.1"
-"""1.1 added the manifest's ``host_cpu`` (readers tolerate its absence in 1.0 traces)."""
+FORMAT_VERSION = "1.2"
+"""1.1 added the manifest's ``host_cpu``; 1.2 the process tree's counters (``tree_io``), the
+coverage ``basis``, ``capture_pid`` and per process ``ended``. Readers tolerate their absence."""
 MANIFEST = "manifest.json"
 SPOOL_DIR = "spool"
 IO_DIR = "io"

@@ -24,6 +24,8 @@ from trainio.tracefile.format import (
 )
 
 REQUIRED_COLUMNS = ("pid", "tid", "start_ns")
+COVERAGE_FLOOR = 0.98
+"""Below this share of the kernel's count of bytes read, a trace warns that it misses reads."""
 
 
 @dataclass
@@ -39,6 +41,25 @@ class Trace:
     @property
     def processes(self) -> list[dict]:
         return self.manifest.get("processes", [])
+
+
+def coverage_warning(manifest: dict) -> str | None:
+    """One line when the trace holds less than COVERAGE_FLOOR of what the kernel counted for the run.
+
+    Only for traces whose coverage counts the whole process tree (format 1.2): before that the
+    figure could not see a lost process, and saying nothing is more honest than a false alarm.
+    """
+    cov = manifest.get("coverage")
+    if not isinstance(cov, dict) or cov.get("basis") != "process tree" or not isinstance(cov.get("ratio"), float | int):
+        return None
+    if cov["ratio"] >= COVERAGE_FLOOR:
+        return None
+    missing = max(int(cov.get("rchar_bytes", 0)) - int(cov.get("traced_bytes", 0)), 0)
+    return (
+        f"LOW COVERAGE: the trace holds {cov['ratio']:.1%} of the bytes the kernel counted for the run"
+        f" ({missing:,} bytes read but not traced, below {COVERAGE_FLOOR:.0%}): records of a process are"
+        " missing, or reads went where the tracer cannot see; projections from this trace undercount its I/O"
+    )
 
 
 def read_manifest(trace_dir: str | Path) -> dict:
@@ -131,14 +152,13 @@ def open_trace(trace_dir: str | Path) -> Trace:
     made while other processes loaded the host adds one too."""
     root = Path(trace_dir)
     manifest = read_manifest(root)
-    if not (root / IO_DIR).is_dir():
+    unfinished = manifest.get("status") == "running" and (root / SPOOL_DIR).is_dir()
+    if unfinished or not (root / IO_DIR).is_dir():
         if (root / SPOOL_DIR).is_dir():
             raise TraceFormatError(root, f"not finalized (was the run killed?): run `tracer finalize {root}` first")
         raise TraceFormatError(root, "no io/ folder: the trace holds no I/O data")
     warnings: list[str] = []
     io = _read_parts(root / IO_DIR, IO_SCHEMA, warnings)
     events = _read_parts(root / EVENTS_DIR, EVENTS_SCHEMA, warnings)
-    busy = busy_host_warning(manifest)
-    if busy:
-        warnings.append(busy)
+    warnings.extend(w for w in (coverage_warning(manifest), busy_host_warning(manifest)) if w)
     return Trace(root, manifest, io, events, warnings)

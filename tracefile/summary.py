@@ -157,21 +157,62 @@ def own_rchar(processes: list[dict]) -> dict[int, int]:
 
 
 def coverage(trace: Trace) -> dict:
-    """Bytes returned by all traced read calls over the kernel's rchar of the traced processes."""
-    own = own_rchar(trace.processes)
+    """Bytes returned by all traced read calls over what the kernel counted for the run.
+
+    Since format 1.2 the count is the process tree's (``tree_io``: every reaped process's
+    ``/proc/PID/io``, however it ended) less what each process read before it could be traced
+    (``rchar_before_start``). Older traces divide by the sum of each process's own rchar.
+    """
     io = trace.io
-    mask = pc.and_(pc.is_in(io["op"], pa.array(READ_OPS)), pc.is_in(io["pid"], pa.array(list(own), pa.int32())))
+    reads = pc.is_in(io["op"], pa.array(READ_OPS))
+    tree = trace.manifest.get("tree_io")
+    if isinstance(tree, dict) and isinstance(tree.get("rchar"), int):
+        untraced = sum(int(p.get("rchar_before_start") or 0) for p in trace.processes)
+        rchar = max(tree["rchar"] - untraced, 0)
+        mask = reads
+        basis = "process tree"
+        with_counters = int(tree.get("processes", 0))
+    else:
+        own = own_rchar(trace.processes)
+        rchar = int(sum(own.values()))
+        mask = pc.and_(reads, pc.is_in(io["pid"], pa.array(list(own), pa.int32())))
+        basis = "per process"
+        with_counters = len(own)
     returned = pc.max_element_wise(io.filter(mask)["bytes_returned"], 0)
     traced = int(pc.sum(returned).as_py() or 0)
-    rchar = int(sum(own.values()))
     return {
         "ratio": round(traced / rchar, 4) if rchar else None,
         "traced_bytes": traced,
         "rchar_bytes": rchar,
-        "processes_with_counters": len(own),
+        "basis": basis,
+        "processes_with_counters": with_counters,
         "processes": len(trace.processes),
         "c_level": bool(trace.manifest.get("interposer", {}).get("loaded_in_all", False)),
     }
+
+
+def training_reads(reads: pa.Table, trace: Trace) -> pa.Table:
+    """The data reads that fed the training: made by DataLoader workers or inside a fetch.
+
+    A run's other reads (a framework's config file under $HOME, a checkpoint) do not decide where
+    the training data lives. Without workers or fetch events, every data read counts.
+    """
+    workers = [p["pid"] for p in trace.processes if p.get("role") == "worker"]
+    chosen = np.isin(_np(reads, "pid"), workers) if reads.num_rows else np.zeros(0, dtype=bool)
+    events = trace.events
+    if events.num_rows and reads.num_rows:
+        fetches = events.filter(pc.equal(events["event"], "fetch"))
+        r_pid, r_tid, r_start = _np(reads, "pid"), _np(reads, "tid"), _np(reads, "start_ns")
+        f_pid, f_tid, f_start, f_end = (_np(fetches, c) for c in ("pid", "tid", "start_ns", "end_ns"))
+        for pid, tid in set(zip(f_pid.tolist(), f_tid.tolist(), strict=True)):
+            mine = (f_pid == pid) & (f_tid == tid)
+            order = np.argsort(f_start[mine])
+            starts, ends = f_start[mine][order], f_end[mine][order]
+            rows = np.flatnonzero((r_pid == pid) & (r_tid == tid))
+            slot = np.searchsorted(starts, r_start[rows], "right") - 1
+            inside = (slot >= 0) & (r_start[rows] <= ends[np.maximum(slot, 0)])
+            chosen[rows[inside]] = True
+    return reads.filter(pa.array(chosen)) if chosen.any() else reads
 
 
 def summarize(trace: Trace) -> dict:
@@ -187,7 +228,7 @@ def summarize(trace: Trace) -> dict:
     nbytes = _np(reads, "bytes_returned")
     per_path: dict[str, int] = {}
     if reads.num_rows:
-        grouped = reads.group_by("path").aggregate([("bytes_returned", "sum")])
+        grouped = training_reads(reads, trace).group_by("path").aggregate([("bytes_returned", "sum")])
         per_path = dict(zip(grouped["path"].to_pylist(), grouped["bytes_returned_sum"].to_pylist(), strict=True))
     loop = loop_stats(trace.events)
     pattern, evidence = access_pattern(reads, loop, trace.manifest)

@@ -8,10 +8,13 @@ from trainio import __version__
 from trainio.tracefile.cli import OneLineErrors, UserError
 from trainio.tracefile.errors import TraceError
 from trainio.tracer.capture import CaptureError
+from trainio.tracer.finalize import FinalizeError, LiveProcessesError
+from trainio.tracer.spoolread import SpoolError
 
 
 class TracerGroup(OneLineErrors):
-    bad_input = (UserError, TraceError, CaptureError)
+    bad_input = (UserError, TraceError, CaptureError, LiveProcessesError)
+    failures = (FinalizeError, SpoolError)
 
 
 @click.group(cls=TracerGroup, name="tracer")
