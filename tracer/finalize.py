@@ -35,7 +35,7 @@ from trainio.tracefile.format import (
 from trainio.tracefile.reader import open_trace, read_manifest
 from trainio.tracefile.summary import coverage, summarize
 from trainio.tracer.manifest import write_manifest
-from trainio.tracer.spoolread import CSpool, PySpool, SpoolError, is_live, read_c_spool, read_py_spool
+from trainio.tracer.spoolread import EMPTY, CSpool, PySpool, SpoolError, is_live, read_c_spool, read_py_spool
 
 STAGING = ".finalize"
 NO_EXIT_RECORD = "killed (no exit record: SIGKILL, an OOM kill or a crash)"
@@ -55,17 +55,27 @@ def live_processes(spool: Path) -> list[str]:
 
 
 def _spools(spool: Path, lost: list[str]) -> dict[str, tuple[CSpool | None, PySpool | None]]:
-    """Per process tag: its interposer spool and its Python spool, each read on its own."""
+    """Per process tag: its interposer spool and its Python spool, each read on its own.
+
+    Spools that ran out of disk space make one line in ``lost``, however many there are.
+    """
     found: dict[str, dict[str, CSpool | PySpool]] = {}
+    full: list[str] = []
     for path in sorted(spool.glob("*.spool")):
         kind, _, tag = path.stem.partition("-")
         try:
-            if kind == "io":
-                found.setdefault(tag, {})["io"] = read_c_spool(path)
-            elif kind == "py":
-                found.setdefault(tag, {})["py"] = read_py_spool(path)
+            part = read_c_spool(path) if kind == "io" else read_py_spool(path)
         except SpoolError as exc:
-            lost.append(str(exc))
+            (full if exc.reason == EMPTY else lost).append(str(exc))
+            continue
+        found.setdefault(tag, {})[kind] = part
+        if part.header["stopped"]:
+            full.append(f"{path.name}: {part.header['stop_reason']}")
+    if full:
+        lost.append(
+            f"disk full: {len(full)} spool files of {len(list(spool.glob('*.spool')))} stopped recording when they"
+            f" could not grow (first: {full[0]}); the trace holds what was recorded before"
+        )
     return {tag: (parts.get("io"), parts.get("py")) for tag, parts in found.items()}  # type: ignore[misc]
 
 

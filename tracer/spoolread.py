@@ -51,11 +51,15 @@ _EVENT_NAMES = {code: name for name, code in sp.EVENT_CODES.items()}
 _OBJECT_NAMES = {code: name for name, code in sp.OBJECT_CODES.items()}
 
 
+EMPTY = "empty: the process could not reserve spool space (disk full?) and recorded nothing"
+
+
 class SpoolError(Exception):
     """A spool file that cannot be read at all (not a spool, another version, no header)."""
 
     def __init__(self, path: Path, reason: str) -> None:
         self.path = path
+        self.reason = reason
         super().__init__(f"{path}: {reason}")
 
 
@@ -99,10 +103,16 @@ def _load(path: Path) -> np.ndarray:
 
 def read_c_spool(path: Path) -> CSpool:
     """The interposer's records of one process, as IO_SPOOL_SCHEMA rows (pid filled in)."""
+    header, recs, data, lost = c_records(path)
+    return CSpool(header, _records_table(recs, data, header["pid"]), lost)
+
+
+def c_records(path: Path) -> tuple[dict, np.ndarray, np.ndarray, list[str]]:
+    """(header, committed records as RECORD_DTYPE in reservation order, the file's bytes, what was lost)."""
     data = _load(path)
     raw = data.data  # a memoryview of the same bytes
     if data.size == 0:
-        raise SpoolError(path, "empty: the process could not reserve spool space (disk full?) and recorded nothing")
+        raise SpoolError(path, EMPTY)
     if data.size < C_HEADER.size or bytes(data[:8]) != C_MAGIC:
         raise SpoolError(path, "not an interposer spool (no TRAINIOC header)")
     fields = C_HEADER.unpack_from(raw, 0)
@@ -139,10 +149,8 @@ def read_c_spool(path: Path) -> CSpool:
         offset += size
     if header["dropped"]:
         lost.append(f"process {header['pid']}: {header['dropped']} I/O records dropped (no room in the spool)")
-    if header["stopped"]:
-        lost.append(f"process {header['pid']}: I/O recording stopped: {header['stop_reason']}")
     recs = np.concatenate(chunks) if chunks else np.zeros(0, RECORD_DTYPE)
-    return CSpool(header, _records_table(recs, data, header["pid"]), lost)
+    return header, recs, data, lost
 
 
 def _cstr(raw: bytes) -> str:
@@ -203,14 +211,21 @@ def read_py_spool(path: Path) -> PySpool:
     """The Python recorder's facts, DataLoader events and object operations of one process."""
     data = _load(path).tobytes()
     if not data:
-        raise SpoolError(path, "empty: the process could not reserve spool space (disk full?) and recorded nothing")
+        raise SpoolError(path, EMPTY)
     if len(data) < sp.HEADER.size or data[:8] != sp.MAGIC:
         raise SpoolError(path, "not a Python recorder spool (no TRAINIOP header)")
     _, version, hdr_size, seg_size, pid, ppid, start_ns = sp.HEADER.unpack_from(data, 0)
     if version != sp.VERSION:
         raise SpoolError(path, f"Python spool version {version}; this trainio reads {sp.VERSION}")
     dropped, stopped, reason = sp.STATE.unpack_from(data, sp.STATE_OFFSET)
-    header = {"pid": pid, "ppid": ppid, "start_ns": start_ns, "dropped": dropped, "stopped": bool(stopped)}
+    header = {
+        "pid": pid,
+        "ppid": ppid,
+        "start_ns": start_ns,
+        "dropped": dropped,
+        "stopped": bool(stopped),
+        "stop_reason": _cstr(reason),
+    }
     facts: dict = {}
     events: list[tuple] = []
     samples: list[tuple[int, int | None, np.ndarray]] = []
@@ -238,7 +253,7 @@ def read_py_spool(path: Path) -> PySpool:
                 objects.append(_object(data, body))
             pos += size
     if dropped:
-        lost.append(f"process {pid}: {dropped} DataLoader/object events dropped: {reason.rstrip(bytes(1)).decode()}")
+        lost.append(f"process {pid}: {dropped} DataLoader/object events dropped (no room in the spool)")
     return PySpool(header, facts, _events_table(pid, events, samples), _objects_table(pid, objects), lost)
 
 
