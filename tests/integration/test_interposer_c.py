@@ -96,7 +96,8 @@ def child_env(lib, tmp_path, **extra):
     trace = tmp_path / "trace"
     (trace / "spool").mkdir(parents=True, exist_ok=True)
     pythonpath = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
-    return dict(os.environ, LD_PRELOAD=lib, TRAINIO_LIB=lib, TRAINIO_TRACE_DIR=str(trace), PYTHONPATH=pythonpath, **extra)
+    env = dict(os.environ, LD_PRELOAD=lib, TRAINIO_LIB=lib, TRAINIO_TRACE_DIR=str(trace), PYTHONPATH=pythonpath)
+    return {**env, **extra}
 
 
 def run_child(lib, tmp_path, body, args=()):
@@ -593,8 +594,6 @@ def test_multithreaded_reads_all_recorded(lib, tmp_path):
     assert out["dropped"] == 0
 
 
-
-
 def test_spool_grows_over_many_segments_and_keeps_every_path(lib, tmp_path):
     p = tmp_path / "g.bin"
     p.write_bytes(b"g" * 64)
@@ -630,7 +629,8 @@ def test_non_python_process_and_exec_get_spools_of_their_own(lib, tmp_path):
     data = tmp_path / "data.txt"
     data.write_bytes(b"x" * 5000)
     env = child_env(lib, tmp_path)
-    res = subprocess.run(["sh", "-c", f"cat {data} > /dev/null; exec cat {data}"], env=env, capture_output=True, timeout=60)
+    script = f"cat {data} > /dev/null; exec cat {data}"
+    res = subprocess.run(["sh", "-c", script], env=env, capture_output=True, timeout=60)
     assert res.returncode == 0 and res.stdout == b"x" * 5000
     found = {}
     for path in spools(tmp_path):
