@@ -43,6 +43,11 @@ class Trace:
         return self.manifest.get("processes", [])
 
 
+def trace_warnings(manifest: dict) -> list[str]:
+    """What the manifest says a user of the trace must know: low coverage, a busy host."""
+    return [w for w in (coverage_warning(manifest), busy_host_warning(manifest)) if w]
+
+
 def coverage_warning(manifest: dict) -> str | None:
     """One line when the trace holds less than COVERAGE_FLOOR of what the kernel counted for the run.
 
@@ -111,29 +116,6 @@ def read_parquet_part(path: Path, schema: pa.Schema) -> pa.Table:
     return table.select(schema.names).cast(schema)
 
 
-def read_spool_stream(path: Path, schema: pa.Schema) -> tuple[pa.Table, str | None]:
-    """Every complete batch of a spool stream; a truncated tail is reported, not raised."""
-    batches = []
-    warning = None
-    try:
-        with pa.OSFile(str(path), "rb") as source:
-            reader = pa.ipc.open_stream(source)
-            meta = reader.schema.metadata or {}
-            if meta.get(b"trainio.format") != FORMAT_NAME.encode():
-                raise TraceFormatError(path, "Arrow stream without trainio metadata")
-            check_version(path, meta.get(b"trainio.format_version", b"").decode())
-            while True:
-                try:
-                    batches.append(reader.read_next_batch())
-                except StopIteration:
-                    break
-    except (OSError, pa.ArrowException) as exc:
-        if not batches:
-            raise TraceFormatError(path, str(exc).splitlines()[0]) from exc
-        warning = f"{path}: truncated after {len(batches)} batches ({str(exc).splitlines()[0]})"
-    return pa.Table.from_batches(batches, schema=schema) if batches else schema.empty_table(), warning
-
-
 def _read_parts(folder: Path, schema: pa.Schema, warnings: list[str]) -> pa.Table:
     tables, errors = [], []
     for part in sorted(folder.glob("*.parquet")) if folder.is_dir() else []:
@@ -160,5 +142,5 @@ def open_trace(trace_dir: str | Path) -> Trace:
     warnings: list[str] = []
     io = _read_parts(root / IO_DIR, IO_SCHEMA, warnings)
     events = _read_parts(root / EVENTS_DIR, EVENTS_SCHEMA, warnings)
-    warnings.extend(w for w in (coverage_warning(manifest), busy_host_warning(manifest)) if w)
+    warnings.extend(trace_warnings(manifest))
     return Trace(root, manifest, io, events, warnings)

@@ -59,15 +59,10 @@ def _reread_bytes(reads: pa.Table) -> int:
     """Bytes read again at the same (path, offset range) -- typically the same data every epoch."""
     if reads.num_rows == 0:
         return 0
-    key = pc.binary_join_element_wise(
-        reads["path"].fill_null(""),
-        pc.cast(reads["offset"], pa.string()).fill_null("-"),
-        pc.cast(reads["bytes_returned"], pa.string()),
-        "|",
-    )
-    keys = key.to_numpy(zero_copy_only=False)
+    path = reads["path"].combine_chunks().dictionary_encode().indices.fill_null(-1).to_numpy(zero_copy_only=False)
+    offset = reads["offset"].fill_null(-1).to_numpy()
     nbytes = _np(reads, "bytes_returned")
-    _, first = np.unique(keys, return_index=True)
+    _, first = np.unique(np.stack([path.astype(np.int64), offset, nbytes], axis=1), axis=0, return_index=True)
     return int(nbytes.sum() - nbytes[first].sum())
 
 

@@ -49,6 +49,8 @@ class CaptureResult:
     """None when tracing could not start (the command still ran)."""
     problems: list[str]
     manifest: dict | None = None
+    summary: dict | None = None
+    """``tracer summary --json`` of the finished trace (None when it was not finalized)."""
 
 
 def default_out() -> Path:
@@ -231,11 +233,11 @@ def capture(
         manifest["host_cpu"] = hostcpu.host_cpu(cpu_before, cpu_after)
     try:
         write_manifest(trace_dir, manifest)  # before finalize: a `tracer finalize` after a failure keeps it
-        manifest = finalize(trace_dir, exit_code=code, end_monotonic_ns=end_ns, end_time=end_time)
+        done = finalize(trace_dir, exit_code=code, end_monotonic_ns=end_ns, end_time=end_time)
     except (FinalizeError, OSError) as exc:
         warn(f"trainio: could not finalize {trace_dir}: {exc}")
         return CaptureResult(code, trace_dir, problems + [str(exc)])
     except Exception as exc:  # noqa: BLE001 - the training's result stands whatever finalize does
         warn(f"trainio: could not finalize {trace_dir}: {exc!r}; the spool is kept, run `tracer finalize {trace_dir}`")
         return CaptureResult(code, trace_dir, problems + [str(exc)])
-    return CaptureResult(code, trace_dir, problems, manifest)
+    return CaptureResult(code, trace_dir, problems, done.manifest, done.summary)

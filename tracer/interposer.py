@@ -9,7 +9,6 @@ from __future__ import annotations
 import ctypes
 import importlib.machinery
 import os
-from pathlib import Path
 
 OP_NAMES: tuple[str, ...] = ("?", "open", "read", "pread", "readv", "preadv", "fread", "close", "stat", "fstat")
 OP_NAMES += ("mmap", "fopen", "fclose", "fdpath")
@@ -21,12 +20,12 @@ class InterposerError(RuntimeError):
     """The interposer library is missing, cannot be loaded, or is not the one this trainio expects."""
 
 
-def library_path() -> Path:
+def library_path() -> str:
     """The built interposer next to this module (built by ``pip install .``)."""
-    here = Path(__file__).parent
+    here = os.path.dirname(os.path.abspath(__file__))
     for suffix in importlib.machinery.EXTENSION_SUFFIXES:
-        candidate = here / f"_interpose{suffix}"
-        if candidate.exists():
+        candidate = os.path.join(here, f"_interpose{suffix}")
+        if os.path.exists(candidate):
             return candidate
     raise InterposerError(f"interposer library not built in {here} (no C compiler at install time?)")
 
@@ -34,10 +33,10 @@ def library_path() -> Path:
 class Interposer:
     """The copy of the library already loaded in this process (through LD_PRELOAD); never loads one."""
 
-    def __init__(self, path: Path | None = None) -> None:
+    def __init__(self, path: str | None = None) -> None:
         self.path = path or library_path()
         try:
-            self.lib = ctypes.CDLL(str(self.path), mode=os.RTLD_NOLOAD)
+            self.lib = ctypes.CDLL(self.path, mode=os.RTLD_NOLOAD)
         except OSError as exc:
             raise InterposerError(f"not preloaded in this process ({self.path}): C-level reads are not traced") from exc
         if self.lib.trainio_version() != ABI_VERSION:

@@ -1,6 +1,6 @@
 """The in-process recorder: one per traced Python process, writing straight into its spool.
 
-Stdlib and ctypes only, so that a traced process starts nearly as fast as an untraced one and a
+Stdlib and ctypes only (not even pathlib), so that a traced process starts nearly as fast as an untraced one and a
 foreign interpreter (another venv) can be traced without numpy or pyarrow. Every event goes into
 the memory-mapped spool at once: nothing is buffered, nothing is flushed, and a kill loses at most
 the event being written. Fail-open: an error stops tracing in this process, never the training.
@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import sys
 import threading
-from pathlib import Path
 
 from trainio.tracer import spool as sp
 from trainio.tracer.clock import now_ns
@@ -29,8 +28,8 @@ SPOOL_DIR = "spool"
 class Recorder:
     """This process's recorder; after a fork the child continues in a spool of its own."""
 
-    def __init__(self, trace_dir: Path) -> None:
-        self.spool_dir = trace_dir / SPOOL_DIR
+    def __init__(self, trace_dir: str) -> None:
+        self.spool_dir = os.path.join(trace_dir, SPOOL_DIR)
         self.interposer: Interposer | None = None
         self.interposer_error: str | None = None
         if os.environ.get(ENV_INTERPOSER) == "0":
@@ -53,7 +52,8 @@ class Recorder:
         self.role = "main" if str(os.getppid()) == os.environ.get(ENV_CAPTURE_PID) else "child"
         tag = self.interposer.tag() if self.interposer is not None else None
         self.tag = tag or f"{self.pid}-{self.start_ns}"
-        self.spool = sp.PySpool(str(self.spool_dir / f"py-{self.tag}.spool"), self.pid, os.getppid(), self.start_ns)
+        path = os.path.join(self.spool_dir, f"py-{self.tag}.spool")
+        self.spool = sp.PySpool(path, self.pid, os.getppid(), self.start_ns)
         self.spool.facts(
             pid=self.pid,
             ppid=os.getppid(),
@@ -80,6 +80,8 @@ class Recorder:
         self.forked = True  # inherited fds carry file ids whose paths are in the parent's trace
         try:
             self._start_process()
+        except sp.SpoolFullError:
+            self.broken = True  # its empty spool file says so; the capture reports a full disk once
         except Exception as exc:  # noqa: BLE001 - fail open in the child too
             self._fail(f"cannot start tracing after fork: {exc}")
 
@@ -171,9 +173,10 @@ class Recorder:
             self.interposer.set_enabled(False)
         try:
             self.spool.facts(errors=[reason])
-        except Exception:  # noqa: BLE001 - the message below is the last resort
-            pass
-        print(f"trainio: tracing stopped in process {self.pid}: {reason} (training continues)", file=sys.stderr)
+            unsaid = ""
+        except Exception as exc:  # noqa: BLE001 - this message is then the only trace of it
+            unsaid = f"; the trace cannot say so ({exc!r})"
+        print(f"trainio: tracing stopped in process {self.pid}: {reason}{unsaid} (training continues)", file=sys.stderr)
 
     def close(self, via: str) -> None:
         """The one exit routine: how the process ended and its kernel counters. Safe to call twice."""

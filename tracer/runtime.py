@@ -14,7 +14,6 @@ import signal
 import sys
 import threading
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from trainio.tracer import boto_hooks, importhook, torch_hooks
@@ -111,7 +110,7 @@ def start_from_env() -> None:
     if not trace_dir:
         return
     try:
-        install_all(Recorder(Path(trace_dir)))
+        install_all(Recorder(trace_dir))
     except SpoolFullError:
         pass  # the empty spool file says so; the capture reports a full disk once, for all processes
     except Exception as exc:  # noqa: BLE001 - fail open: the training must start regardless

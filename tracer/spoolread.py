@@ -147,7 +147,7 @@ def c_records(path: Path) -> tuple[dict, np.ndarray, np.ndarray, list[str]]:
                 lost.append(f"{path}: {int((~committed).sum())} records half-written when the process ended")
             chunks.append(recs[committed])
         offset += size
-    if header["dropped"]:
+    if header["dropped"] and not header["stopped"]:
         lost.append(f"process {header['pid']}: {header['dropped']} I/O records dropped (no room in the spool)")
     recs = np.concatenate(chunks) if chunks else np.zeros(0, RECORD_DTYPE)
     return header, recs, data, lost
@@ -241,19 +241,22 @@ def read_py_spool(path: Path) -> PySpool:
                 lost.append(f"{path}: corrupt frame at byte {pos}; the rest of its segment is skipped")
                 break
             body = pos + sp.FRAME.size
-            if kind == sp.FACTS:
-                _merge_facts(facts, json.loads(data[body : pos + size]))
-            elif kind == sp.EVENT:
-                events.append(_event(data, body))
-            elif kind == sp.SAMPLES:
-                tid, worker, n = sp.SAMPLES_BODY.unpack_from(data, body)
-                times = np.frombuffer(data, dtype="<i8", count=3 * n, offset=body + sp.SAMPLES_BODY.size)
-                samples.append((tid, None if worker == sp.NULL32 else worker, times.reshape(n, 3)))
-            elif kind == sp.OBJECT:
-                objects.append(_object(data, body))
+            try:
+                if kind == sp.FACTS:
+                    _merge_facts(facts, json.loads(data[body : pos + size]))
+                elif kind == sp.EVENT:
+                    events.append(_event(data, body))
+                elif kind == sp.SAMPLES:
+                    tid, worker, n = sp.SAMPLES_BODY.unpack_from(data, body)
+                    times = np.frombuffer(data, dtype="<i8", count=3 * n, offset=body + sp.SAMPLES_BODY.size)
+                    samples.append((tid, None if worker == sp.NULL32 else worker, times.reshape(n, 3)))
+                elif kind == sp.OBJECT:
+                    objects.append(_object(data, body))
+            except (struct.error, ValueError) as exc:  # json and numpy errors are ValueErrors too
+                lost.append(f"{path}: unreadable frame at byte {pos} skipped ({exc})")
             pos += size
-    if dropped:
-        lost.append(f"process {pid}: {dropped} DataLoader/object events dropped (no room in the spool)")
+    if dropped and not stopped:
+        lost.append(f"process {pid}: {dropped} DataLoader/object events too large for the spool, dropped")
     return PySpool(header, facts, _events_table(pid, events, samples), _objects_table(pid, objects), lost)
 
 

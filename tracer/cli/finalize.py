@@ -18,7 +18,7 @@ def finalize(trace_dir: Path) -> None:
     Refuses (exit 2) while traced processes still run; the spool is deleted only after the Parquet
     files that replace it are written and checked.
     """
-    manifest = finalize_trace(trace_dir)
+    manifest = finalize_trace(trace_dir).manifest
     for line in manifest["lost"]:
         click.echo(f"tracer: lost: {line}", err=True)
     click.echo(f"finalized {trace_dir}\nnext: tracer summary {trace_dir}")
