@@ -62,8 +62,11 @@ def _reread_bytes(reads: pa.Table) -> int:
     path = reads["path"].combine_chunks().dictionary_encode().indices.fill_null(-1).to_numpy(zero_copy_only=False)
     offset = reads["offset"].fill_null(-1).to_numpy()
     nbytes = _np(reads, "bytes_returned")
-    _, first = np.unique(np.stack([path.astype(np.int64), offset, nbytes], axis=1), axis=0, return_index=True)
-    return int(nbytes.sum() - nbytes[first].sum())
+    order = np.lexsort((nbytes, offset, path))
+    keys = np.stack([path[order], offset[order], nbytes[order]])
+    again = np.zeros(len(order), dtype=bool)
+    again[1:] = (keys[:, 1:] == keys[:, :-1]).all(axis=0)  # same as the read before it in this order
+    return int(nbytes[order][again].sum())
 
 
 def loop_stats(events: pa.Table) -> dict:
@@ -173,7 +176,7 @@ def coverage(trace: Trace) -> dict:
         mask = pc.and_(reads, pc.is_in(io["pid"], pa.array(list(own), pa.int32())))
         basis = "per process"
         with_counters = len(own)
-    returned = pc.max_element_wise(io.filter(mask)["bytes_returned"], 0)
+    returned = pc.max_element_wise(pc.filter(io["bytes_returned"], mask), 0)
     traced = int(pc.sum(returned).as_py() or 0)
     return {
         "ratio": round(traced / rchar, 4) if rchar else None,
@@ -214,11 +217,12 @@ def summarize(trace: Trace) -> dict:
     """The ``tracer summary --json`` dictionary."""
     io = trace.io
     reads = data_reads(trace)
-    all_reads = io.filter(pc.is_in(io["op"], pa.array(READ_OPS + OBJECT_READ_OPS)))
-    runtime = all_reads.filter(pc.is_in(all_reads["io_class"], pa.array(["runtime", "trace"])))
-    ipc = all_reads.filter(pc.equal(all_reads["io_class"], "ipc"))
-    opens = io.filter(pc.and_(pc.is_in(io["op"], pa.array(["open", "fopen", "get"])), pc.equal(io["io_class"], "data")))
-    opens = opens.filter(pc.greater_equal(opens["result"], 0))
+    is_read = pc.is_in(io["op"], pa.array(READ_OPS + OBJECT_READ_OPS))
+    is_runtime = pc.is_in(io["io_class"], pa.array(["runtime", "trace"]))
+    runtime = pc.filter(io["bytes_returned"], pc.and_(is_read, is_runtime))
+    ipc = pc.filter(io["bytes_returned"], pc.and_(is_read, pc.equal(io["io_class"], "ipc")))
+    opens = pc.and_(pc.is_in(io["op"], pa.array(["open", "fopen", "get"])), pc.equal(io["io_class"], "data"))
+    files_opened = int(pc.sum(pc.and_(opens, pc.greater_equal(io["result"], 0))).as_py() or 0)
     paths = _np(reads, "path")
     nbytes = _np(reads, "bytes_returned")
     per_path: dict[str, int] = {}
@@ -231,11 +235,11 @@ def summarize(trace: Trace) -> dict:
     reread = _reread_bytes(reads)
     return {
         "bytes_read": total,
-        "runtime_bytes_read": int(pc.sum(runtime["bytes_returned"]).as_py() or 0),
-        "ipc_bytes_read": int(pc.sum(ipc["bytes_returned"]).as_py() or 0),
+        "runtime_bytes_read": int(pc.sum(runtime).as_py() or 0),
+        "ipc_bytes_read": int(pc.sum(ipc).as_py() or 0),
         "data_roots": data_roots(per_path),
         "read_ops": int(reads.num_rows),
-        "files_opened": int(opens.num_rows),
+        "files_opened": files_opened,
         "distinct_files": int(len(set(paths.tolist()))) if paths.size else 0,
         "processes": len(trace.processes),
         "samples": loop["samples"],
