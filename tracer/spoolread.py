@@ -43,8 +43,8 @@ RECORD_DTYPE = np.dtype(
     ]
 )
 """``struct trainio_rec`` in _interpose.c (64 bytes)."""
-READ_OP_CODES = np.array([2, 3, 4, 5, 6])  # read, pread, readv, preadv, fread
-OPEN_OP_CODES = np.array([1, 11])  # open, fopen
+IS_READ = np.isin(np.arange(256), [2, 3, 4, 5, 6])  # by op code: read, pread, readv, preadv, fread
+IS_OPEN = np.isin(np.arange(256), [1, 11])  # open, fopen
 _OPS = pa.array(list(OP_NAMES), pa.string())
 _KINDS = pa.array(list(KIND_NAMES), pa.string())
 _EVENT_NAMES = {code: name for name, code in sp.EVENT_CODES.items()}
@@ -95,8 +95,11 @@ def is_live(path: Path) -> bool:
 
 
 def _load(path: Path) -> np.ndarray:
+    """The file's bytes, mapped: only the pages that are looked at are read (segments are mostly unused)."""
     try:
-        return np.fromfile(path, dtype=np.uint8)
+        if path.stat().st_size == 0:
+            return np.zeros(0, dtype=np.uint8)
+        return np.memmap(path, dtype=np.uint8, mode="r")
     except OSError as exc:
         raise SpoolError(path, f"cannot read: {exc.strerror or exc}") from exc
 
@@ -183,8 +186,8 @@ def _paths(recs: np.ndarray, data: np.ndarray) -> pa.Array:
 def _records_table(recs: np.ndarray, data: np.ndarray, pid: int) -> pa.Table:
     n = len(recs)
     op = recs["op"]
-    is_read = np.isin(op, READ_OP_CODES)
-    is_open = np.isin(op, OPEN_OP_CODES)
+    is_read = IS_READ[op]
+    is_open = IS_OPEN[op]
     returned = recs["returned"]
     fd = np.where(is_open, np.where(returned >= 0, returned, -1), recs["fd"]).astype(np.int32)
     arrays = [
