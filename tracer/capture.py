@@ -19,12 +19,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import trainio
-from trainio.tracefile.format import SPOOL_DIR
+from trainio.tracefile.layout import SPOOL_DIR
 from trainio.tracer import hostcpu, recorder
 from trainio.tracer.clock import now_ns
-from trainio.tracer.finalize import FinalizeError, finalize, live_processes
+from trainio.tracer.errors import CaptureError, FinalizeError
 from trainio.tracer.interposer import InterposerError, library_path
 from trainio.tracer.manifest import new_manifest, write_manifest
+from trainio.tracer.spool import live_processes
 
 BOOTSTRAP_DIR = Path(__file__).parent / "bootstrap"
 TRAINIO_PACKAGE = Path(trainio.__file__).parent
@@ -36,10 +37,6 @@ BALLAST_BYTES = 4 << 20
 LEFTOVER_GRACE_S = 10.0
 """How long the capture waits for traced processes the command left running."""
 IO_COUNTERS = ("rchar", "wchar", "syscr", "read_bytes")
-
-
-class CaptureError(Exception):
-    """The command could not be started at all (not found, not executable)."""
 
 
 @dataclass
@@ -233,6 +230,8 @@ def capture(
         manifest["host_cpu"] = hostcpu.host_cpu(cpu_before, cpu_after)
     try:
         write_manifest(trace_dir, manifest)  # before finalize: a `tracer finalize` after a failure keeps it
+        from trainio.tracer.finalize import finalize  # pyarrow: loaded once the command has ended
+
         done = finalize(trace_dir, exit_code=code, end_monotonic_ns=end_ns, end_time=end_time)
     except (FinalizeError, OSError) as exc:
         warn(f"trainio: could not finalize {trace_dir}: {exc}")

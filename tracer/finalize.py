@@ -35,8 +35,10 @@ from trainio.tracefile.format import (
 )
 from trainio.tracefile.reader import Trace, read_manifest, trace_warnings
 from trainio.tracefile.summary import summarize
+from trainio.tracer.errors import FinalizeError, LiveProcessesError
 from trainio.tracer.manifest import write_manifest
-from trainio.tracer.spoolread import EMPTY, CSpool, PySpool, SpoolError, is_live, read_c_spool, read_py_spool
+from trainio.tracer.spool import live_processes
+from trainio.tracer.spoolread import EMPTY, CSpool, PySpool, SpoolError, read_c_spool, read_py_spool
 
 STAGING = ".finalize"
 COMPRESSION = "snappy"
@@ -49,19 +51,6 @@ class Finalized:
     manifest: dict
     summary: dict
     """``tracer summary --json`` of the finished trace."""
-
-
-class FinalizeError(Exception):
-    """The spool cannot be finalized now; it is kept as it was."""
-
-
-class LiveProcessesError(FinalizeError):
-    """Traced processes are still writing to the spool."""
-
-
-def live_processes(spool: Path) -> list[str]:
-    """Spool files whose process is still running."""
-    return sorted(p.name for p in spool.glob("*.spool") if is_live(p))
 
 
 def _spools(spool: Path, lost: list[str]) -> dict[str, tuple[CSpool | None, PySpool | None]]:

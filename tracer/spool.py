@@ -54,6 +54,27 @@ def _n64(value: int | None) -> int:
     return NULL64 if value is None else value
 
 
+def is_live(path: str | os.PathLike) -> bool:
+    """Whether the process writing a spool file still runs (it holds the file's lock until it ends)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+
+
+def live_processes(spool_dir: str | os.PathLike) -> list[str]:
+    """Names of the spool files in ``spool_dir`` whose process still runs."""
+    names = sorted(n for n in os.listdir(spool_dir) if n.endswith(".spool"))
+    return [n for n in names if is_live(os.path.join(spool_dir, n))]
+
+
 class SpoolFullError(OSError):
     """The spool could not reserve disk space for its next segment."""
 

@@ -6,9 +6,7 @@ Both formats are versioned; a file of another version, or one that is not a spoo
 
 from __future__ import annotations
 
-import fcntl
 import json
-import os
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -77,21 +75,6 @@ class PySpool:
     events: pa.Table
     objects: pa.Table
     lost: list[str] = field(default_factory=list)
-
-
-def is_live(path: Path) -> bool:
-    """Whether the process writing ``path`` is still running (it holds the file's lock until it ends)."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        return False
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)
 
 
 def _load(path: Path) -> np.ndarray:

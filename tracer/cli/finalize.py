@@ -7,7 +7,6 @@ from pathlib import Path
 import click
 
 from trainio.tracer.cli import main
-from trainio.tracer.finalize import finalize as finalize_trace
 
 
 @main.command()
@@ -18,6 +17,8 @@ def finalize(trace_dir: Path) -> None:
     Refuses (exit 2) while traced processes still run; the spool is deleted only after the Parquet
     files that replace it are written and checked.
     """
+    from trainio.tracer.finalize import finalize as finalize_trace  # pyarrow: loaded when needed
+
     manifest = finalize_trace(trace_dir).manifest
     for line in manifest["lost"]:
         click.echo(f"tracer: lost: {line}", err=True)
