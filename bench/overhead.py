@@ -69,7 +69,7 @@ def startup_extra_ms(work: Path, runs: int) -> tuple[float, list[tuple[float, fl
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pairs", type=int, default=9)
-    parser.add_argument("--startup-runs", type=int, default=20)
+    parser.add_argument("--startup-runs", type=int, default=30)
     parser.add_argument("--files", type=int, default=3000)
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--smoke", action="store_true", help="one small pair: checks the benchmark runs")
@@ -77,6 +77,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.smoke:
         args.pairs, args.files, args.epochs, args.startup_runs = 1, 300, 1, 2
+    load_before = os.getloadavg()[0]
     work = Path(tempfile.mkdtemp(prefix="trainio-overhead-"))
     data = work / "data"
     workload = [sys.executable, str(WORKLOAD), str(data), "--files", str(args.files), "--epochs", str(args.epochs)]
@@ -144,6 +145,7 @@ def main() -> None:
         "targets": TARGETS,
         "target_loop_slowdown_pct": TARGETS["loop_slowdown_pct"],
         "machine": f"{platform.machine()}, {len(os.sched_getaffinity(0))} cpus, {platform.platform()}",
+        "load_average_1min": {"before": round(load_before, 2), "after": round(os.getloadavg()[0], 2)},
         "date": time.strftime("%Y-%m-%d"),
         "smoke": args.smoke,
     }
