@@ -399,7 +399,8 @@ static void record(uint8_t op, uint8_t kind, int fd, int64_t t0, int64_t off,
 {
     int64_t t1 = now_ns();
     int prev = t_in_hook;
-    struct trainio_rec r, *slot;
+    struct trainio_rec *r;
+    uint32_t file_id = 0;
     size_t plen = path ? strnlen(path, PATH_CAP) : 0;
 
     /* A close alone never creates a spool (fork-then-exec children close fds). */
@@ -408,27 +409,27 @@ static void record(uint8_t op, uint8_t kind, int fd, int64_t t0, int64_t off,
     t_in_hook = 1;
     if (UNLIKELY(!t_tid)) t_tid = (int32_t)syscall(SYS_gettid);
     if (t0 < 0) t0 = t1;
-    memset(&r, 0, sizeof r);
-    r.start_ns = t0;
-    r.dur_ns = t1 - t0;
-    r.offset = off;
-    r.requested = req;
-    r.returned = ret;
-    r.tid = t_tid;
-    r.fd = fd;
-    r.kind = kind;
     if (fd >= 0 && fd < FD_MAX) {
         if (path && (op == OP_FDPATH || ((op == OP_OPEN || op == OP_FOPEN) && ret >= 0))) {
-            r.file_id = __atomic_add_fetch(&g_file_seq, 1, __ATOMIC_RELAXED);
-            __atomic_store_n(&fd_file[fd], r.file_id, __ATOMIC_RELAXED);
+            file_id = __atomic_add_fetch(&g_file_seq, 1, __ATOMIC_RELAXED);
+            __atomic_store_n(&fd_file[fd], file_id, __ATOMIC_RELAXED);
         } else {
-            r.file_id = __atomic_load_n(&fd_file[fd], __ATOMIC_RELAXED);
+            file_id = __atomic_load_n(&fd_file[fd], __ATOMIC_RELAXED);
         }
     }
-    if ((slot = reserve_rec()) != NULL) {
-        if (plen && (r.path_off = store_path(path, plen)) != 0) r.path_len = (uint16_t)plen;
-        memcpy(slot, &r, sizeof r);                       /* op is still 0: not committed */
-        __atomic_store_n(&slot->op, op, __ATOMIC_RELEASE); /* commit */
+    /* Filled in place: a fresh segment is zeros, and `op` goes last. */
+    if ((r = reserve_rec()) != NULL) {
+        r->start_ns = t0;
+        r->dur_ns = t1 - t0;
+        r->offset = off;
+        r->requested = req;
+        r->returned = ret;
+        r->tid = t_tid;
+        r->fd = fd;
+        r->file_id = file_id;
+        r->kind = kind;
+        if (plen && (r->path_off = store_path(path, plen)) != 0) r->path_len = (uint16_t)plen;
+        __atomic_store_n(&r->op, op, __ATOMIC_RELEASE); /* commit */
     } else if (g_hdr) {
         __atomic_add_fetch(&g_hdr->dropped, 1, __ATOMIC_RELAXED);
     }

@@ -119,19 +119,33 @@ class Recorder:
             self._fail(f"cannot record a {event} event: {exc!r}")
 
     def fetch(
-        self, worker_id: int | None, indices: list[int] | None, start_ns: int, end_ns: int, samples: list | None
+        self, worker_id: int | None, indices: list | None, start_ns: int, end_ns: int, samples: list | None
     ) -> None:
-        """One worker fetch and the (index or -1, start_ns, end_ns) of each of its samples."""
+        """One worker fetch; ``samples``: (index or -1, start_ns, end_ns) of each of its dataset[i]
+        calls (map-style datasets), whose indices are the fetch's when ``indices`` is a list."""
         if self.closed or self.broken:
             return
         try:
             tid = threading.get_native_id()
-            if samples:
-                self.spool.samples(tid, worker_id, samples)
-            code = sp.EVENT_CODES["fetch"]
-            self.spool.event(tid, code, None, None, None, worker_id, None, start_ns, end_ns, indices, None)
+            if samples is not None:
+                self.spool.fetch(tid, worker_id, start_ns, end_ns, samples, indices is not None)
+            else:
+                code = sp.EVENT_CODES["fetch"]
+                self.spool.event(tid, code, None, None, None, worker_id, None, start_ns, end_ns, indices, None)
         except Exception as exc:  # noqa: BLE001 - fail open
             self._fail(f"cannot record a fetch: {exc!r}")
+
+    def batch(
+        self, loader_id: int, epoch: int, batch: int, step_start_ns: int | None, start_ns: int, end_ns: int
+    ) -> None:
+        """The training loop waited from ``start_ns`` to ``end_ns`` for batch ``batch``; the step
+        before it (compute on the previous batch) ran from ``step_start_ns`` to ``start_ns``."""
+        if self.closed or self.broken:
+            return
+        try:
+            self.spool.batch(threading.get_native_id(), loader_id, epoch, batch, step_start_ns, start_ns, end_ns)
+        except Exception as exc:  # noqa: BLE001 - fail open
+            self._fail(f"cannot record a batch: {exc!r}")
 
     def object_op(
         self,

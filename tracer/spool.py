@@ -29,10 +29,16 @@ STATE = struct.Struct("<QI128s")  # dropped frames, stopped, stop reason; at STA
 STATE_OFFSET = 64
 FRAME = struct.Struct("<IB")  # size (header included; 0 = no frame here), type
 
-FACTS, EVENT, SAMPLES, OBJECT = b"F"[0], b"E"[0], b"S"[0], b"O"[0]
+FACTS, EVENT, FETCH, BATCH, OBJECT = b"F"[0], b"E"[0], b"S"[0], b"B"[0], b"O"[0]
 EVENT_BODY = struct.Struct("<iBiiqiqqqII")
 """tid, event code, loader_id, epoch, batch, worker_id, sample, start_ns, end_ns, #indices, info bytes."""
-SAMPLES_BODY = struct.Struct("<iiI")  # tid, worker_id, n; then n x (index, start_ns, end_ns) int64
+FETCH_BODY = struct.Struct("<iiIBqq")
+"""A map-style fetch and its samples, the hot path in one frame: tid, worker_id, n, whether the
+fetch's indices are its samples' indices, fetch start_ns and end_ns (NULL64: more samples of the
+fetch before); then n x (index or -1, start_ns, end_ns) int64."""
+BATCH_BODY = struct.Struct("<iiiqqqq")
+"""One batch of the training loop: tid, loader_id, epoch, batch, start_ns of the step before it
+(NULL64: none), start_ns (next() called), end_ns (batch received)."""
 OBJECT_BODY = struct.Struct("<iBqqqqqqHHH")
 """tid, op code, result, offset, requested, returned, start_ns, duration_ns, path/bucket/key lengths."""
 
@@ -160,12 +166,22 @@ class PySpool:
         )
         self.write(EVENT, body + tail + text)
 
-    def samples(self, tid: int, worker_id: int | None, times: list[tuple[int, int, int]]) -> None:
-        """(index or -1, start_ns, end_ns) of each ``dataset[index]`` call of one fetch."""
+    def fetch(
+        self, tid: int, worker_id: int | None, start_ns: int, end_ns: int, times: list, indices_are_samples: bool
+    ) -> None:
+        """A map-style fetch and the (index or -1, start_ns, end_ns) of each of its ``dataset[i]`` calls."""
         for first in range(0, len(times), MAX_SAMPLES_PER_FRAME):
             chunk = times[first : first + MAX_SAMPLES_PER_FRAME]
-            flat = struct.pack(f"<{3 * len(chunk)}q", *itertools.chain.from_iterable(chunk))
-            self.write(SAMPLES, SAMPLES_BODY.pack(tid, _n32(worker_id), len(chunk)) + flat)
+            last = first + MAX_SAMPLES_PER_FRAME >= len(times)
+            head = FETCH_BODY.pack(
+                tid, _n32(worker_id), len(chunk), indices_are_samples, start_ns, end_ns if last else NULL64
+            )
+            self.write(FETCH, head + struct.pack(f"<{3 * len(chunk)}q", *itertools.chain.from_iterable(chunk)))
+
+    def batch(
+        self, tid: int, loader_id: int, epoch: int, batch: int, step_start_ns, start_ns: int, end_ns: int
+    ) -> None:
+        self.write(BATCH, BATCH_BODY.pack(tid, loader_id, epoch, batch, _n64(step_start_ns), start_ns, end_ns))
 
     def object_op(self, tid: int, op: str, path: str, bucket, key, offset, requested, returned, result, start, dur):
         texts = [s.encode()[:65535] if s is not None else b"" for s in (path, bucket, key)]

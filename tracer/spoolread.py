@@ -216,14 +216,15 @@ def read_py_spool(path: Path) -> PySpool:
     events: list[tuple] = []
     samples: list[tuple[int, int | None, np.ndarray]] = []
     objects: list[tuple] = []
+    split: set[int] = set()  # threads whose current fetch spans frames
     lost = []
     for seg in range(hdr_size, len(data), seg_size):
-        pos, end = seg, min(seg + seg_size, len(data))
-        while pos + sp.FRAME.size <= end:
+        pos, seg_end = seg, min(seg + seg_size, len(data))
+        while pos + sp.FRAME.size <= seg_end:
             size, kind = sp.FRAME.unpack_from(data, pos)
             if size == 0:
                 break
-            if size < sp.FRAME.size or pos + size > end:
+            if size < sp.FRAME.size or pos + size > seg_end:
                 lost.append(f"{path}: corrupt frame at byte {pos}; the rest of its segment is skipped")
                 break
             body = pos + sp.FRAME.size
@@ -232,10 +233,25 @@ def read_py_spool(path: Path) -> PySpool:
                     _merge_facts(facts, json.loads(data[body : pos + size]))
                 elif kind == sp.EVENT:
                     events.append(_event(data, body))
-                elif kind == sp.SAMPLES:
-                    tid, worker, n = sp.SAMPLES_BODY.unpack_from(data, body)
-                    times = np.frombuffer(data, dtype="<i8", count=3 * n, offset=body + sp.SAMPLES_BODY.size)
-                    samples.append((tid, None if worker == sp.NULL32 else worker, times.reshape(n, 3)))
+                elif kind == sp.FETCH:
+                    tid, worker, n, listed, start, end = sp.FETCH_BODY.unpack_from(data, body)
+                    times = np.frombuffer(data, dtype="<i8", count=3 * n, offset=body + sp.FETCH_BODY.size)
+                    worker = _null(worker, sp.NULL32)
+                    samples.append((tid, worker, times.reshape(n, 3)))
+                    if end == sp.NULL64:  # more samples of this fetch follow
+                        split.add(tid)
+                    else:
+                        whole = listed and tid not in split and (times[0::3] >= 0).all()
+                        split.discard(tid)
+                        indices = times[0::3].tolist() if whole else None
+                        events.append((tid, "fetch", None, None, None, worker, None, indices, start, end, None))
+                elif kind == sp.BATCH:
+                    tid, loader, epoch, batch, step_start, start, end = sp.BATCH_BODY.unpack_from(data, body)
+                    if step_start != sp.NULL64:
+                        events.append(
+                            (tid, "step", loader, epoch, batch - 1, None, None, None, step_start, start, None)
+                        )
+                    events.append((tid, "batch", loader, epoch, batch, None, None, None, start, end, None))
                 elif kind == sp.OBJECT:
                     objects.append(_object(data, body))
             except (struct.error, ValueError) as exc:  # json and numpy errors are ValueErrors too

@@ -71,26 +71,27 @@ def patch_dataloader(module: ModuleType, rec: Recorder, patches: Patches) -> Non
         if state is None:
             return orig_next(self)
         t0 = now_ns()
-        if state.last_return_ns is not None:
-            rec.event(
-                "step",
-                loader_id=state.loader_id,
-                epoch=state.epoch,
-                batch=state.batch - 1,
-                start_ns=state.last_return_ns,
-                end_ns=t0,
-            )
         try:
             data = orig_next(self)
         except StopIteration:
             t1 = now_ns()
+            if state.last_return_ns is not None:
+                last = state.batch - 1
+                rec.event(
+                    "step",
+                    loader_id=state.loader_id,
+                    epoch=state.epoch,
+                    batch=last,
+                    start_ns=state.last_return_ns,
+                    end_ns=t0,
+                )
             rec.event(
                 "epoch_end", loader_id=state.loader_id, epoch=state.epoch, batch=state.batch, start_ns=t0, end_ns=t1
             )
             state.last_return_ns = None
             raise
-        t1 = now_ns()
-        rec.event("batch", loader_id=state.loader_id, epoch=state.epoch, batch=state.batch, start_ns=t0, end_ns=t1)
+        # The step on the previous batch and the wait for this one, in one record.
+        rec.batch(state.loader_id, state.epoch, state.batch, state.last_return_ns, t0, t1 := now_ns())
         state.batch += 1
         state.last_return_ns = t1
         return data
@@ -140,7 +141,10 @@ def patch_fetch(module: ModuleType, rec: Recorder, patches: Patches) -> None:
             finally:
                 self.dataset = dataset
                 indices = possibly_batched_index if isinstance(possibly_batched_index, list) else None
-                rec.fetch(worker_id, _ints(indices), t0, now_ns(), timed.times if timed is not None else None)
+                if timed is not None:  # the samples carry the indices
+                    rec.fetch(worker_id, indices, t0, now_ns(), timed.times)
+                else:
+                    rec.fetch(worker_id, _ints(indices), t0, now_ns(), None)
 
         patches.replace(cls, "fetch", fetch)
 

@@ -31,8 +31,8 @@ def _py_spool(path):
     spool = sp.PySpool(str(path), pid=11, ppid=10, start_ns=5)
     spool.facts(role="main", argv=["train.py"])
     spool.event(7, sp.EVENT_CODES["epoch_start"], 0, 0, None, None, None, 100, 100, None, '{"batch_size": 4}')
-    spool.samples(8, 1, [(3, 200, 210), (-1, 211, 220)])
-    spool.event(8, sp.EVENT_CODES["fetch"], None, None, None, 1, None, 199, 221, [3, 4], None)
+    spool.fetch(8, 1, 199, 221, [(3, 200, 210), (4, 211, 220)], indices_are_samples=True)
+    spool.batch(7, 0, 0, 1, 150, 222, 230)
     spool.object_op(7, "get", "s3://b/k", "b", "k", None, None, 42, 0, 300, 5)
     spool.facts(role="worker", worker_id=1, errors=["e1"])
     spool.facts(exit_via="exit", errors=["e2"])
@@ -51,12 +51,13 @@ def test_python_spool_round_trip(tmp_path):
         "errors": ["e1", "e2"],
     }
     rows = read.events.to_pylist()
-    assert [r["event"] for r in rows] == ["epoch_start", "fetch", "sample", "sample"]
+    assert [r["event"] for r in rows] == ["epoch_start", "fetch", "step", "batch", "sample", "sample"]
     assert rows[0]["info"] == '{"batch_size": 4}' and rows[0]["batch"] is None
-    assert rows[1]["indices"] == [3, 4] and rows[1]["worker_id"] == 1
-    assert [(r["sample"], r["start_ns"], r["end_ns"], r["tid"]) for r in rows[2:]] == [
+    assert (rows[1]["indices"], rows[1]["worker_id"], rows[1]["start_ns"], rows[1]["end_ns"]) == ([3, 4], 1, 199, 221)
+    assert [(r["batch"], r["start_ns"], r["end_ns"]) for r in rows[2:4]] == [(0, 150, 222), (1, 222, 230)]
+    assert [(r["sample"], r["start_ns"], r["end_ns"], r["tid"]) for r in rows[4:]] == [
         (3, 200, 210, 8),
-        (None, 211, 220, 8),
+        (4, 211, 220, 8),
     ]
     [obj] = read.objects.to_pylist()
     assert (obj["op"], obj["path"], obj["bytes_returned"], obj["offset"], obj["kind"]) == (
@@ -66,6 +67,16 @@ def test_python_spool_round_trip(tmp_path):
         None,
         "object",
     )
+
+
+def test_a_fetch_larger_than_a_frame_keeps_every_sample(tmp_path):
+    spool = sp.PySpool(str(tmp_path / "py.spool"), 1, 0, 0)
+    n = sp.MAX_SAMPLES_PER_FRAME + 5
+    spool.fetch(3, None, 10, 20, [(i, i, i + 1) for i in range(n)], indices_are_samples=True)
+    rows = read_py_spool(tmp_path / "py.spool").events.to_pylist()
+    fetches = [r for r in rows if r["event"] == "fetch"]
+    assert len(fetches) == 1 and fetches[0]["indices"] is None  # not only the last frame's
+    assert [r["sample"] for r in rows if r["event"] == "sample"] == list(range(n))
 
 
 def test_a_frame_cut_by_a_kill_ends_the_data_before_it(tmp_path):
@@ -103,7 +114,7 @@ def test_a_garbled_frame_costs_that_frame(tmp_path):
     spool.write(sp.EVENT, b"\xff" * 40)  # a frame whose body does not parse
     spool.facts(exit_via="os._exit")
     read = read_py_spool(path)
-    assert read.facts["exit_via"] == "os._exit" and len(read.events) == 4
+    assert read.facts["exit_via"] == "os._exit" and len(read.events) == 6
     assert len(read.lost) == 1 and "unreadable frame" in read.lost[0]
 
 
