@@ -52,11 +52,14 @@ def dlio_args(data: Path, files: int, epochs: int) -> list[str]:
 
 
 def run_dlio(cmd: list[str], env: dict[str, str], out: Path, log: Path) -> float:
-    """Run DLIO once with its output in ``out`` and its log in ``log``; return the wall seconds."""
+    """Run DLIO once with its output in ``out`` and its log in ``log``; return the wall seconds.
+
+    It runs inside the work folder: DLIO leaves ``hydra_log/`` and ``checkpoints/`` in its cwd.
+    """
     t0 = time.perf_counter()
     with open(log, "w") as f:
         cmd = [*cmd, f"++workload.output.folder={out}"]
-        subprocess.run(cmd, env=env, stdout=f, stderr=subprocess.STDOUT, check=True, timeout=900)
+        subprocess.run(cmd, env=env, stdout=f, stderr=subprocess.STDOUT, check=True, timeout=900, cwd=out.parent)
     return time.perf_counter() - t0
 
 
