@@ -8,6 +8,7 @@ sockets are *ipc*; the trace's own files are *trace*; everything else read by th
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable
 
 SYSTEM_PREFIXES = (
@@ -31,25 +32,43 @@ CACHE_PARTS = ("/.cache/", "/.nv/", "/.triton/", "/.local/", "/.config/")
 IPC_PREFIXES = ("pipe:", "socket:", "anon_inode:")
 
 
-def classify_path(path: str | None, kind: str, trace_dir: str, prefixes: Iterable[str] = ()) -> str:
-    """Return one of ``data``, ``runtime``, ``ipc``, ``trace``."""
-    if kind == "object":
+class Classifier:
+    """Classifies the paths of one trace: ``classifier(path, kind)`` is one of ``data``, ``runtime``,
+    ``ipc``, ``trace``.
+
+    ``prefixes``: the traced interpreters' installation prefixes. ``home``: the run's $HOME, whose
+    hidden folders (``~/.keras``, ``~/.config``) hold per-user configuration and caches, never data.
+    """
+
+    def __init__(self, trace_dir: str, prefixes: Iterable[str] = (), home: str | None = None) -> None:
+        self.trace_dir = trace_dir.rstrip("/")
+        runtime = list(SYSTEM_PREFIXES) + [p.rstrip("/") + "/" for p in prefixes if p]
+        if home and home.rstrip("/"):
+            runtime.append(home.rstrip("/") + "/.")
+        self.runtime_prefixes = tuple(runtime)
+        self.runtime_parts = re.compile("|".join(re.escape(part) for part in RUNTIME_PARTS + CACHE_PARTS))
+
+    def __call__(self, path: str | None, kind: str) -> str:
+        if kind == "object":
+            return "data"
+        if kind == "ipc" or (path is not None and path.startswith(IPC_PREFIXES)):
+            return "ipc"
+        if not path or kind == "other":
+            return "runtime"
+        if path == self.trace_dir or path.startswith(self.trace_dir + "/"):
+            return "trace"
+        if path.startswith(self.runtime_prefixes) or path.endswith(RUNTIME_SUFFIXES):
+            return "runtime"
+        if self.runtime_parts.search(path):
+            return "runtime"
         return "data"
-    if kind == "ipc" or (path is not None and path.startswith(IPC_PREFIXES)):
-        return "ipc"
-    if not path:
-        return "runtime"
-    if kind == "other":
-        return "runtime"
-    if path.startswith(trace_dir.rstrip("/") + "/") or path == trace_dir:
-        return "trace"
-    if path.startswith(SYSTEM_PREFIXES) or path.endswith(RUNTIME_SUFFIXES):
-        return "runtime"
-    if any(part in path for part in RUNTIME_PARTS + CACHE_PARTS):
-        return "runtime"
-    if any(prefix and path.startswith(prefix.rstrip("/") + "/") for prefix in prefixes):
-        return "runtime"
-    return "data"
+
+
+def classify_path(
+    path: str | None, kind: str, trace_dir: str, prefixes: Iterable[str] = (), home: str | None = None
+) -> str:
+    """One path's class (see Classifier); build a Classifier once for many paths."""
+    return Classifier(trace_dir, prefixes, home)(path, kind)
 
 
 def data_roots(paths_bytes: dict[str, int]) -> list[str]:

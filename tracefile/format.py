@@ -1,11 +1,10 @@
-"""Trace format v1: file names, Arrow schemas and the metadata every file carries.
+"""Trace format v1: Arrow schemas and the metadata every file carries (names and version: ``layout``).
 
 A trace is a directory::
 
     manifest.json            run-level facts (format, version, command, host, processes, coverage)
-    spool/io-PID-T.arrows    per-process Arrow IPC streams written during the run (removed by finalize)
-    spool/events-PID-T.arrows
-    spool/proc-PID-T.json    per-process facts (argv, rank, /proc/PID/io counters at exit)
+    spool/io-PID-T.spool     per-process memory-mapped spools written during the run (removed by
+    spool/py-PID-T.spool     finalize): the C interposer's records; Python events and process facts
     io/PID-T.parquet         one Parquet file per process after finalize: every I/O operation
     events/PID-T.parquet     DataLoader events (batches, steps, fetches, samples, epochs)
 
@@ -17,17 +16,17 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-FORMAT_NAME = "trainio-trace"
-FORMAT_VERSION = "1.1"
-"""1.1 added the manifest's ``host_cpu`` (readers tolerate its absence in 1.0 traces)."""
-MANIFEST = "manifest.json"
-SPOOL_DIR = "spool"
-IO_DIR = "io"
-EVENTS_DIR = "events"
-
-# Operation names recorded in the ``op`` column.
-READ_OPS = ("read", "pread", "readv", "preadv", "fread")
-OBJECT_READ_OPS = ("get",)
+from trainio.tracefile.layout import (  # noqa: F401 - the format's names, re-exported
+    EVENTS_DIR,
+    FORMAT_NAME,
+    FORMAT_VERSION,
+    IO_DIR,
+    MANIFEST,
+    OBJECT_READ_OPS,
+    READ_OPS,
+    SPOOL_DIR,
+    major,
+)
 
 # Columns written while the run goes (spool) -- the Parquet files add rank, worker_id, role, io_class.
 IO_SPOOL_SCHEMA = pa.schema(
@@ -87,7 +86,3 @@ def file_metadata(kind: str, tool_version: str, **extra: str) -> dict[bytes, byt
         **extra,
     }
     return {k.encode(): str(v).encode() for k, v in meta.items()}
-
-
-def major(version: str) -> int:
-    return int(str(version).split(".", 1)[0])

@@ -24,6 +24,8 @@ from trainio.tracefile.format import (
 )
 
 REQUIRED_COLUMNS = ("pid", "tid", "start_ns")
+COVERAGE_FLOOR = 0.98
+"""Below this share of the kernel's count of bytes read, a trace warns that it misses reads."""
 
 
 @dataclass
@@ -39,6 +41,30 @@ class Trace:
     @property
     def processes(self) -> list[dict]:
         return self.manifest.get("processes", [])
+
+
+def trace_warnings(manifest: dict) -> list[str]:
+    """What the manifest says a user of the trace must know: low coverage, a busy host."""
+    return [w for w in (coverage_warning(manifest), busy_host_warning(manifest)) if w]
+
+
+def coverage_warning(manifest: dict) -> str | None:
+    """One line when the trace holds less than COVERAGE_FLOOR of what the kernel counted for the run.
+
+    Only for traces whose coverage counts the whole process tree (format 1.2): before that the
+    figure could not see a lost process, and saying nothing is more honest than a false alarm.
+    """
+    cov = manifest.get("coverage")
+    if not isinstance(cov, dict) or cov.get("basis") != "process tree" or not isinstance(cov.get("ratio"), float | int):
+        return None
+    if cov["ratio"] >= COVERAGE_FLOOR:
+        return None
+    missing = max(int(cov.get("rchar_bytes", 0)) - int(cov.get("traced_bytes", 0)), 0)
+    return (
+        f"LOW COVERAGE: the trace holds {cov['ratio']:.1%} of the bytes the kernel counted for the run"
+        f" ({missing:,} bytes read but not traced, below {COVERAGE_FLOOR:.0%}): records of a process are"
+        " missing, or reads went where the tracer cannot see; projections from this trace undercount its I/O"
+    )
 
 
 def read_manifest(trace_dir: str | Path) -> dict:
@@ -90,29 +116,6 @@ def read_parquet_part(path: Path, schema: pa.Schema) -> pa.Table:
     return table.select(schema.names).cast(schema)
 
 
-def read_spool_stream(path: Path, schema: pa.Schema) -> tuple[pa.Table, str | None]:
-    """Every complete batch of a spool stream; a truncated tail is reported, not raised."""
-    batches = []
-    warning = None
-    try:
-        with pa.OSFile(str(path), "rb") as source:
-            reader = pa.ipc.open_stream(source)
-            meta = reader.schema.metadata or {}
-            if meta.get(b"trainio.format") != FORMAT_NAME.encode():
-                raise TraceFormatError(path, "Arrow stream without trainio metadata")
-            check_version(path, meta.get(b"trainio.format_version", b"").decode())
-            while True:
-                try:
-                    batches.append(reader.read_next_batch())
-                except StopIteration:
-                    break
-    except (OSError, pa.ArrowException) as exc:
-        if not batches:
-            raise TraceFormatError(path, str(exc).splitlines()[0]) from exc
-        warning = f"{path}: truncated after {len(batches)} batches ({str(exc).splitlines()[0]})"
-    return pa.Table.from_batches(batches, schema=schema) if batches else schema.empty_table(), warning
-
-
 def _read_parts(folder: Path, schema: pa.Schema, warnings: list[str]) -> pa.Table:
     tables, errors = [], []
     for part in sorted(folder.glob("*.parquet")) if folder.is_dir() else []:
@@ -131,14 +134,13 @@ def open_trace(trace_dir: str | Path) -> Trace:
     made while other processes loaded the host adds one too."""
     root = Path(trace_dir)
     manifest = read_manifest(root)
-    if not (root / IO_DIR).is_dir():
+    unfinished = manifest.get("status") == "running" and (root / SPOOL_DIR).is_dir()
+    if unfinished or not (root / IO_DIR).is_dir():
         if (root / SPOOL_DIR).is_dir():
             raise TraceFormatError(root, f"not finalized (was the run killed?): run `tracer finalize {root}` first")
         raise TraceFormatError(root, "no io/ folder: the trace holds no I/O data")
     warnings: list[str] = []
     io = _read_parts(root / IO_DIR, IO_SCHEMA, warnings)
     events = _read_parts(root / EVENTS_DIR, EVENTS_SCHEMA, warnings)
-    busy = busy_host_warning(manifest)
-    if busy:
-        warnings.append(busy)
+    warnings.extend(trace_warnings(manifest))
     return Trace(root, manifest, io, events, warnings)

@@ -59,16 +59,14 @@ def _reread_bytes(reads: pa.Table) -> int:
     """Bytes read again at the same (path, offset range) -- typically the same data every epoch."""
     if reads.num_rows == 0:
         return 0
-    key = pc.binary_join_element_wise(
-        reads["path"].fill_null(""),
-        pc.cast(reads["offset"], pa.string()).fill_null("-"),
-        pc.cast(reads["bytes_returned"], pa.string()),
-        "|",
-    )
-    keys = key.to_numpy(zero_copy_only=False)
+    path = reads["path"].combine_chunks().dictionary_encode().indices.fill_null(-1).to_numpy(zero_copy_only=False)
+    offset = reads["offset"].fill_null(-1).to_numpy()
     nbytes = _np(reads, "bytes_returned")
-    _, first = np.unique(keys, return_index=True)
-    return int(nbytes.sum() - nbytes[first].sum())
+    order = np.lexsort((nbytes, offset, path))
+    keys = np.stack([path[order], offset[order], nbytes[order]])
+    again = np.zeros(len(order), dtype=bool)
+    again[1:] = (keys[:, 1:] == keys[:, :-1]).all(axis=0)  # same as the read before it in this order
+    return int(nbytes[order][again].sum())
 
 
 def loop_stats(events: pa.Table) -> dict:
@@ -157,37 +155,79 @@ def own_rchar(processes: list[dict]) -> dict[int, int]:
 
 
 def coverage(trace: Trace) -> dict:
-    """Bytes returned by all traced read calls over the kernel's rchar of the traced processes."""
-    own = own_rchar(trace.processes)
+    """Bytes returned by all traced read calls over what the kernel counted for the run.
+
+    Since format 1.2 the count is the process tree's (``tree_io``: every reaped process's
+    ``/proc/PID/io``, however it ended) less what each process read before it could be traced
+    (``rchar_before_start``). Older traces divide by the sum of each process's own rchar.
+    """
     io = trace.io
-    mask = pc.and_(pc.is_in(io["op"], pa.array(READ_OPS)), pc.is_in(io["pid"], pa.array(list(own), pa.int32())))
-    returned = pc.max_element_wise(io.filter(mask)["bytes_returned"], 0)
+    reads = pc.is_in(io["op"], pa.array(READ_OPS))
+    tree = trace.manifest.get("tree_io")
+    if isinstance(tree, dict) and isinstance(tree.get("rchar"), int):
+        untraced = sum(int(p.get("rchar_before_start") or 0) for p in trace.processes)
+        rchar = max(tree["rchar"] - untraced, 0)
+        mask = reads
+        basis = "process tree"
+        with_counters = int(tree.get("processes", 0))
+    else:
+        own = own_rchar(trace.processes)
+        rchar = int(sum(own.values()))
+        mask = pc.and_(reads, pc.is_in(io["pid"], pa.array(list(own), pa.int32())))
+        basis = "per process"
+        with_counters = len(own)
+    returned = pc.max_element_wise(pc.filter(io["bytes_returned"], mask), 0)
     traced = int(pc.sum(returned).as_py() or 0)
-    rchar = int(sum(own.values()))
     return {
         "ratio": round(traced / rchar, 4) if rchar else None,
         "traced_bytes": traced,
         "rchar_bytes": rchar,
-        "processes_with_counters": len(own),
+        "basis": basis,
+        "processes_with_counters": with_counters,
         "processes": len(trace.processes),
         "c_level": bool(trace.manifest.get("interposer", {}).get("loaded_in_all", False)),
     }
+
+
+def training_reads(reads: pa.Table, trace: Trace) -> pa.Table:
+    """The data reads that fed the training: made by DataLoader workers or inside a fetch.
+
+    A run's other reads (a framework's config file under $HOME, a checkpoint) do not decide where
+    the training data lives. Without workers or fetch events, every data read counts.
+    """
+    workers = [p["pid"] for p in trace.processes if p.get("role") == "worker"]
+    chosen = np.isin(_np(reads, "pid"), workers) if reads.num_rows else np.zeros(0, dtype=bool)
+    events = trace.events
+    if events.num_rows and reads.num_rows:
+        fetches = events.filter(pc.equal(events["event"], "fetch"))
+        r_pid, r_tid, r_start = _np(reads, "pid"), _np(reads, "tid"), _np(reads, "start_ns")
+        f_pid, f_tid, f_start, f_end = (_np(fetches, c) for c in ("pid", "tid", "start_ns", "end_ns"))
+        for pid, tid in set(zip(f_pid.tolist(), f_tid.tolist(), strict=True)):
+            mine = (f_pid == pid) & (f_tid == tid)
+            order = np.argsort(f_start[mine])
+            starts, ends = f_start[mine][order], f_end[mine][order]
+            rows = np.flatnonzero((r_pid == pid) & (r_tid == tid))
+            slot = np.searchsorted(starts, r_start[rows], "right") - 1
+            inside = (slot >= 0) & (r_start[rows] <= ends[np.maximum(slot, 0)])
+            chosen[rows[inside]] = True
+    return reads.filter(pa.array(chosen)) if chosen.any() else reads
 
 
 def summarize(trace: Trace) -> dict:
     """The ``tracer summary --json`` dictionary."""
     io = trace.io
     reads = data_reads(trace)
-    all_reads = io.filter(pc.is_in(io["op"], pa.array(READ_OPS + OBJECT_READ_OPS)))
-    runtime = all_reads.filter(pc.is_in(all_reads["io_class"], pa.array(["runtime", "trace"])))
-    ipc = all_reads.filter(pc.equal(all_reads["io_class"], "ipc"))
-    opens = io.filter(pc.and_(pc.is_in(io["op"], pa.array(["open", "fopen", "get"])), pc.equal(io["io_class"], "data")))
-    opens = opens.filter(pc.greater_equal(opens["result"], 0))
+    is_read = pc.is_in(io["op"], pa.array(READ_OPS + OBJECT_READ_OPS))
+    is_runtime = pc.is_in(io["io_class"], pa.array(["runtime", "trace"]))
+    runtime = pc.filter(io["bytes_returned"], pc.and_(is_read, is_runtime))
+    ipc = pc.filter(io["bytes_returned"], pc.and_(is_read, pc.equal(io["io_class"], "ipc")))
+    opens = pc.and_(pc.is_in(io["op"], pa.array(["open", "fopen", "get"])), pc.equal(io["io_class"], "data"))
+    files_opened = int(pc.sum(pc.and_(opens, pc.greater_equal(io["result"], 0))).as_py() or 0)
     paths = _np(reads, "path")
     nbytes = _np(reads, "bytes_returned")
     per_path: dict[str, int] = {}
     if reads.num_rows:
-        grouped = reads.group_by("path").aggregate([("bytes_returned", "sum")])
+        grouped = training_reads(reads, trace).group_by("path").aggregate([("bytes_returned", "sum")])
         per_path = dict(zip(grouped["path"].to_pylist(), grouped["bytes_returned_sum"].to_pylist(), strict=True))
     loop = loop_stats(trace.events)
     pattern, evidence = access_pattern(reads, loop, trace.manifest)
@@ -195,11 +235,11 @@ def summarize(trace: Trace) -> dict:
     reread = _reread_bytes(reads)
     return {
         "bytes_read": total,
-        "runtime_bytes_read": int(pc.sum(runtime["bytes_returned"]).as_py() or 0),
-        "ipc_bytes_read": int(pc.sum(ipc["bytes_returned"]).as_py() or 0),
+        "runtime_bytes_read": int(pc.sum(runtime).as_py() or 0),
+        "ipc_bytes_read": int(pc.sum(ipc).as_py() or 0),
         "data_roots": data_roots(per_path),
         "read_ops": int(reads.num_rows),
-        "files_opened": int(opens.num_rows),
+        "files_opened": files_opened,
         "distinct_files": int(len(set(paths.tolist()))) if paths.size else 0,
         "processes": len(trace.processes),
         "samples": loop["samples"],

@@ -3,11 +3,11 @@
  *
  * Loaded with LD_PRELOAD into every process of a training run.  Each wrapped
  * call is forwarded to the real libc function (dlsym(RTLD_NEXT)) and, unless
- * recording is off for this thread/process, appended as a fixed 64-byte
- * record (plus optional path bytes) to an in-memory buffer.  Python opens the
- * same copy with ctypes and empties the buffer with trainio_drain().
+ * recording is off for this thread/process, written as a fixed 64-byte record
+ * (plus its path) straight into the process's memory-mapped spool file, which
+ * the kernel keeps whatever way the process ends.  Python, C and shell
+ * processes alike: no drain, no flush.  docs/capture.md explains the design.
  *
- * No Python API: the only interface is the exported C functions below.
  * Wrappers never change a call's semantics: same arguments, same return
  * value, errno as the real call left it.
  */
@@ -29,7 +29,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
@@ -45,9 +47,11 @@
 struct trainio_rec {
     int64_t start_ns, dur_ns, offset, requested, returned;
     int32_t tid, fd;
-    uint32_t path_off, path_len;
-    uint8_t op, kind, pad[2];
-    uint32_t file_id; /* per-process id of the open file behind fd; 0 = unknown */
+    uint32_t file_id;  /* per-process id of the open file behind fd; 0 = unknown */
+    uint16_t path_len; /* 0 = no path */
+    uint8_t op;        /* OP_*; written last: 0 = not committed */
+    uint8_t kind;
+    uint64_t path_off; /* file offset of the path bytes in the spool */
 };
 _Static_assert(sizeof(struct trainio_rec) == 64, "record ABI is 64 bytes");
 
@@ -57,10 +61,6 @@ enum { K_UNKNOWN = 0, K_REG, K_IPC, K_OTHER };
 
 #define FD_MAX 65536
 #define PATH_CAP 4096                 /* longer paths are truncated */
-#define RECS_INIT 16384
-#define RECS_MAX (1u << 20)
-#define ARENA_INIT (1u << 20)
-#define ARENA_MAX (64u << 20)
 
 #ifndef __OPEN_NEEDS_MODE
 #define __OPEN_NEEDS_MODE(fl) (((fl) & O_CREAT) != 0)
@@ -128,16 +128,6 @@ static unsigned char fd_kind[FD_MAX]; /* K_* per fd; 0 = not yet classified */
 static uint32_t fd_file[FD_MAX];
 static uint32_t g_file_seq;
 
-static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
-static struct trainio_rec *g_recs;    /* live records are [g_head, g_n) */
-static size_t g_rcap, g_head, g_n;
-static char *g_arena;                 /* live path bytes are [g_ahead, g_alen) */
-static size_t g_acap, g_ahead, g_alen;
-static uint64_t g_dropped;
-/* The kernel's rchar when this image started: an exec keeps the pid and its
- * counters, so reads made before the exec (a shell wrapper) are not ours. */
-static uint64_t g_start_rchar;
-
 static inline int tracing(void)
 {
     return !(t_in_hook | t_suppress) && __atomic_load_n(&g_enabled, __ATOMIC_RELAXED);
@@ -177,50 +167,229 @@ static int real_fstat_any(int fd, struct stat *st)
     return f ? f(fd, st) : (int)syscall(SYS_fstat, fd, st);
 }
 
-/* ---- buffer ---- */
+/* ---- the spool: a memory-mapped file that the kernel keeps when we die ----
+ *
+ * One file per process image ($TRAINIO_TRACE_DIR/spool/io-PID-START.spool),
+ * created at the first record (a forked child that only closes fds and execs
+ * makes none).  A header page, then segments, each reserved on disk with
+ * posix_fallocate before it is mapped: a write into a mapped page can then
+ * never hit a full disk (SIGBUS).  When a segment cannot be reserved the
+ * process stops recording and the header says why.  Records are reserved with
+ * one atomic add on their segment's cursor and committed by storing `op` last,
+ * so a reader skips a record whose writer died half-way.  Paths live in path
+ * segments of the same file; a record holds its path's file offset. */
 
-/* Drop the drained prefix so its space can be reused.  Path offsets grow
- * monotonically with the record index, so the arena shifts by one amount. */
-static void compact_locked(void)
+#define SPOOL_MAGIC "TRAINIOC"
+#define SPOOL_VERSION 1
+#define HDR_SIZE 4096u
+#define SEG_HDR 64u
+#define SEG_MAGIC 0x31474553u /* "SEG1" */
+#define MAX_SEGS 4096u
+enum { SEG_RECS = 1, SEG_PATHS = 2 };
+static const uint64_t SEG_INIT[3] = {0, 256u << 10, 64u << 10};
+static const uint64_t SEG_MAX[3] = {0, 16u << 20, 1u << 20};
+
+struct spool_hdr {
+    char magic[8];
+    uint32_t version, hdr_size, rec_size, seg_hdr_size;
+    int32_t pid, ppid;
+    int64_t start_ns;          /* image start, or fork time for a forked child */
+    uint64_t untraced_rchar;   /* rchar before the interposer saw anything, plus its own reads */
+    uint64_t dropped;          /* records that found no room in the spool */
+    uint32_t stopped;          /* 1: a segment could not be reserved; see stop_reason */
+    uint32_t forked;           /* 1: forked from a traced process (inherits its fds and file ids) */
+    uint32_t cmdline_len;
+    uint32_t pad;
+    char stop_reason[128];
+    char exe[512];
+    char cmdline[2048];        /* NUL-separated arguments, truncated */
+};
+_Static_assert(sizeof(struct spool_hdr) <= HDR_SIZE, "header fits its page");
+
+struct seg_hdr {
+    uint32_t magic, type;
+    uint64_t size;             /* bytes, this header included */
+    uint64_t cursor;           /* records (SEG_RECS) or bytes (SEG_PATHS) reserved */
+    uint64_t pad[5];
+};
+_Static_assert(sizeof(struct seg_hdr) == SEG_HDR, "segment header is 64 bytes");
+
+struct seg {
+    char *base;                /* the mapping: segment header, then data */
+    uint64_t size;             /* of the mapping */
+    uint64_t cap;              /* records or bytes */
+    uint64_t file_off;
+};
+
+static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER; /* segment creation only */
+static char g_dir[PATH_CAP];                               /* "" = not capturing: record nothing */
+static int g_spool_state;                                  /* 0 not yet opened, 1 open, -1 unavailable */
+static int g_spool_fd = -1;
+static struct spool_hdr *g_hdr;
+static struct seg g_segs[MAX_SEGS];
+static unsigned g_nsegs, g_ntype[3];
+static struct seg *g_cur[3];
+static uint64_t g_file_end;
+static int32_t g_pid;
+static int64_t g_start_ns;
+static int g_forked;
+static uint64_t g_untraced; /* see spool_hdr.untraced_rchar */
+
+static long raw_read_file(const char *path, char *buf, size_t cap)
 {
-    size_t live = g_n - g_head;
-    if (g_head == 0) return;
-    memmove(g_recs, g_recs + g_head, live * sizeof *g_recs);
-    memmove(g_arena, g_arena + g_ahead, g_alen - g_ahead);
-    for (size_t i = 0; i < live; i++) g_recs[i].path_off -= (uint32_t)g_ahead;
-    g_n = live;
-    g_alen -= g_ahead;
-    g_head = g_ahead = 0;
+    long n, total = 0;
+    int fd = (int)syscall(SYS_openat, AT_FDCWD, path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    while ((size_t)total < cap && (n = syscall(SYS_read, fd, buf + total, cap - (size_t)total)) > 0)
+        total += n;
+    syscall(SYS_close, fd);
+    g_untraced += (uint64_t)total; /* our own reads count in rchar but are not traced */
+    return total;
 }
 
-static int grow(void **buf, size_t *cap, size_t init, size_t max, size_t elem)
+static void stop(const char *why, int err)
 {
-    size_t ncap = *cap ? *cap * 2 : init;
-    void *p;
-    if (*cap >= max) return 0;
-    if (ncap > max) ncap = max;
-    if (!(p = realloc(*buf, ncap * elem))) return 0;
-    *buf = p;
-    *cap = ncap;
+    __atomic_store_n(&g_enabled, 0, __ATOMIC_RELAXED);
+    if (g_hdr && !g_hdr->stopped) {
+        snprintf(g_hdr->stop_reason, sizeof g_hdr->stop_reason, "%s: %s", why, strerror(err));
+        __atomic_store_n(&g_hdr->stopped, 1, __ATOMIC_RELEASE);
+    }
+}
+
+/* Reserve [off, off+len) on disk.  Past RLIMIT_FSIZE the kernel would send
+ * SIGXFSZ, which kills a process that does not ignore it: check first. */
+static int reserve_disk(int fd, uint64_t off, uint64_t len)
+{
+    struct rlimit lim;
+    if (getrlimit(RLIMIT_FSIZE, &lim) == 0 && lim.rlim_cur != RLIM_INFINITY && off + len > lim.rlim_cur)
+        return EFBIG;
+    return posix_fallocate(fd, (off_t)off, (off_t)len);
+}
+
+static void *map_shared(int fd, uint64_t off, uint64_t len)
+{
+    __typeof__(&mmap) f = REAL(mmap);
+    void *p = f ? f(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, (off_t)off) : MAP_FAILED;
+    return p == MAP_FAILED ? NULL : p;
+}
+
+static int spool_open_locked(void)
+{
+    char path[PATH_CAP + 64];
+    int fd, err;
+    struct spool_hdr *h;
+    long n;
+
+    if (g_spool_state) return g_spool_state > 0;
+    g_spool_state = -1;
+    if (!g_dir[0]) return 0;
+    snprintf(path, sizeof path, "%s/io-%d-%lld.spool", g_dir, (int)g_pid, (long long)g_start_ns);
+    fd = (int)syscall(SYS_openat, AT_FDCWD, path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        __atomic_store_n(&g_enabled, 0, __ATOMIC_RELAXED);
+        return 0;
+    }
+    /* Held until the process ends: finalize sees a locked spool as a live process. */
+    syscall(SYS_flock, fd, LOCK_EX);
+    if ((err = reserve_disk(fd, 0, HDR_SIZE)) != 0 || !(h = map_shared(fd, 0, HDR_SIZE))) {
+        /* An empty file is the one trace this process leaves: finalize reports it. */
+        __atomic_store_n(&g_enabled, 0, __ATOMIC_RELAXED);
+        return 0;
+    }
+    h->version = SPOOL_VERSION;
+    h->hdr_size = HDR_SIZE;
+    h->rec_size = sizeof(struct trainio_rec);
+    h->seg_hdr_size = SEG_HDR;
+    h->pid = g_pid;
+    h->ppid = (int32_t)syscall(SYS_getppid);
+    h->start_ns = g_start_ns;
+    h->forked = (uint32_t)g_forked;
+    n = readlink("/proc/self/exe", h->exe, sizeof h->exe - 1);
+    h->exe[n > 0 ? n : 0] = '\0';
+    n = raw_read_file("/proc/self/cmdline", h->cmdline, sizeof h->cmdline);
+    h->cmdline_len = n > 0 ? (uint32_t)n : 0;
+    h->untraced_rchar = g_untraced;
+    memcpy(h->magic, SPOOL_MAGIC, 8); /* last: a header without it is incomplete */
+    g_hdr = h;
+    g_spool_fd = fd;
+    g_file_end = HDR_SIZE;
+    g_spool_state = 1;
     return 1;
 }
 
-static void append_locked(const struct trainio_rec *r, const char *path, size_t plen)
+/* Make a new current segment of `type` unless another thread already replaced
+ * `seen`.  Returns 0 when recording must stop. */
+static int new_segment(int type, struct seg *seen)
 {
-    if (g_n == g_rcap || g_alen + plen > g_acap) compact_locked();
-    if (g_n == g_rcap && !grow((void **)&g_recs, &g_rcap, RECS_INIT, RECS_MAX, sizeof *g_recs))
-        goto drop;
-    while (g_alen + plen > g_acap)
-        if (!grow((void **)&g_arena, &g_acap, ARENA_INIT, ARENA_MAX, 1)) goto drop;
-    g_recs[g_n] = *r;
-    g_recs[g_n].path_off = (uint32_t)g_alen; /* set even when plen == 0: keeps offsets monotonic */
-    g_recs[g_n].path_len = (uint32_t)plen;
-    if (plen) memcpy(g_arena + g_alen, path, plen);
-    g_alen += plen;
-    g_n++;
-    return;
-drop:
-    g_dropped++;
+    int ok = 0, err;
+    uint64_t size;
+    struct seg *s;
+    struct seg_hdr *sh;
+
+    pthread_mutex_lock(&g_mu);
+    if (__atomic_load_n(&g_cur[type], __ATOMIC_ACQUIRE) != seen) {
+        ok = 1;
+        goto out;
+    }
+    if (!spool_open_locked()) goto out;
+    if (g_nsegs == MAX_SEGS) {
+        stop("spool segment table full", ENOSPC);
+        goto out;
+    }
+    size = SEG_INIT[type] << (g_ntype[type] < 16 ? g_ntype[type] : 16);
+    if (size > SEG_MAX[type]) size = SEG_MAX[type];
+    if ((err = reserve_disk(g_spool_fd, g_file_end, size)) != 0) {
+        stop("cannot reserve spool space", err);
+        goto out;
+    }
+    s = &g_segs[g_nsegs];
+    if (!(s->base = map_shared(g_spool_fd, g_file_end, size))) {
+        stop("cannot map spool segment", errno);
+        goto out;
+    }
+    sh = (struct seg_hdr *)s->base;
+    sh->type = (uint32_t)type;
+    sh->size = size;
+    __atomic_store_n(&sh->magic, SEG_MAGIC, __ATOMIC_RELEASE);
+    s->size = size;
+    s->cap = type == SEG_RECS ? (size - SEG_HDR) / sizeof(struct trainio_rec) : size - SEG_HDR;
+    s->file_off = g_file_end;
+    g_file_end += size;
+    g_nsegs++;
+    g_ntype[type]++;
+    __atomic_store_n(&g_cur[type], s, __ATOMIC_RELEASE);
+    ok = 1;
+out:
+    pthread_mutex_unlock(&g_mu);
+    return ok;
+}
+
+static struct trainio_rec *reserve_rec(void)
+{
+    for (;;) {
+        struct seg *s = __atomic_load_n(&g_cur[SEG_RECS], __ATOMIC_ACQUIRE);
+        if (s) {
+            uint64_t i = __atomic_fetch_add(&((struct seg_hdr *)s->base)->cursor, 1, __ATOMIC_RELAXED);
+            if (i < s->cap) return (struct trainio_rec *)(s->base + SEG_HDR) + i;
+        }
+        if (!new_segment(SEG_RECS, s)) return NULL;
+    }
+}
+
+/* File offset of `n` reserved path bytes (copied in), 0 when there is no room. */
+static uint64_t store_path(const char *path, size_t n)
+{
+    for (;;) {
+        struct seg *s = __atomic_load_n(&g_cur[SEG_PATHS], __ATOMIC_ACQUIRE);
+        if (s) {
+            uint64_t o = __atomic_fetch_add(&((struct seg_hdr *)s->base)->cursor, n, __ATOMIC_RELAXED);
+            if (o + n <= s->cap) {
+                memcpy(s->base + SEG_HDR + o, path, n);
+                return s->file_off + SEG_HDR + o;
+            }
+        }
+        if (!new_segment(SEG_PATHS, s)) return 0;
+    }
 }
 
 /* Called after the real call with errno already saved by the caller.
@@ -230,33 +399,40 @@ static void record(uint8_t op, uint8_t kind, int fd, int64_t t0, int64_t off,
 {
     int64_t t1 = now_ns();
     int prev = t_in_hook;
-    struct trainio_rec r;
+    struct trainio_rec *r;
+    uint32_t file_id = 0;
     size_t plen = path ? strnlen(path, PATH_CAP) : 0;
 
+    /* A close alone never creates a spool (fork-then-exec children close fds). */
+    if (__atomic_load_n(&g_spool_state, __ATOMIC_RELAXED) == 0 && (op == OP_CLOSE || op == OP_FCLOSE))
+        return;
     t_in_hook = 1;
     if (UNLIKELY(!t_tid)) t_tid = (int32_t)syscall(SYS_gettid);
     if (t0 < 0) t0 = t1;
-    memset(&r, 0, sizeof r);
-    r.start_ns = t0;
-    r.dur_ns = t1 - t0;
-    r.offset = off;
-    r.requested = req;
-    r.returned = ret;
-    r.tid = t_tid;
-    r.fd = fd;
-    r.op = op;
-    r.kind = kind;
     if (fd >= 0 && fd < FD_MAX) {
         if (path && (op == OP_FDPATH || ((op == OP_OPEN || op == OP_FOPEN) && ret >= 0))) {
-            r.file_id = __atomic_add_fetch(&g_file_seq, 1, __ATOMIC_RELAXED);
-            __atomic_store_n(&fd_file[fd], r.file_id, __ATOMIC_RELAXED);
+            file_id = __atomic_add_fetch(&g_file_seq, 1, __ATOMIC_RELAXED);
+            __atomic_store_n(&fd_file[fd], file_id, __ATOMIC_RELAXED);
         } else {
-            r.file_id = __atomic_load_n(&fd_file[fd], __ATOMIC_RELAXED);
+            file_id = __atomic_load_n(&fd_file[fd], __ATOMIC_RELAXED);
         }
     }
-    pthread_mutex_lock(&g_mu);
-    append_locked(&r, path, plen);
-    pthread_mutex_unlock(&g_mu);
+    /* Filled in place: a fresh segment is zeros, and `op` goes last. */
+    if ((r = reserve_rec()) != NULL) {
+        r->start_ns = t0;
+        r->dur_ns = t1 - t0;
+        r->offset = off;
+        r->requested = req;
+        r->returned = ret;
+        r->tid = t_tid;
+        r->fd = fd;
+        r->file_id = file_id;
+        r->kind = kind;
+        if (plen && (r->path_off = store_path(path, plen)) != 0) r->path_len = (uint16_t)plen;
+        __atomic_store_n(&r->op, op, __ATOMIC_RELEASE); /* commit */
+    } else if (g_hdr) {
+        __atomic_add_fetch(&g_hdr->dropped, 1, __ATOMIC_RELAXED);
+    }
     t_in_hook = prev;
 }
 
@@ -592,74 +768,45 @@ EXPORT int __fxstat64(int v, int fd, struct stat64 *st) { FSTAT(__fxstat64, f(v,
 
 /* ---- exported control API ---- */
 
-EXPORT int trainio_version(void) { return 1; }
+EXPORT int trainio_version(void) { return 2; }
 
-EXPORT size_t trainio_drain(struct trainio_rec *out, size_t cap, char *arena, size_t arena_cap)
+/* "PID-START" of this process's spool (the Python recorder names its own spool
+ * after it); 0 when not capturing. */
+EXPORT int trainio_tag(char *buf, size_t cap)
 {
-    size_t k = 0, used = 0;
-    int prev = t_in_hook;
-    t_in_hook = 1;
-    pthread_mutex_lock(&g_mu);
-    while (k < cap && g_head + k < g_n) {
-        const struct trainio_rec *r = &g_recs[g_head + k];
-        if (r->path_len > arena_cap - used) break; /* keep it for the next call */
-        out[k] = *r;
-        out[k].path_off = (uint32_t)used;
-        if (r->path_len) memcpy(arena + used, g_arena + r->path_off, r->path_len);
-        used += r->path_len;
-        k++;
-    }
-    g_head += k;
-    if (g_head == g_n)
-        g_head = g_n = g_ahead = g_alen = 0;
-    else
-        g_ahead = g_recs[g_head].path_off;
-    pthread_mutex_unlock(&g_mu);
-    t_in_hook = prev;
-    return k;
-}
-
-EXPORT uint64_t trainio_dropped(void)
-{
-    uint64_t d;
-    pthread_mutex_lock(&g_mu);
-    d = g_dropped;
-    pthread_mutex_unlock(&g_mu);
-    return d;
-}
-
-EXPORT uint64_t trainio_start_rchar(void) { return g_start_rchar; }
-
-/* Raw syscalls: this runs in the constructor, before anything else is set up. */
-static uint64_t read_rchar(void)
-{
-    char buf[512];
-    long n;
-    int fd = (int)syscall(SYS_openat, AT_FDCWD, "/proc/self/io", O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return 0;
-    n = syscall(SYS_read, fd, buf, sizeof buf - 1);
-    syscall(SYS_close, fd);
-    if (n <= 0) return 0;
-    buf[n] = '\0';
-    return strncmp(buf, "rchar: ", 7) == 0 ? strtoull(buf + 7, NULL, 10) : 0;
+    if (!g_dir[0]) return 0;
+    snprintf(buf, cap, "%d-%lld", (int)g_pid, (long long)g_start_ns);
+    return 1;
 }
 
 EXPORT void trainio_suppress_thread(int on) { t_suppress = on != 0; }
 
-EXPORT void trainio_set_enabled(int on) { __atomic_store_n(&g_enabled, on != 0, __ATOMIC_RELAXED); }
+EXPORT void trainio_set_enabled(int on) { __atomic_store_n(&g_enabled, on != 0 && g_dir[0], __ATOMIC_RELAXED); }
 
 /* ---- fork and init ---- */
 
-/* Holding the mutex across fork() guarantees the child's copy of the buffer
- * is consistent; the child then starts empty (the parent drains its own). */
+/* Holding the mutex across fork() keeps the child's segment table consistent.
+ * The child drops the parent's spool (its mapping and fd are the parent's)
+ * and starts its own at its first record. */
 static void atfork_prepare(void) { pthread_mutex_lock(&g_mu); }
 static void atfork_parent(void) { pthread_mutex_unlock(&g_mu); }
 static void atfork_child(void)
 {
     pthread_mutex_init(&g_mu, NULL);
-    g_head = g_n = g_ahead = g_alen = 0;
-    g_dropped = 0;
-    g_start_rchar = 0; /* a forked child's counters start at zero */
+    for (unsigned i = 0; i < g_nsegs; i++) syscall(SYS_munmap, g_segs[i].base, g_segs[i].size);
+    if (g_hdr) syscall(SYS_munmap, g_hdr, HDR_SIZE);
+    if (g_spool_fd >= 0) syscall(SYS_close, g_spool_fd); /* and with it our share of the lock */
+    memset(g_cur, 0, sizeof g_cur);
+    memset(g_ntype, 0, sizeof g_ntype);
+    g_nsegs = 0;
+    g_hdr = NULL;
+    g_spool_fd = -1;
+    g_spool_state = g_dir[0] ? 0 : -1;
+    __atomic_store_n(&g_enabled, g_dir[0] != 0, __ATOMIC_RELAXED);
+    g_pid = (int32_t)syscall(SYS_getpid);
+    g_start_ns = now_ns();
+    g_untraced = 0; /* a forked child's counters start at zero */
+    g_forked = 1;
     t_tid = 0;
 }
 
@@ -667,8 +814,27 @@ static void atfork_child(void)
 
 __attribute__((constructor)) static void trainio_init(void)
 {
+    const char *dir;
+    char buf[512];
+    long n;
+
     t_in_hook = 1;
-    g_start_rchar = read_rchar();
+    g_pid = (int32_t)syscall(SYS_getpid);
+    g_start_ns = now_ns();
+    /* rchar when this image started: an exec keeps the pid and its counters,
+     * and the dynamic loader reads before any constructor runs. */
+    n = raw_read_file("/proc/self/io", buf, sizeof buf - 1);
+    if (n > 0) {
+        buf[n] = '\0';
+        if (strncmp(buf, "rchar: ", 7) == 0) g_untraced += strtoull(buf + 7, NULL, 10);
+    }
+    dir = getenv("TRAINIO_TRACE_DIR");
+    if (dir && *dir && strlen(dir) + 7 < sizeof g_dir) {
+        snprintf(g_dir, sizeof g_dir, "%s/spool", dir);
+    } else {
+        g_enabled = 0; /* not under `tracer capture`: inert */
+        g_spool_state = -1;
+    }
     REAL_LIST(RESOLVE_REAL)
     pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
     t_in_hook = 0;

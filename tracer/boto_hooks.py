@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from trainio.tracer import runtime
+from trainio.tracer.clock import now_ns
+from trainio.tracer.patches import Patches
+from trainio.tracer.recorder import Recorder
 
 OPERATIONS = {
     "GetObject": "get",
@@ -13,7 +15,6 @@ OPERATIONS = {
     "ListObjectsV2": "list",
     "PutObject": "put",
 }
-_originals: list[tuple[object, str, object]] = []
 
 
 def _byte_range(text: str | None) -> tuple[int | None, int | None]:
@@ -28,33 +29,25 @@ def _byte_range(text: str | None) -> tuple[int | None, int | None]:
         return None, None
 
 
-def patch_client(module: ModuleType) -> None:
+def patch_client(module: ModuleType, rec: Recorder, patches: Patches) -> None:
     cls = module.BaseClient
     original = cls._make_api_call
 
     def _make_api_call(self, operation_name, api_params):
         op = OPERATIONS.get(operation_name)
-        rec = runtime.RECORDER
-        if op is None or rec is None:
+        if op is None:
             return original(self, operation_name, api_params)
         bucket, key = api_params.get("Bucket"), api_params.get("Key")
         offset, requested = _byte_range(api_params.get("Range"))
         path = f"s3://{bucket}/{key}" if key is not None else f"s3://{bucket}"
-        t0 = runtime.now_ns()
+        t0 = now_ns()
         try:
             response = original(self, operation_name, api_params)
         except Exception:
-            rec.object_op(op, path, bucket, key, offset, requested, None, -1, t0, runtime.now_ns())
+            rec.object_op(op, path, bucket, key, offset, requested, None, -1, t0, now_ns())
             raise
         returned = response.get("ContentLength") if op == "get" else None
-        rec.object_op(op, path, bucket, key, offset, requested, returned, 0, t0, runtime.now_ns())
+        rec.object_op(op, path, bucket, key, offset, requested, returned, 0, t0, now_ns())
         return response
 
-    _originals.append((cls, "_make_api_call", original))
-    cls._make_api_call = _make_api_call
-
-
-def unpatch() -> None:
-    while _originals:
-        owner, name, original = _originals.pop()
-        setattr(owner, name, original)
+    patches.replace(cls, "_make_api_call", _make_api_call)

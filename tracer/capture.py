@@ -1,7 +1,14 @@
-"""``tracer capture``: run a command unchanged with the recorder injected into all its processes."""
+"""``tracer capture``: run a command unchanged with the recorder injected into all its processes.
+
+The capture becomes the command's child subreaper, so every process of the run ends up reaped by
+itself or by an ancestor inside the run. Before reaping a finished process it reads the kernel's
+``/proc/PID/io`` of the zombie, whose counters include every descendant it reaped: the total that
+the traced bytes are checked against, however each process ended.
+"""
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import subprocess
@@ -13,19 +20,24 @@ from pathlib import Path
 
 import trainio
 from trainio.tracefile import hostcpu
-from trainio.tracefile.format import SPOOL_DIR
-from trainio.tracer import runtime
-from trainio.tracer.finalize import finalize
+from trainio.tracefile.layout import SPOOL_DIR
+from trainio.tracer import recorder
+from trainio.tracer.clock import now_ns
+from trainio.tracer.errors import CaptureError, FinalizeError
 from trainio.tracer.interposer import InterposerError, library_path
 from trainio.tracer.manifest import new_manifest, write_manifest
+from trainio.tracer.spool import live_processes
 
 BOOTSTRAP_DIR = Path(__file__).parent / "bootstrap"
 TRAINIO_PACKAGE = Path(trainio.__file__).parent
 """The ``trainio`` package folder the injected bootstrap imports from, whatever Python the command runs."""
-
-
-class CaptureError(Exception):
-    """The command could not be started at all (not found, not executable)."""
+PR_SET_CHILD_SUBREAPER = 36
+BALLAST = ".reserve"
+BALLAST_BYTES = 4 << 20
+"""Disk space held back during the run, freed at its end so that the manifest and its exit code land."""
+LEFTOVER_GRACE_S = 10.0
+"""How long the capture waits for traced processes the command left running."""
+IO_COUNTERS = ("rchar", "wchar", "syscr", "read_bytes")
 
 
 @dataclass
@@ -35,6 +47,8 @@ class CaptureResult:
     """None when tracing could not start (the command still ran)."""
     problems: list[str]
     manifest: dict | None = None
+    summary: dict | None = None
+    """``tracer summary --json`` of the finished trace (None when it was not finalized)."""
 
 
 def default_out() -> Path:
@@ -44,12 +58,12 @@ def default_out() -> Path:
 def traced_env(base: dict[str, str], trace_dir: Path, problems: list[str], interposer: bool = True) -> dict[str, str]:
     """The child's environment: the user's own PYTHONPATH and LD_PRELOAD are kept, ours go first."""
     env = dict(base)
-    env[runtime.ENV_TRACE_DIR] = str(trace_dir)
-    env[runtime.ENV_CAPTURE_PID] = str(os.getpid())
-    env[runtime.ENV_PACKAGE] = str(TRAINIO_PACKAGE)
+    env[recorder.ENV_TRACE_DIR] = str(trace_dir)
+    env[recorder.ENV_CAPTURE_PID] = str(os.getpid())
+    env[recorder.ENV_PACKAGE] = str(TRAINIO_PACKAGE)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(BOOTSTRAP_DIR), base.get("PYTHONPATH")) if p)
     if not interposer:
-        env[runtime.ENV_INTERPOSER] = "0"
+        env[recorder.ENV_INTERPOSER] = "0"
         problems.append(
             "interposer disabled (--no-interposer): file reads are not traced, only DataLoader events "
             "and boto3 object reads"
@@ -67,7 +81,66 @@ def _exit_code(returncode: int) -> int:
     return 128 - returncode if returncode < 0 else returncode
 
 
-def _run(command: list[str], env: dict[str, str]) -> int:
+def _zombie_io(pid: int) -> dict[str, int]:
+    """``/proc/PID/io`` of a process that has exited but is not reaped yet."""
+    with open(f"/proc/{pid}/io", encoding="ascii") as f:
+        counters = dict(line.split(": ") for line in f.read().splitlines())
+    return {k: int(counters[k]) for k in IO_COUNTERS if k in counters}
+
+
+class _Tree:
+    """The kernel's I/O counters of every process the run reaped, summed as they are reaped."""
+
+    def __init__(self) -> None:
+        self.counters: dict[str, int] = dict.fromkeys(IO_COUNTERS, 0)
+        self.processes = 0
+        self.errors: list[str] = []
+
+    def reap(self, pid: int) -> int:
+        """Read a waitable zombie's counters, then reap it; returns its wait status."""
+        try:
+            for key, value in _zombie_io(pid).items():
+                self.counters[key] += value
+            self.processes += 1
+        except (OSError, ValueError) as exc:
+            self.errors.append(f"cannot read /proc/{pid}/io of the exited process: {exc}")
+        return os.waitpid(pid, 0)[1]
+
+    def reap_leftovers(self, spool: Path, warn: Callable[[str], None]) -> None:
+        """Reap orphans the command left (reparented to us), waiting a while for traced ones."""
+        deadline = time.monotonic() + LEFTOVER_GRACE_S
+        told = False
+        while True:
+            try:
+                found = os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+            except ChildProcessError:
+                return
+            if found is not None and found.si_pid:
+                self.reap(found.si_pid)
+                continue
+            if not live_processes(spool) or time.monotonic() > deadline:
+                return
+            if not told:
+                warn(f"trainio: waiting up to {LEFTOVER_GRACE_S:.0f} s for traced processes the command left running")
+                told = True
+            time.sleep(0.05)
+
+    def as_manifest(self) -> dict | None:
+        if not self.processes:
+            return None
+        return {**self.counters, "processes": self.processes, "source": "/proc/PID/io of each reaped zombie"}
+
+
+def _set_subreaper(problems: list[str]) -> None:
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), os.strerror(ctypes.get_errno()))
+    except (OSError, AttributeError) as exc:
+        problems.append(f"cannot become the run's subreaper ({exc}): orphaned processes' reads may miss the coverage")
+
+
+def _run(command: list[str], env: dict[str, str], tree: _Tree | None) -> int:
     """Run the child, forwarding SIGINT/SIGTERM, and return its exit code as a shell would."""
     try:
         child = subprocess.Popen(command, env=env)
@@ -75,11 +148,16 @@ def _run(command: list[str], env: dict[str, str]) -> int:
         raise CaptureError(f"cannot run {command[0]!r}: {exc.strerror or exc}") from exc
 
     def forward(signum: int, frame) -> None:
-        child.send_signal(signum)
+        if child.returncode is None:
+            child.send_signal(signum)
 
     previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        return _exit_code(child.wait())
+        if tree is None:
+            return _exit_code(child.wait())
+        os.waitid(os.P_PID, child.pid, os.WEXITED | os.WNOWAIT)
+        child.returncode = os.waitstatus_to_exitcode(tree.reap(child.pid))
+        return _exit_code(child.returncode)
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
@@ -93,6 +171,19 @@ def _cpu_counters(problems: list[str], warn: Callable[[str], None]) -> hostcpu.C
         warn(f"trainio: {problem}")
         problems.append(problem)
         return None
+
+
+def _hold_ballast(spool: Path) -> Path | None:
+    path = spool / BALLAST
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            os.posix_fallocate(fd, 0, BALLAST_BYTES)
+        finally:
+            os.close(fd)
+    except OSError:
+        return None  # best effort: without it a full disk may also cost the manifest's last update
+    return path
 
 
 def capture(
@@ -110,27 +201,43 @@ def capture(
         raise CaptureError(f"--out {trace_dir} is not empty: choose a new directory")
     problems: list[str] = []
     manifest = new_manifest(command, dict(os.environ))
+    manifest["capture_pid"] = os.getpid()
+    spool = trace_dir / SPOOL_DIR
     try:
-        (trace_dir / SPOOL_DIR).mkdir(parents=True, exist_ok=True)
+        spool.mkdir(parents=True, exist_ok=True)
         write_manifest(trace_dir, manifest)
     except OSError as exc:
         warn(f"trainio: cannot write the trace to {trace_dir}: {exc.strerror or exc}; running untraced")
-        return CaptureResult(_run(command, dict(os.environ)), None, [str(exc)])
+        return CaptureResult(_run(command, dict(os.environ), None), None, [str(exc)])
+    ballast = _hold_ballast(spool)
     env = traced_env(dict(os.environ), trace_dir, problems, interposer)
+    _set_subreaper(problems)
     for problem in problems:
         warn(f"trainio: {problem}")
     manifest["lost"] = problems
     write_manifest(trace_dir, manifest)
     cpu_before = _cpu_counters(problems, warn)
-    code = _run(command, env)
-    end_ns, end_time = time.monotonic_ns(), time.time()
+    tree = _Tree()
+    code = _run(command, env, tree)
+    end_ns, end_time = now_ns(), time.time()
     cpu_after = _cpu_counters(problems, warn) if cpu_before is not None else None
+    tree.reap_leftovers(spool, warn)
+    if ballast is not None:
+        ballast.unlink(missing_ok=True)
+    manifest["exit_code"] = code
+    manifest["tree_io"] = tree.as_manifest()
+    problems.extend(tree.errors)
+    if cpu_before is not None and cpu_after is not None:
+        manifest["host_cpu"] = hostcpu.host_cpu(cpu_before, cpu_after)
     try:
-        if cpu_after is not None:
-            manifest["host_cpu"] = hostcpu.host_cpu(cpu_before, cpu_after)
         write_manifest(trace_dir, manifest)  # before finalize: a `tracer finalize` after a failure keeps it
-        manifest = finalize(trace_dir, exit_code=code, end_monotonic_ns=end_ns, end_time=end_time)
-    except Exception as exc:  # noqa: BLE001 - the training's result stands whatever finalize does
-        warn(f"trainio: could not finalize {trace_dir}: {exc}; the spool is kept, run `tracer finalize {trace_dir}`")
+        from trainio.tracer.finalize import finalize  # pyarrow: loaded once the command has ended
+
+        done = finalize(trace_dir, exit_code=code, end_monotonic_ns=end_ns, end_time=end_time)
+    except (FinalizeError, OSError) as exc:
+        warn(f"trainio: could not finalize {trace_dir}: {exc}")
         return CaptureResult(code, trace_dir, problems + [str(exc)])
-    return CaptureResult(code, trace_dir, problems, manifest)
+    except Exception as exc:  # noqa: BLE001 - the training's result stands whatever finalize does
+        warn(f"trainio: could not finalize {trace_dir}: {exc!r}; the spool is kept, run `tracer finalize {trace_dir}`")
+        return CaptureResult(code, trace_dir, problems + [str(exc)])
+    return CaptureResult(code, trace_dir, problems, done.manifest, done.summary)

@@ -1,14 +1,16 @@
-"""Compact a trace's spool (Arrow IPC streams) into per-process Parquet files and finish the manifest.
+"""Turn a trace's spool into per-process Parquet files and finish the manifest.
 
 Run by ``tracer capture`` when the training ends, and by ``tracer finalize DIR`` for a trace whose
-run was killed. Streams cut short by a kill keep every complete batch; what was lost is recorded.
+capture was killed. Every readable record is kept: a damaged or missing file of one process costs
+that file, not the process's other records. Nothing is deleted while a traced process still writes,
+and the spool goes only after the Parquet files that replace it are written and checked.
 """
 
 from __future__ import annotations
 
-import json
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +19,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from trainio import __version__
-from trainio.tracefile.classify import classify_path
+from trainio.tracefile.classify import Classifier
 from trainio.tracefile.errors import TraceFormatError
 from trainio.tracefile.format import (
     EVENTS_DIR,
@@ -31,31 +33,102 @@ from trainio.tracefile.format import (
     SPOOL_DIR,
     file_metadata,
 )
-from trainio.tracefile.reader import open_trace, read_manifest, read_spool_stream
-from trainio.tracefile.summary import coverage, summarize
+from trainio.tracefile.reader import Trace, read_manifest, trace_warnings
+from trainio.tracefile.summary import summarize
+from trainio.tracer.errors import FinalizeError, LiveProcessesError
 from trainio.tracer.manifest import write_manifest
+from trainio.tracer.spool import live_processes
+from trainio.tracer.spoolread import EMPTY, CSpool, PySpool, SpoolError, read_c_spool, read_py_spool
+
+STAGING = ".finalize"
+COMPRESSION = "snappy"
+"""Half zstd's time to write and to read, for about 1.5 times the size; every Parquet reader has it."""
+NO_EXIT_RECORD = "killed without an exit record (SIGKILL, an OOM kill, a signal handled in C, a crash)"
 
 
-def _process_infos(spool: Path, lost: list[str]) -> dict[str, dict]:
-    infos = {}
-    for path in sorted(spool.glob("proc-*.json")):
+@dataclass
+class Finalized:
+    manifest: dict
+    summary: dict
+    """``tracer summary --json`` of the finished trace."""
+
+
+def _spools(spool: Path, lost: list[str]) -> dict[str, tuple[CSpool | None, PySpool | None]]:
+    """Per process tag: its interposer spool and its Python spool, each read on its own.
+
+    Spools that ran out of disk space make one line in ``lost``, however many there are.
+    """
+    found: dict[str, dict[str, CSpool | PySpool]] = {}
+    full: list[str] = []
+    dropped = 0
+    for path in sorted(spool.glob("*.spool")):
+        kind, _, tag = path.stem.partition("-")
         try:
-            info = json.loads(path.read_text(encoding="utf-8"))
-            infos[info["tag"]] = info
-        except (OSError, ValueError, KeyError) as exc:
-            lost.append(f"{path}: unreadable process record ({exc})")
-    return infos
+            part = read_c_spool(path) if kind == "io" else read_py_spool(path)
+        except SpoolError as exc:
+            (full if exc.reason == EMPTY else lost).append(str(exc))
+            continue
+        found.setdefault(tag, {})[kind] = part
+        if part.header["stopped"]:
+            full.append(f"{path.name}: {part.header['stop_reason']}")
+            dropped += part.header["dropped"]
+    if full:
+        lost.append(
+            f"disk full: {len(full)} spool files of {len(list(spool.glob('*.spool')))} stopped recording when they"
+            f" could not grow, {dropped} records dropped at that moment (first: {full[0]});"
+            " the trace holds what was recorded before"
+        )
+    return {tag: (parts.get("io"), parts.get("py")) for tag, parts in found.items()}  # type: ignore[misc]
 
 
-def _classes(io: pa.Table, trace_dir: str, prefixes: list[str]) -> pa.Array:
+def _process(tag: str, c: CSpool | None, py: PySpool | None, capture_pid: int | None) -> dict:
+    facts = py.facts if py is not None else {}
+    head = c.header if c is not None else {}
+    pid = facts.get("pid") or head.get("pid") or int(tag.split("-")[0])
+    ppid = facts.get("ppid", head.get("ppid"))
+    if py is None:
+        ended = "unknown (not a Python process)"
+    else:
+        ended = facts.get("exit_via") or NO_EXIT_RECORD
+    interposer = dict(facts.get("interposer") or {"loaded": c is not None, "preloaded": c is not None, "error": None})
+    interposer["dropped_records"] = head.get("dropped", 0)
+    info = {
+        "pid": pid,
+        "ppid": ppid,
+        "tag": tag,
+        "argv": facts.get("argv") or head.get("argv", []),
+        "executable": facts.get("executable") or head.get("exe"),
+        "role": facts.get("role") or ("main" if capture_pid is not None and ppid == capture_pid else "child"),
+        "forked": bool(facts.get("forked", head.get("forked", False))),
+        "rank": facts.get("rank"),
+        "worker_id": facts.get("worker_id"),
+        "start_ns": head.get("start_ns", facts.get("start_ns")),
+        "end_ns": facts.get("end_ns"),
+        "exit_via": facts.get("exit_via"),
+        "ended": ended,
+        "python": facts.get("python"),
+        "python_prefixes": facts.get("python_prefixes", []),
+        "interposer": interposer,
+        "rchar_before_start": head.get("untraced_rchar", 0),
+        "errors": facts.get("errors", []),
+    }
+    for key in ("rchar", "read_bytes", "syscr", "torch", "gpus", "torch_error"):
+        if key in facts:
+            info[key] = facts[key]
+    return info
+
+
+def _classes(io: pa.Table, classify: Classifier) -> pa.Array:
     """io_class per row: each distinct (kind, path) is classified once (paths repeat a lot)."""
-    keys = pc.binary_join_element_wise(io["kind"], io["path"].fill_null("\x01"), "\x00").combine_chunks()
-    encoded = keys.dictionary_encode()
-    classes = []
-    for key in encoded.dictionary.to_pylist():
-        kind, _, path = key.partition("\x00")
-        classes.append(classify_path(None if path == "\x01" else path, kind, trace_dir, prefixes))
-    return pa.array(classes, pa.string()).take(encoded.indices)
+    paths = io["path"].combine_chunks().dictionary_encode()
+    kinds = io["kind"].combine_chunks().dictionary_encode()
+    path_index = paths.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+    key = (path_index + 1) * len(kinds.dictionary) + kinds.indices.to_numpy(zero_copy_only=False)
+    unique, inverse = np.unique(key, return_inverse=True)
+    names, kind_names = paths.dictionary.to_pylist(), kinds.dictionary.to_pylist()
+    width = len(kind_names)
+    classes = [classify(names[k // width - 1] if k >= width else None, kind_names[k % width]) for k in unique.tolist()]
+    return pa.array(classes, pa.string()).take(pa.array(inverse.ravel()))
 
 
 def _file_paths(io: pa.Table) -> dict[int, str]:
@@ -67,18 +140,15 @@ def _file_paths(io: pa.Table) -> dict[int, str]:
 def _resolve_paths(io: pa.Table, maps: list[dict[int, str]]) -> pa.Table:
     """Fill the path of fd operations from their file id: this process's map first, then its
     ancestors' (a forked child reads fds it inherited, whose opens are in the parent's trace)."""
-    missing = pc.and_(pc.greater(io["file_id"], 0), pc.is_null(io["path"])).to_numpy(zero_copy_only=False)
-    if not missing.any():
-        return io
     merged: dict[int, str] = {}
     for mapping in reversed(maps):  # nearer maps overwrite farther ones
         merged.update(mapping)
-    ids = io["file_id"].to_numpy()
-    wanted, inverse = np.unique(ids[missing], return_inverse=True)
-    found = np.array([merged.get(int(i)) for i in wanted], dtype=object)
-    paths = io["path"].to_numpy(zero_copy_only=False).copy()
-    paths[missing] = found[inverse]
-    return io.set_column(io.schema.get_field_index("path"), "path", pa.array(paths, pa.string()))
+    if not merged:
+        return io
+    ids = pa.array(list(merged), pa.int64())
+    found = pa.array(list(merged.values()), pa.string()).take(pc.index_in(io["file_id"], value_set=ids))
+    keep = pc.or_kleene(pc.is_valid(io["path"]), pc.less_equal(io["file_id"], 0))
+    return io.set_column(io.schema.get_field_index("path"), "path", pc.if_else(keep, io["path"], found))
 
 
 def _sample_io_ns(events: pa.Table, io: pa.Table) -> pa.Array:
@@ -105,90 +175,17 @@ def _sample_io_ns(events: pa.Table, io: pa.Table) -> pa.Array:
 
 def _process_columns(n: int, info: dict) -> list[pa.Array]:
     return [
-        pa.array([info.get("rank")] * n, pa.int32()),
-        pa.array([info.get("worker_id")] * n, pa.int32()),
-        pa.array([info.get("role")] * n, pa.string()),
+        pa.repeat(pa.scalar(info.get("rank"), pa.int32()), n),
+        pa.repeat(pa.scalar(info.get("worker_id"), pa.int32()), n),
+        pa.repeat(pa.scalar(info.get("role"), pa.string()), n),
     ]
 
 
 def _write_parquet(table: pa.Table, path: Path, kind: str, info: dict) -> None:
     meta = file_metadata(kind, __version__, **{"trainio.pid": str(info.get("pid"))})
-    tmp = path.with_suffix(".tmp")
-    pq.write_table(table.replace_schema_metadata(meta), tmp, compression="zstd")
-    tmp.replace(path)
-
-
-def finalize(
-    trace_dir: str | Path,
-    *,
-    exit_code: int | None = None,
-    end_monotonic_ns: int | None = None,
-    end_time: float | None = None,
-) -> dict:
-    """Compact ``spool/`` into ``io/`` and ``events/`` Parquet files; return the finished manifest."""
-    root = Path(trace_dir).resolve()
-    manifest = read_manifest(root)
-    spool = root / SPOOL_DIR
-    if not spool.is_dir():
-        raise TraceFormatError(root, "no spool/ folder: nothing to finalize (already finalized?)")
-    lost: list[str] = list(manifest.get("lost", []))
-    infos = _process_infos(spool, lost)
-    prefixes = sorted({p for info in infos.values() for p in info.get("python_prefixes", [])})
-    (root / IO_DIR).mkdir(exist_ok=True)
-    (root / EVENTS_DIR).mkdir(exist_ok=True)
-    maps: dict[str, dict[int, str]] = {}
-    for tag, info in sorted(infos.items(), key=lambda item: item[1]["start_ns"]):
-        io = _read_stream(spool / f"io-{tag}.arrows", IO_SPOOL_SCHEMA, lost)
-        maps[tag] = _file_paths(io)
-        io = _resolve_paths(io, [maps[tag], *_ancestor_maps(info, infos, maps)])
-        events = _read_stream(spool / f"events-{tag}.arrows", EVENTS_SPOOL_SCHEMA, lost)
-        if info.get("end_ns") is None:
-            lost.append(
-                f"process {info['pid']} ({info.get('role')}) did not exit normally: "
-                "its last seconds of records and its /proc counters are missing"
-            )
-        dropped = info.get("interposer", {}).get("dropped_records", 0)
-        if dropped:
-            lost.append(f"process {info['pid']}: {dropped} I/O records dropped (buffer full)")
-        lost.extend(f"process {info['pid']}: {err}" for err in info.get("errors", []))
-        io = io.append_column("io_class", _classes(io, str(root), prefixes))
-        for field, array in zip(IO_SCHEMA.names[-3:], _process_columns(io.num_rows, info), strict=True):
-            io = io.append_column(field, array)
-        _write_parquet(io.cast(IO_SCHEMA), root / IO_DIR / f"{tag}.parquet", "io", info)
-        if events.num_rows:
-            events = events.append_column("io_ns", _sample_io_ns(events, io))
-            cols = _process_columns(events.num_rows, info)
-            events = events.append_column("rank", cols[0]).append_column("role", cols[2])
-            _write_parquet(events.cast(EVENTS_SCHEMA), root / EVENTS_DIR / f"{tag}.parquet", "events", info)
-    manifest.update(
-        status="complete" if exit_code is not None else "finalized-after-kill",
-        exit_code=exit_code if exit_code is not None else manifest.get("exit_code"),
-        processes=sorted(infos.values(), key=lambda p: p["start_ns"]),
-        lost=lost,
-        finalized_time=time.time(),
-    )
-    if end_monotonic_ns is None:
-        ends = [p["end_ns"] or p["start_ns"] for p in infos.values()]
-        end_monotonic_ns = max(ends) if ends else manifest["start_monotonic_ns"]
-    manifest["end_monotonic_ns"] = end_monotonic_ns
-    manifest["end_time"] = (
-        end_time or manifest["start_time"] + (end_monotonic_ns - manifest["start_monotonic_ns"]) / 1e9
-    )
-    manifest["duration_s"] = round((end_monotonic_ns - manifest["start_monotonic_ns"]) / 1e9, 6)
-    manifest["interposer"] = {
-        "loaded_in_all": bool(infos) and all(p["interposer"]["loaded"] for p in infos.values()),
-        "preloaded_in_all": bool(infos) and all(p["interposer"]["preloaded"] for p in infos.values()),
-    }
-    manifest["torch"] = next((p["torch"] for p in infos.values() if p.get("torch")), None)
-    manifest["host"]["gpus"] = next((p["gpus"] for p in infos.values() if p.get("gpus")), [])
-    write_manifest(root, manifest)
-    trace = open_trace(root)
-    digest = summarize(trace)
-    manifest["coverage"] = coverage(trace)
-    manifest["data_roots"] = digest["data_roots"]
-    write_manifest(root, manifest)
-    shutil.rmtree(spool)
-    return manifest
+    pq.write_table(table.replace_schema_metadata(meta), path, compression=COMPRESSION)
+    if pq.ParquetFile(path).metadata.num_rows != table.num_rows:
+        raise OSError(f"{path} holds fewer rows than were written")
 
 
 def _ancestor_maps(info: dict, infos: dict[str, dict], maps: dict[str, dict[int, str]]) -> list[dict[int, str]]:
@@ -203,14 +200,128 @@ def _ancestor_maps(info: dict, infos: dict[str, dict], maps: dict[str, dict[int,
     return chain
 
 
-def _read_stream(path: Path, schema: pa.Schema, lost: list[str]) -> pa.Table:
-    if not path.exists():
-        return schema.empty_table()
+def _stage(
+    root: Path, spools: dict, infos: dict[str, dict], prefixes: list[str], home: str | None
+) -> tuple[Path, pa.Table, pa.Table]:
+    """Write every process's Parquet files into a staging folder; return it and what it holds."""
+    staging = root / STAGING
+    shutil.rmtree(staging, ignore_errors=True)
+    (staging / IO_DIR).mkdir(parents=True)
+    (staging / EVENTS_DIR).mkdir()
+    maps: dict[str, dict[int, str]] = {}
+    classify = Classifier(str(root), prefixes, home)
+    ios, all_events = [IO_SCHEMA.empty_table()], [EVENTS_SCHEMA.empty_table()]
+    for tag, info in sorted(infos.items(), key=lambda item: item[1]["start_ns"] or 0):
+        c, py = spools[tag]
+        parts = [t for t in (c.io if c else None, py.objects if py else None) if t is not None and t.num_rows]
+        io = pa.concat_tables(parts) if parts else IO_SPOOL_SCHEMA.empty_table()
+        maps[tag] = _file_paths(io)
+        io = _resolve_paths(io, [maps[tag], *_ancestor_maps(info, infos, maps)])
+        io = io.append_column("io_class", _classes(io, classify))
+        for name, array in zip(IO_SCHEMA.names[-3:], _process_columns(io.num_rows, info), strict=True):
+            io = io.append_column(name, array)
+        io = io.cast(IO_SCHEMA)
+        _write_parquet(io, staging / IO_DIR / f"{tag}.parquet", "io", info)
+        ios.append(io)
+        events = py.events if py is not None else EVENTS_SPOOL_SCHEMA.empty_table()
+        if events.num_rows:
+            events = events.append_column("io_ns", _sample_io_ns(events, io))
+            cols = _process_columns(events.num_rows, info)
+            events = events.append_column("rank", cols[0]).append_column("role", cols[2])
+            events = events.cast(EVENTS_SCHEMA)
+            _write_parquet(events, staging / EVENTS_DIR / f"{tag}.parquet", "events", info)
+            all_events.append(events)
+    return staging, pa.concat_tables(ios), pa.concat_tables(all_events)
+
+
+def finalize(
+    trace_dir: str | Path,
+    *,
+    exit_code: int | None = None,
+    end_monotonic_ns: int | None = None,
+    end_time: float | None = None,
+) -> Finalized:
+    """Compact ``spool/`` into ``io/`` and ``events/`` Parquet files; return the finished manifest.
+
+    Raises LiveProcessesError while traced processes still write, FinalizeError when the result
+    cannot be written (a full disk): the spool is then kept as it was.
+    """
+    started = time.perf_counter()
+    root = Path(trace_dir).resolve()
+    manifest = read_manifest(root)
+    spool = root / SPOOL_DIR
+    if not spool.is_dir():
+        raise TraceFormatError(root, "no spool/ folder: nothing to finalize (already finalized?)")
+    live = live_processes(spool)
+    if live:
+        raise LiveProcessesError(
+            f"{len(live)} traced processes of {root} are still running ({', '.join(live[:3])}"
+            f"{', ...' if len(live) > 3 else ''}): wait for them to end, then run `tracer finalize {root}`"
+        )
+    lost: list[str] = list(manifest.get("lost", []))
+    spools = _spools(spool, lost)
+    capture_pid = manifest.get("capture_pid")
+    infos = {tag: _process(tag, c, py, capture_pid) for tag, (c, py) in spools.items()}
+    for tag, (c, py) in spools.items():
+        lost.extend((c.lost if c else []) + (py.lost if py else []))
+        lost.extend(f"process {infos[tag]['pid']}: {err}" for err in infos[tag]["errors"])
+    prefixes = sorted({p for info in infos.values() for p in info.get("python_prefixes", [])})
+    home = (manifest.get("env") or {}).get("HOME")
     try:
-        table, warning = read_spool_stream(path, schema)
-    except TraceFormatError as exc:
-        lost.append(str(exc))
-        return schema.empty_table()
-    if warning:
-        lost.append(warning)
-    return table
+        staging, io, events = _stage(root, spools, infos, prefixes, home)
+        for name in (IO_DIR, EVENTS_DIR):
+            shutil.rmtree(root / name, ignore_errors=True)  # left by a finalize that was cut short
+            (staging / name).rename(root / name)
+        summary = _finish_manifest(root, manifest, infos, lost, io, events, (exit_code, end_monotonic_ns, end_time))
+    except OSError as exc:
+        shutil.rmtree(root / STAGING, ignore_errors=True)
+        raise FinalizeError(
+            f"cannot write the finalized trace into {root}: {exc.strerror or exc}; the spool is kept:"
+            f" free space and run `tracer finalize {root}`"
+        ) from exc
+    shutil.rmtree(root / STAGING, ignore_errors=True)
+    shutil.rmtree(spool)
+    manifest["finalize"] = {"seconds": round(time.perf_counter() - started, 3), "rows": io.num_rows + events.num_rows}
+    write_manifest(root, manifest)
+    return Finalized(manifest, summary)
+
+
+def _finish_manifest(
+    root: Path,
+    manifest: dict,
+    infos: dict[str, dict],
+    lost: list[str],
+    io: pa.Table,
+    events: pa.Table,
+    end: tuple[int | None, int | None, float | None],
+) -> dict:
+    """Complete the manifest from what was staged; return the trace's summary."""
+    exit_code, end_monotonic_ns, end_time = end
+    manifest.update(
+        status="complete" if exit_code is not None else "finalized-after-kill",
+        exit_code=exit_code if exit_code is not None else manifest.get("exit_code"),
+        processes=sorted(infos.values(), key=lambda p: p["start_ns"] or 0),
+        lost=lost,
+        finalized_time=time.time(),
+    )
+    if end_monotonic_ns is None:
+        ends = [p["end_ns"] or p["start_ns"] or 0 for p in infos.values()]
+        end_monotonic_ns = max(ends) if ends else manifest["start_monotonic_ns"]
+    manifest["end_monotonic_ns"] = end_monotonic_ns
+    manifest["end_time"] = (
+        end_time or manifest["start_time"] + (end_monotonic_ns - manifest["start_monotonic_ns"]) / 1e9
+    )
+    manifest["duration_s"] = round((end_monotonic_ns - manifest["start_monotonic_ns"]) / 1e9, 6)
+    python = [p for p in infos.values() if p["python"]]
+    manifest["interposer"] = {
+        "loaded_in_all": bool(python) and all(p["interposer"]["loaded"] for p in python),
+        "preloaded_in_all": bool(python) and all(p["interposer"]["preloaded"] for p in python),
+    }
+    manifest["torch"] = next((p["torch"] for p in infos.values() if p.get("torch")), None)
+    manifest["host"]["gpus"] = next((p["gpus"] for p in infos.values() if p.get("gpus")), [])
+    summary = summarize(Trace(root, manifest, io, events))
+    manifest["coverage"] = summary["coverage"]
+    manifest["data_roots"] = summary["data_roots"]
+    summary["warnings"] = trace_warnings(manifest) + summary["warnings"]
+    write_manifest(root, manifest)
+    return summary

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from trainio import __version__
-from trainio.tracefile.format import FORMAT_NAME, FORMAT_VERSION, MANIFEST
+from trainio.tracefile.layout import FORMAT_NAME, FORMAT_VERSION, MANIFEST
 
 SECRET_MARKERS = ("KEY", "SECRET", "TOKEN", "PASSWORD", "CREDENTIAL")
 REDACTED = "<redacted>"

@@ -32,34 +32,32 @@ def host_cpu_line(host_cpu: dict | None) -> str:
 
 
 def short_summary(d: dict) -> str:
-    """Six lines printed at the end of a capture."""
+    """Six lines printed at the end of a capture, then one per warning."""
     cov = d["coverage"]
-    return "\n".join(
-        [
-            f"  data read      {_mb(d['bytes_read'])} in {d['read_ops']:,} reads"
-            f" from {d['distinct_files']:,} files/objects ({', '.join(d['data_roots'][:2]) or 'no data roots'})",
-            f"  pattern        {d['pattern']}   re-read {_pct(d['reread_fraction'])} of bytes across epochs",
-            f"  loader         {d['epochs']} epochs, {d['batches']:,} batches, {d['samples']:,} samples,"
-            f" mean step {_s(d['mean_step_s'])}, mean fetch {_s(d['mean_fetch_s'])}",
-            f"  data stall     {_pct(d['data_stall_fraction'])} of the training loop waited on data"
-            f"   (run took {_s(d['duration_s'])}, exit code {d['exit_code']})",
-            f"  coverage       {_pct(cov['ratio'])} of the kernel's rchar over {d['processes']} processes"
-            + ("" if cov["c_level"] else "   (file reads NOT traced: the interposer was not loaded)"),
-            f"  host CPU       {host_cpu_line(d.get('host_cpu'))}",
-        ]
-    )
+    lines = [
+        f"  data read      {_mb(d['bytes_read'])} in {d['read_ops']:,} reads"
+        f" from {d['distinct_files']:,} files/objects ({', '.join(d['data_roots'][:2]) or 'no data roots'})",
+        f"  pattern        {d['pattern']}   re-read {_pct(d['reread_fraction'])} of bytes across epochs",
+        f"  loader         {d['epochs']} epochs, {d['batches']:,} batches, {d['samples']:,} samples,"
+        f" mean step {_s(d['mean_step_s'])}, mean fetch {_s(d['mean_fetch_s'])}",
+        f"  data stall     {_pct(d['data_stall_fraction'])} of the training loop waited on data"
+        f"   (run took {_s(d['duration_s'])}, exit code {d['exit_code']})",
+        f"  coverage       {_pct(cov['ratio'])} of the kernel's rchar over {d['processes']} processes"
+        + ("" if cov["c_level"] else "   (file reads NOT traced: the interposer was not loaded)"),
+        f"  host CPU       {host_cpu_line(d.get('host_cpu'))}",
+    ] + [f"  WARNING        {warning}" for warning in d["warnings"]]
+    return "\n".join(lines)
 
 
 def full_summary(d: dict, trace_dir: Path) -> str:
     lines = [
         f"trace {trace_dir}",
-        short_summary(d),
+        short_summary({**d, "warnings": []}),
         f"  runtime reads  {_mb(d['runtime_bytes_read'])} (modules, libraries, /proc)",
     ]
     if d["read_size_histogram"]:
         lines.append("  read sizes     " + "  ".join(f"{k}: {v:,}" for k, v in d["read_size_histogram"].items()))
     evidence = ", ".join(f"{k}={v}" for k, v in d["pattern_evidence"].items())
     lines.append(f"  evidence       {evidence}")
-    for warning in d["warnings"]:
-        lines.append(f"  warning        {warning}")
+    lines += [f"  warning        {warning}" for warning in d["warnings"]]
     return "\n".join(lines)

@@ -1,9 +1,10 @@
 """Tests for the LD_PRELOAD interposer in tracer/_interpose.c.
 
 The library is built once per session with the system C compiler.  Every test
-runs a short Python child with LD_PRELOAD set to the library; the child opens
-the same (already loaded) copy with ctypes, does some I/O, drains the record
-buffer and prints a JSON result that the test asserts on.
+runs a short child with LD_PRELOAD set to the library and TRAINIO_TRACE_DIR set,
+so that the interposer writes its spool; a Python child reads its own spool
+(``drain_all``: the records committed since the last call) and prints a JSON
+result that the test asserts on.
 """
 
 import json
@@ -16,13 +17,16 @@ from pathlib import Path
 
 import pytest
 
+from trainio.tracer.spoolread import c_records
+
 pytest.importorskip("numpy")
 
 CC = shutil.which("cc")
 if CC is None:
     pytest.skip("no C compiler on PATH", allow_module_level=True)
 
-SRC = Path(__file__).resolve().parents[2] / "tracer" / "_interpose.c"
+ROOT = Path(__file__).resolve().parents[2]
+SRC = ROOT / "tracer" / "_interpose.c"
 CFLAGS = ["-O2", "-shared", "-fPIC", "-Wall", "-Wextra"]
 LIBS = ["-ldl", "-lpthread"]
 
@@ -45,68 +49,63 @@ def lib(build):
     return build[0]
 
 
-# Shared by every child script: loads the library and decodes drained records.
+# Shared by every child script: loads the library and reads back its own spool.
 PRELUDE = r"""
 import ctypes, json, os, sys, threading
+from pathlib import Path
 import numpy as np
+from trainio.tracer.spoolread import c_records
 
 LIB = ctypes.CDLL(os.environ["TRAINIO_LIB"])
-DT = np.dtype([("start_ns", "<i8"), ("dur_ns", "<i8"), ("offset", "<i8"),
-               ("requested", "<i8"), ("returned", "<i8"), ("tid", "<i4"),
-               ("fd", "<i4"), ("path_off", "<u4"), ("path_len", "<u4"),
-               ("op", "u1"), ("kind", "u1"), ("pad", "V2"), ("file_id", "<u4")])
-assert DT.itemsize == 64, DT.itemsize
-LIB.trainio_drain.restype = ctypes.c_size_t
-LIB.trainio_drain.argtypes = [ctypes.c_void_p, ctypes.c_size_t,
-                              ctypes.c_void_p, ctypes.c_size_t]
-LIB.trainio_dropped.restype = ctypes.c_uint64
 (OPEN, READ, PREAD, READV, PREADV, FREAD, CLOSE, STAT, FSTAT, MMAP, FOPEN,
  FCLOSE, FDPATH) = range(1, 14)
+_SEEN = 0
 
 
-def drain_np(cap=1 << 16, arena_cap=1 << 24):
-    out = np.zeros(max(cap, 1), DT)
-    arena = ctypes.create_string_buffer(max(arena_cap, 1))
-    n = LIB.trainio_drain(out.ctypes.data, cap, arena, arena_cap)
-    out = out[:n]
-    used = int(out["path_len"].astype(np.int64).sum())
-    return out, ctypes.string_at(arena, used)
-
-
-def drain(cap=1 << 16, arena_cap=1 << 24):
-    out, raw = drain_np(cap, arena_cap)
-    recs = []
-    for r in out:
-        o, n = int(r["path_off"]), int(r["path_len"])
-        recs.append({k: int(r[k]) for k in DT.names if k not in ("pad",)}
-                    | {"path": raw[o:o + n].decode("utf-8", "replace")})
-    return recs
+def spool_path():
+    buf = ctypes.create_string_buffer(64)
+    assert LIB.trainio_tag(buf, ctypes.c_size_t(64)) == 1
+    return Path(os.environ["TRAINIO_TRACE_DIR"]) / "spool" / f"io-{buf.value.decode()}.spool"
 
 
 def drain_all():
-    recs = []
-    while True:
-        chunk = drain()
-        if not chunk:
-            return recs
-        recs += chunk
+    global _SEEN
+    LIB.trainio_suppress_thread(1)  # reading our own spool is not the test's I/O
+    try:
+        _, recs, data, _ = c_records(spool_path())
+    finally:
+        LIB.trainio_suppress_thread(0)
+    new, _SEEN = recs[_SEEN:], len(recs)
+    out = []
+    for r in new:
+        o, n = int(r["path_off"]), int(r["path_len"])
+        out.append({k: int(r[k]) for k in r.dtype.names}
+                   | {"path": bytes(data[o:o + n]).decode("utf-8", "replace")})
+    return out
 
 
 def emit(obj):
     print("RESULT " + json.dumps(obj), flush=True)
 
 
-drain_all()  # start each test from an empty buffer (interpreter start-up I/O)
+drain_all()  # start each test from here (interpreter start-up I/O)
 """
+
+
+def child_env(lib, tmp_path, **extra):
+    trace = tmp_path / "trace"
+    (trace / "spool").mkdir(parents=True, exist_ok=True)
+    pythonpath = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
+    env = dict(os.environ, LD_PRELOAD=lib, TRAINIO_LIB=lib, TRAINIO_TRACE_DIR=str(trace), PYTHONPATH=pythonpath)
+    return {**env, **extra}
 
 
 def run_child(lib, tmp_path, body, args=()):
     script = tmp_path / "child.py"
     script.write_text(PRELUDE + textwrap.dedent(body))
-    env = dict(os.environ, LD_PRELOAD=lib, TRAINIO_LIB=lib)
     proc = subprocess.run(
         [sys.executable, str(script), *map(str, args)],
-        env=env,
+        env=child_env(lib, tmp_path),
         capture_output=True,
         text=True,
         timeout=60,
@@ -115,6 +114,10 @@ def run_child(lib, tmp_path, body, args=()):
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
     assert len(lines) == 1, proc.stdout[-2000:]
     return json.loads(lines[0][len("RESULT ") :])
+
+
+def spools(tmp_path):
+    return sorted((tmp_path / "trace" / "spool").glob("io-*.spool"))
 
 
 def test_builds_without_warnings(build):
@@ -157,7 +160,7 @@ def test_version_and_enable_switch(lib, tmp_path):
         """,
         [p],
     )
-    assert out["version"] == 1
+    assert out["version"] == 2
     assert out["pread_offsets"] == [2]
 
 
@@ -470,17 +473,19 @@ def test_fork_child_starts_empty(lib, tmp_path):
         a, b, res = sys.argv[1:4]
         with open(a, "rb") as fh:
             fh.read()
+        parent_spool = spool_path()
         pid = os.fork()
         if pid == 0:
-            first = drain_all()
+            _SEEN = 0  # the child's spool is a new file
             with open(b, "rb") as fh:
                 fh.read()
             second = drain_all()
             me = threading.get_native_id()
-            info = {"first_n": len(first),
+            info = {"own_spool": str(spool_path()) != str(parent_spool),
                     "second_paths": sorted({r["path"] for r in second if r["path"]}),
                     "second_tids": sorted({r["tid"] for r in second}), "me": me,
-                    "dropped": LIB.trainio_dropped()}
+                    "dropped": c_records(spool_path())[0]["dropped"],
+                    "forked": c_records(spool_path())[0]["forked"]}
             with open(res, "w") as fh:
                 json.dump(info, fh)
             os._exit(0)
@@ -496,7 +501,7 @@ def test_fork_child_starts_empty(lib, tmp_path):
     )
     assert out["status"] == 0
     child = out["child"]
-    assert child["first_n"] == 0
+    assert child["own_spool"] and child["forked"]
     assert str(b) in child["second_paths"] and str(a) not in child["second_paths"]
     assert child["second_tids"] == [child["me"]] != [out["parent_tid"]]
     assert child["dropped"] == 0
@@ -545,67 +550,6 @@ def test_suppress_thread_is_per_thread(lib, tmp_path):
     assert out["worker"] != out["main"]
 
 
-def test_drain_small_arena_keeps_order(lib, tmp_path):
-    paths = [tmp_path / (f"{i}_" + "x" * (20 + i)) for i in range(5)]
-    out = run_child(
-        lib,
-        tmp_path,
-        """
-        ps = sys.argv[1:]
-        for p in ps:
-            try:
-                os.stat(p)
-            except FileNotFoundError:
-                pass
-        def view(recs):
-            return [(r["op"], r["path"], r["path_off"], r["path_len"]) for r in recs]
-        d0 = drain(cap=100, arena_cap=0)
-        d1 = drain(cap=100, arena_cap=len(ps[0]) + len(ps[1]) + 3)
-        d2 = drain(cap=1)
-        d3 = drain_all()
-        emit({"d0": view(d0), "d1": view(d1), "d2": view(d2), "d3": view(d3)})
-        """,
-        paths,
-    )
-    ps = [str(p) for p in paths]
-    assert out["d0"] == []
-    assert out["d1"] == [
-        [8, ps[0], 0, len(ps[0])],
-        [8, ps[1], len(ps[0]), len(ps[1])],
-    ]
-    assert out["d2"] == [[8, ps[2], 0, len(ps[2])]]
-    assert [(r[1], r[2]) for r in out["d3"]] == [(ps[3], 0), (ps[4], len(ps[3]))]
-
-
-def test_partial_drain_then_refill_compacts(lib, tmp_path):
-    # Leave a drained prefix, then fill past the initial capacity so the buffer
-    # compacts (records and path arena shift together) before it grows.
-    pa, pb = str(tmp_path / "short_a"), str(tmp_path / ("long_b" * 20))
-    out = run_child(
-        lib,
-        tmp_path,
-        """
-        pa, pb = sys.argv[1:3]
-        def st(p):
-            try:
-                os.stat(p)
-            except FileNotFoundError:
-                pass
-        for _ in range(10):
-            st(pa)
-        first = drain(cap=4)
-        for _ in range(30000):
-            st(pb)
-        rest = drain_all()
-        emit({"first": [r["path"] for r in first],
-              "rest": [r["path"] for r in rest if r["op"] == STAT]})
-        """,
-        [pa, pb],
-    )
-    assert out["first"] == [pa] * 4
-    assert out["rest"] == [pa] * 6 + [pb] * 30000
-
-
 def test_multithreaded_reads_all_recorded(lib, tmp_path):
     files = []
     for i in range(4):
@@ -638,7 +582,7 @@ def test_multithreaded_reads_all_recorded(lib, tmp_path):
               "rec_tids": {str(k): sorted({t for t, _ in v}) for k, v in per_fd.items()},
               "offsets_in_order": all([o for _, o in v] == list(range(200))
                                       for v in per_fd.values()),
-              "dropped": LIB.trainio_dropped()})
+              "dropped": c_records(spool_path())[0]["dropped"]})
         """,
         files,
     )
@@ -650,7 +594,7 @@ def test_multithreaded_reads_all_recorded(lib, tmp_path):
     assert out["dropped"] == 0
 
 
-def test_buffer_growth_and_drop_cap(lib, tmp_path):
+def test_spool_grows_over_many_segments_and_keeps_every_path(lib, tmp_path):
     p = tmp_path / "g.bin"
     p.write_bytes(b"g" * 64)
     long_path = str(tmp_path / ("L" * 150))
@@ -660,41 +604,79 @@ def test_buffer_growth_and_drop_cap(lib, tmp_path):
         """
         p, long_path = sys.argv[1], sys.argv[2]
         fd = os.open(p, os.O_RDONLY)
-        drain_all()
-        # Phase 1: beyond the initial 16384 records and 1 MiB path arena.
-        for i in range(40000):
+        for i in range(300_000):  # 19 MB of records: every segment size up to the largest
             os.pread(fd, 1, i % 64)
-        for i in range(20000):
+        for i in range(20_000):  # 3 MB of paths: several path segments
             try:
                 os.stat(long_path)
             except FileNotFoundError:
                 pass
-        out1, raw1 = drain_np(cap=1 << 20, arena_cap=1 << 26)
-        n_pread1 = int(((out1["op"] == PREAD) & (out1["fd"] == fd)).sum())
-        st = out1[out1["op"] == STAT]
-        lp = long_path.encode()
-        paths_ok = all(raw1[o:o + n] == lp for o, n in zip(st["path_off"], st["path_len"]))
-        # Phase 2: overflow the 1,048,576-record cap without draining.
-        N = 1_100_000
-        for i in range(N):
-            os.pread(fd, 1, 0)
-        dropped = LIB.trainio_dropped()
-        out2, _ = drain_np(cap=1 << 21, arena_cap=1 << 26)
-        n_pread2 = int(((out2["op"] == PREAD) & (out2["fd"] == fd)).sum())
-        os.pread(fd, 1, 7)  # buffer usable again after the drain
-        out3, _ = drain_np()
-        emit({"n_pread1": n_pread1, "n_stat1": int(len(st)), "paths_ok": bool(paths_ok),
-              "dropped": int(dropped), "n2": int(len(out2)), "n_pread2": n_pread2,
-              "after": [int(x) for x in out3["offset"][out3["op"] == PREAD]],
-              "dropped_after": int(LIB.trainio_dropped())})
+        recs = drain_all()
+        preads = [r["offset"] for r in recs if r["op"] == PREAD and r["fd"] == fd]
+        stats = [r["path"] for r in recs if r["op"] == STAT]
+        emit({"preads": len(preads), "in_order": preads == [i % 64 for i in range(300_000)],
+              "stats": len(stats), "paths_ok": all(x == long_path for x in stats),
+              "dropped": c_records(spool_path())[0]["dropped"]})
         """,
         [p, long_path],
     )
-    assert out["n_pread1"] == 40000
-    assert out["n_stat1"] == 20000 and out["paths_ok"]
-    assert out["n2"] == 1 << 20
-    assert out["dropped"] >= 1_100_000 - (1 << 20)
-    assert out["n_pread2"] + out["dropped"] >= 1_100_000
-    assert out["dropped"] <= 1_100_000 - (1 << 20) + 1000
-    assert out["after"] == [7]
-    assert out["dropped_after"] == out["dropped"]
+    assert out["preads"] == 300_000 and out["in_order"]
+    assert out["stats"] == 20_000 and out["paths_ok"]
+    assert out["dropped"] == 0
+
+
+def test_non_python_process_and_exec_get_spools_of_their_own(lib, tmp_path):
+    data = tmp_path / "data.txt"
+    data.write_bytes(b"x" * 5000)
+    env = child_env(lib, tmp_path)
+    script = f"cat {data} > /dev/null; exec cat {data}"
+    res = subprocess.run(["sh", "-c", script], env=env, capture_output=True, timeout=60)
+    assert res.returncode == 0 and res.stdout == b"x" * 5000
+    found = {}
+    for path in spools(tmp_path):
+        header, recs, data_bytes, lost = c_records(path)
+        assert lost == []
+        reads = recs[(recs["op"] == 2) & (recs["returned"] > 0) & (recs["kind"] == 1)]
+        found.setdefault(header["pid"], []).append((header["argv"], int(reads["returned"].sum())))
+    # sh, its forked cat, and the cat that sh exec'd into: same pid as sh, a new spool.
+    argvs = sorted(a[0] for runs in found.values() for a in runs)
+    assert ["cat", str(data)] in argvs and argvs.count(["cat", str(data)]) == 2
+    cat_bytes = [b for runs in found.values() for argv, b in runs if argv == ["cat", str(data)]]
+    assert cat_bytes == [5000, 5000]
+    assert any(len(runs) == 2 for runs in found.values())  # sh and the cat it exec'd into
+
+
+def test_a_full_file_size_limit_stops_recording_without_killing_the_program(lib, tmp_path):
+    """Past RLIMIT_FSIZE the kernel sends SIGXFSZ, which kills a C program: the interposer checks first."""
+    data = tmp_path / "data.txt"
+    data.write_bytes(b"y" * 3000)
+    env = child_env(lib, tmp_path)
+    res = subprocess.run(["sh", "-c", f"ulimit -f 1; cat {data}"], env=env, capture_output=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout == b"y" * 3000
+    # sh recorded before its ulimit; cat, started under it, had no room for even a header.
+    assert sorted(p.stat().st_size for p in spools(tmp_path))[0] == 0
+
+
+def test_spool_stops_at_a_full_segment_and_keeps_what_came_before(lib, tmp_path):
+    p = tmp_path / "f.bin"
+    p.write_bytes(b"f" * 64)
+    out = run_child(
+        lib,
+        tmp_path,
+        """
+        import resource
+        p = sys.argv[1]
+        size = spool_path().stat().st_size
+        resource.setrlimit(resource.RLIMIT_FSIZE, (size + (256 << 10), resource.RLIM_INFINITY))
+        fd = os.open(p, os.O_RDONLY)
+        for i in range(100_000):
+            os.pread(fd, 1, 7)
+        header, recs, _, _ = c_records(spool_path())
+        n = int(((recs["op"] == PREAD) & (recs["fd"] == fd)).sum())
+        emit({"n": n, "stopped": header["stopped"], "reason": header["stop_reason"]})
+        """,
+        [p],
+    )
+    assert 1000 < out["n"] < 100_000
+    assert out["stopped"] and "cannot reserve spool space" in out["reason"]

@@ -10,8 +10,7 @@ import pytest
 
 from tests.unit.synthetic import make_trace
 from trainio.tracefile import TraceFormatError, TraceVersionError, open_trace
-from trainio.tracefile.format import EVENTS_SPOOL_SCHEMA, IO_SCHEMA, file_metadata
-from trainio.tracefile.reader import read_spool_stream
+from trainio.tracefile.format import IO_SCHEMA
 
 
 def test_a_well_formed_trace_loads(tmp_path):
@@ -93,34 +92,6 @@ def test_unfinalized_trace_says_to_run_finalize(tmp_path):
 def test_not_a_directory(tmp_path):
     with pytest.raises(TraceFormatError, match="not a directory"):
         open_trace(tmp_path / "missing")
-
-
-def _stream(path, batches):
-    schema = EVENTS_SPOOL_SCHEMA.with_metadata(file_metadata("events", "test"))
-    with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_stream(sink, schema) as writer:
-        for n in batches:
-            writer.write_batch(pa.RecordBatch.from_pylist([_event(i) for i in range(n)], schema=schema))
-
-
-def _event(i):
-    return {"pid": 1, "tid": 1, "event": "batch", "batch": i, "start_ns": i, "end_ns": i + 1}
-
-
-def test_spool_stream_cut_by_a_kill_keeps_every_complete_batch(tmp_path):
-    path = tmp_path / "events-1-0.arrows"
-    _stream(path, [3, 4, 5])
-    data = path.read_bytes()
-    path.write_bytes(data[:-150])  # the kill lands inside the last batch
-    table, warning = read_spool_stream(path, EVENTS_SPOOL_SCHEMA)
-    assert table.num_rows == 7
-    assert warning is not None and "truncated after 2 batches" in warning
-
-
-def test_empty_spool_stream_is_a_format_error(tmp_path):
-    path = tmp_path / "events-1-0.arrows"
-    path.write_bytes(b"")
-    with pytest.raises(TraceFormatError):
-        read_spool_stream(path, EVENTS_SPOOL_SCHEMA)
 
 
 def test_io_schema_carries_the_process_columns():

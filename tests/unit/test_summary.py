@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from tests.unit.synthetic import event_row, io_row, make_trace
@@ -128,3 +130,41 @@ def test_secrets_are_redacted_by_name():
         "S3_ENDPOINT": "http://x",
         "db_password": "<redacted>",
     }
+
+
+def test_a_config_file_in_a_hidden_home_folder_is_runtime_not_data():
+    assert classify_path("/root/.keras/keras.json", "file", "/t", [], home="/root") == "runtime"
+    assert classify_path("/root/datasets/train/a.jpg", "file", "/t", [], home="/root") == "data"
+    assert classify_path("/root/.keras/keras.json", "file", "/t", [], home=None) == "data"
+
+
+def test_data_roots_come_from_what_the_fetches_read(tmp_path):
+    """The main process reads a config file outside any fetch; the data set is read inside fetches."""
+    rows = [io_row(1, "/srv/conf/settings.json", 5_000_000, 5)]
+    rows += [io_row(1, f"/mnt/ds/train/{i}.jpg", 100, 1000 + i) for i in range(10)]
+    events = [{**event_row(1, "fetch", 900, 2000), "worker_id": None}]
+    trace = open_trace(make_trace(tmp_path / "t", [], events=events, io_rows=rows))
+    assert summarize(trace)["data_roots"] == ["/mnt/ds/train"]
+
+
+def test_low_coverage_of_the_process_tree_warns(tmp_path):
+    root = make_trace(tmp_path / "t", [(1, 100)])
+    manifest = json.loads((root / "manifest.json").read_text())
+    base = {"traced_bytes": 90, "rchar_bytes": 100, "processes": 1, "processes_with_counters": 1, "c_level": True}
+    manifest["coverage"] = {**base, "ratio": 0.9, "basis": "process tree"}
+    (root / "manifest.json").write_text(json.dumps(manifest))
+    [warning] = open_trace(root).warnings
+    assert warning.startswith("LOW COVERAGE") and "10 bytes read but not traced" in warning
+    manifest["coverage"] = {**base, "ratio": 0.9, "basis": "per process"}  # older traces: no alarm
+    (root / "manifest.json").write_text(json.dumps(manifest))
+    assert open_trace(root).warnings == []
+
+
+def test_coverage_counts_the_whole_process_tree_less_what_was_read_before_tracing(tmp_path):
+    root = make_trace(tmp_path / "t", [(1, 600), (2, 300)])
+    manifest = json.loads((root / "manifest.json").read_text())
+    manifest["tree_io"] = {"rchar": 1100, "processes": 1}
+    manifest["processes"][0]["rchar_before_start"] = 100
+    (root / "manifest.json").write_text(json.dumps(manifest))
+    cov = summarize(open_trace(root))["coverage"]
+    assert (cov["traced_bytes"], cov["rchar_bytes"], cov["ratio"], cov["basis"]) == (900, 1000, 0.9, "process tree")

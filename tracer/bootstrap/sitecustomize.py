@@ -17,6 +17,8 @@ def _import_trainio(package: str) -> None:
     spec = importlib.util.spec_from_file_location(
         "trainio", os.path.join(package, "__init__.py"), submodule_search_locations=[package]
     )
+    if spec is None or spec.loader is None:
+        raise ImportError(f"no trainio package in {package}")
     module = importlib.util.module_from_spec(spec)
     sys.modules["trainio"] = module
     spec.loader.exec_module(module)

@@ -7,11 +7,12 @@ import click
 from trainio import __version__
 from trainio.tracefile.cli import OneLineErrors, UserError
 from trainio.tracefile.errors import TraceError
-from trainio.tracer.capture import CaptureError
+from trainio.tracer.errors import CaptureError, FinalizeError, LiveProcessesError
 
 
 class TracerGroup(OneLineErrors):
-    bad_input = (UserError, TraceError, CaptureError)
+    bad_input = (UserError, TraceError, CaptureError, LiveProcessesError)
+    failures = (FinalizeError,)
 
 
 @click.group(cls=TracerGroup, name="tracer")

@@ -7,8 +7,6 @@ from pathlib import Path
 
 import click
 
-from trainio.tracefile.reader import open_trace
-from trainio.tracefile.summary import summarize
 from trainio.tracer import capture as capture_api
 from trainio.tracer.cli import main
 from trainio.tracer.report import short_summary
@@ -41,11 +39,8 @@ def capture(out: Path | None, no_interposer: bool, command: tuple[str, ...]) -> 
     trace cannot be written, the command still runs and the problem is reported once.
     """
     result = capture_api.capture(list(command), out, interposer=not no_interposer)
-    if result.trace_dir is not None and result.manifest is not None:
+    if result.trace_dir is not None and result.summary is not None:
         click.echo(f"\ntrainio: trace written to {result.trace_dir}", err=True)
-        try:
-            click.echo(short_summary(summarize(open_trace(result.trace_dir))), err=True)
-        except Exception as exc:  # noqa: BLE001 - the training's exit code stands regardless
-            click.echo(f"trainio: cannot summarise the trace: {exc}", err=True)
+        click.echo(short_summary(result.summary), err=True)
         click.echo(f"next: tracer summary {result.trace_dir}   |   replay what-if --trace {result.trace_dir}", err=True)
     sys.exit(result.exit_code)

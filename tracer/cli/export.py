@@ -6,8 +6,6 @@ from pathlib import Path
 
 import click
 
-from trainio.tracefile.reader import open_trace
-from trainio.tracer.chrome import write_chrome_trace
 from trainio.tracer.cli import main
 
 
@@ -23,6 +21,9 @@ from trainio.tracer.cli import main
 @click.option("--all-io", is_flag=True, help="Include runtime reads (Python modules, libraries), not only data.")
 def export(trace_dir: Path, chrome: Path, all_io: bool) -> None:
     """Export a trace for a timeline viewer: one track per process and thread."""
+    from trainio.tracefile.reader import open_trace  # pyarrow, loaded by the commands that need it
+    from trainio.tracer.chrome import write_chrome_trace
+
     trace = open_trace(trace_dir)
     count = write_chrome_trace(trace, chrome, data_only=not all_io)
     click.echo(f"wrote {count} events to {chrome}\nnext: open it in https://ui.perfetto.dev")

@@ -7,10 +7,7 @@ from pathlib import Path
 
 import click
 
-from trainio.tracefile.reader import open_trace
-from trainio.tracefile.summary import summarize
 from trainio.tracer.cli import main
-from trainio.tracer.report import full_summary
 
 
 @main.command()
@@ -22,6 +19,10 @@ def summary(trace_dir: Path, as_json: bool) -> None:
     `--json` prints the stable keys documented in docs/trace-format.md (bytes_read,
     runtime_bytes_read, data_roots, read_ops, ..., pattern, coverage).
     """
+    from trainio.tracefile.reader import open_trace  # pyarrow, loaded by the commands that need it
+    from trainio.tracefile.summary import summarize
+    from trainio.tracer.report import full_summary
+
     trace = open_trace(trace_dir)
     for warning in trace.warnings:
         click.echo(f"tracer: warning: {warning}", err=True)
