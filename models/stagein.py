@@ -82,6 +82,7 @@ def copy_job(workload: Workload, fmt: RecordFormat, cluster: Cluster, *, fixed_s
     unless every node keeps a fixed shard (``fixed_shards``) or the sampler does not shuffle (then a
     node rereads its own share every epoch)."""
     dataset = workload.dataset_bytes
+    files: float
     if fmt.kind == "shards":
         assert fmt.shard_bytes is not None  # RecordFormat checks it
         files = math.ceil(dataset / fmt.shard_bytes)

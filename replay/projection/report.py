@@ -1,253 +1,56 @@
 """The capacity-planning report of a sweep: its answers in sentences, tables and figure data.
 
-``build_report(table, target)`` reads only the sweep table. Configurations are grouped by storage
-(a backend, or a profile file) and drawn as series: one per combination of the swept parameters
-other than the node count. The answers: the fewest nodes that meet the target on each storage (or
-the closest miss), the most GPUs each keeps at least 90% busy, what packing files into shards
-gains, the storage bandwidth and request rate the target needs, where the network or the host
-CPU rather than storage limits, and whether copying the data to node-local disks before training
-delivers the model sooner than training from shared storage. Section builders are listed in ``SECTIONS``; each returns a
-``Section`` or None when the sweep holds nothing for it.
+``build_report(table, target)`` reads only the sweep table (``sweeprows`` says how). Configurations
+are grouped by storage (a backend, or a profile file) and drawn as series: one per combination of
+the swept parameters other than the node count. The answers: the fewest nodes that meet the target
+on each storage (or the closest miss), the most GPUs each keeps at least 90% busy, what packing
+files into shards gains, the storage bandwidth and request rate the target needs, where the
+network or the host CPU rather than storage limits, and whether copying the data to node-local
+disks first delivers the model sooner than training from shared storage (``timetovalue``). Section
+builders are listed in ``SECTIONS``; each returns a ``Section`` or None when the sweep holds
+nothing for it.
 """
 
 from __future__ import annotations
 
 import json
-import math
 from collections import defaultdict
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from pathlib import Path
+from collections.abc import Callable
 
-from trainio.models.units import bytes_text
+from trainio.replay.projection.document import Report, Section, Table
 from trainio.replay.projection.figures import (
     CellsFigure,
     DemandFigure,
     DemandPanel,
-    Figure,
     LinesFigure,
     Series,
 )
-from trainio.replay.projection.grid import FLAGS, STAGE_IN_ONLY
-from trainio.replay.projection.scenario import Scenario
 from trainio.replay.projection.sweepfile import SweepTable
-from trainio.replay.projection.timetovalue import Pairing, pairings
+from trainio.replay.projection.sweeprows import (
+    PARAMETERS,
+    Context,
+    Layout,
+    ReportError,
+    Target,
+    storage,
+    value_order,
+    value_s,
+    value_text,
+)
+from trainio.replay.projection.timetovalue import stage_in_section
+from trainio.replay.projection.wording import duration, joined, percent, plural, ranges, rate, time_unit
 
 BUSY = 0.9
 """Accelerator utilisation counted as busy (MLPerf Storage's AU threshold)."""
-MAX_SERIES = 12
-"""Figures draw at most this many series (the fastest at the most nodes); the table has all."""
 MAX_TABLE_ROWS = 400
 NOTICEABLE = 0.01
 """Changes in time to train smaller than this are reported as none."""
-PARAMETERS = tuple(name for name in Scenario.__dataclass_fields__ if name not in FLAGS)
 STORAGE_LIMITS = ("storage-bandwidth", "storage-iops")
 OTHER_LIMITS = {
     "network": "the network (all-reduce)",
     "cpu-preprocessing": "the host CPU (decoding and transforms)",
     "storage-cpu": "the host CPU (storage requests' CPU)",
 }
-
-
-class ReportError(ValueError):
-    """A report that cannot be made: a sweep without a single projected configuration, a bad target."""
-
-
-@dataclass(frozen=True)
-class Target:
-    """A deadline for time to train, an accelerator-utilisation floor, or both."""
-
-    deadline_s: float | None = None
-    au: float | None = None
-
-    def __post_init__(self) -> None:
-        if self.deadline_s is not None and not self.deadline_s > 0:
-            raise ReportError(f"--deadline(={self.deadline_s}) must be > 0")
-        if self.au is not None and not 0 < self.au <= 1:
-            raise ReportError(f"--target-au(={self.au}) must be in (0, 1]")
-
-    def met(self, row: dict) -> bool:
-        return self.shortfall(row) <= 0
-
-    def shortfall(self, row: dict) -> float:
-        """How far a row misses, as a fraction of the target (<= 0: met); the worse of both. The
-        deadline counts a stage-in's copy too: the time to value."""
-        misses = []
-        if self.deadline_s is not None:
-            misses.append(value_s(row) / self.deadline_s - 1)
-        if self.au is not None:
-            misses.append((self.au - row["accelerator_utilization"]) / self.au)
-        return max(misses)
-
-    def text(self) -> str:
-        parts = []
-        if self.deadline_s is not None:
-            parts.append(f"a {duration(self.deadline_s)} deadline")
-        if self.au is not None:
-            parts.append(f"{percent(self.au)} accelerator utilisation")
-        return " and ".join(parts)
-
-    def miss(self, row: dict) -> str:
-        """What a row misses by, in words."""
-        parts = []
-        if self.deadline_s is not None and value_s(row) > self.deadline_s:
-            parts.append(f"{duration(value_s(row) - self.deadline_s)} over the deadline")
-        if self.au is not None and row["accelerator_utilization"] < self.au:
-            parts.append(f"{percent(self.au - row['accelerator_utilization'])} short of {percent(self.au)} AU")
-        return " and ".join(parts)
-
-
-@dataclass(frozen=True)
-class Table:
-    header: tuple[str, ...]
-    rows: tuple[tuple[str, ...], ...]
-    note: str = ""
-
-
-@dataclass(frozen=True)
-class Section:
-    title: str
-    sentences: tuple[str, ...] = ()
-    figure: Figure | None = None
-    table: Table | None = None
-
-
-@dataclass(frozen=True)
-class Report:
-    title: str
-    intro: tuple[str, ...]
-    sections: tuple[Section, ...]
-
-    @property
-    def figures(self) -> tuple[Figure, ...]:
-        return tuple(s.figure for s in self.sections if s.figure is not None)
-
-
-# --- wording ----------------------------------------------------------------------------------
-
-
-def duration(seconds: float) -> str:
-    if seconds >= 86400:
-        return f"{seconds / 86400:.1f} d"
-    if seconds >= 3600:
-        return f"{seconds / 3600:.1f} h"
-    if seconds >= 60:
-        return f"{seconds / 60:.1f} min"
-    return f"{seconds:.1f} s"
-
-
-def percent(fraction: float) -> str:
-    return f"{100 * fraction:.0f}%"
-
-
-def rate(value: float | None, unit: str = "") -> str:
-    if value is None or math.isinf(value):
-        return f"unlimited {unit}".strip()
-    return (f"{value:,.0f} {unit}" if value >= 10 else f"{value:,.2f} {unit}").strip()
-
-
-def plural(count: int, word: str) -> str:
-    return f"{count} {word}{'' if count == 1 else 's'}"
-
-
-def joined(names: list[str]) -> str:
-    """'a', 'a and b', 'a, b and c'."""
-    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
-
-
-def ranges(numbers: Iterable[int], swept: list[int]) -> str:
-    """Node counts as runs of the swept values: '1–4, 16'."""
-    chosen = sorted(set(numbers))
-    runs: list[list[int]] = []
-    for n in chosen:
-        if runs and swept.index(n) == swept.index(runs[-1][-1]) + 1:
-            runs[-1].append(n)
-        else:
-            runs.append([n])
-    return ", ".join(str(r[0]) if len(r) == 1 else f"{r[0]}–{r[-1]}" for r in runs)
-
-
-# --- the table's structure --------------------------------------------------------------------
-
-
-def source(row: dict) -> str:
-    """A configuration's storage: the backend, or the profile file it came from."""
-    return row["backend"] if not row.get("profile") else f"{row['backend']} ({Path(row['profile']).name})"
-
-
-def storage(row: dict) -> str:
-    """Where a configuration's training reads: its storage, or the disk it copied the data to first."""
-    if not row.get("stage_in"):
-        return source(row)
-    return f"{row.get('staging.target') or row['stage_in']} (copied from {source(row)})"
-
-
-def value_s(row: dict) -> float:
-    """From the job's start to the trained model: the time to train, after a stage-in's copy."""
-    value = row.get("time_to_value_s")
-    return row["time_to_train_s"] if value is None else value
-
-
-def _order(value: object) -> tuple:
-    """Numbers by value, then everything else by text; None (as captured) first."""
-    return (
-        value is not None,
-        not isinstance(value, (int, float)),
-        value if isinstance(value, (int, float)) else str(value),
-    )
-
-
-def _value(value: object) -> str:
-    return json.dumps(value) if isinstance(value, (list, dict)) else str(value)
-
-
-@dataclass(frozen=True)
-class Layout:
-    """Which parameters vary in the sweep, and the order of storages and node counts."""
-
-    varying: tuple[str, ...]
-    """Besides nodes, backend/profile and format."""
-    storages: tuple[str, ...]
-    nodes: tuple[int, ...]
-
-    @classmethod
-    def of(cls, rows: list[dict]) -> Layout:
-        varying = tuple(
-            name
-            for name in PARAMETERS
-            if name not in ("nodes", "backend", "profile", "format", "stage_in")
-            and len({_value(row.get(name)) for row in rows}) > 1
-        )
-        return cls(
-            varying,
-            tuple(dict.fromkeys(storage(row) for row in rows)),
-            tuple(sorted({row["nodes"] for row in rows})),
-        )
-
-    def details(self, row: dict) -> str:
-        """The format and the other varying parameters: 'shards:256MiB, workers=4' (the copy's own
-        only where there is a copy)."""
-        names = [name for name in self.varying if row.get("stage_in") or name not in STAGE_IN_ONLY]
-        return ", ".join([str(row["format"]), *(f"{name}={row.get(name)}" for name in names)])
-
-    def label(self, row: dict) -> str:
-        return f"{storage(row)}, {self.details(row)}"
-
-    def series(self, rows: list[dict]) -> dict[str, list[dict]]:
-        """Rows by series label, each sorted by nodes; storages in sweep order."""
-        groups: dict[str, list[dict]] = defaultdict(list)
-        for row in sorted(rows, key=lambda r: (self.storages.index(storage(r)), self.label(r), r["nodes"])):
-            groups[self.label(row)].append(row)
-        return dict(groups)
-
-    def drawn(self, rows: list[dict]) -> tuple[dict[str, list[dict]], str]:
-        """The series the figures draw (the fastest at their largest node count) and a note."""
-        series = self.series(rows)
-        if len(series) <= MAX_SERIES:
-            return series, ""
-        best = sorted(series, key=lambda label: series[label][-1]["time_to_train_s"])[:MAX_SERIES]
-        kept = {label: rows for label, rows in series.items() if label in best}
-        return kept, f"The figures draw the {MAX_SERIES} fastest of {len(series)} series; the table has them all."
 
 
 def _choice(row: dict, layout: Layout) -> str:
@@ -263,17 +66,6 @@ def _outcome(row: dict) -> str:
 
 
 # --- sections ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Context:
-    rows: list[dict]
-    """Projected configurations (no error)."""
-    failed: list[dict]
-    target: Target
-    layout: Layout
-    unstaged: list[dict] = field(default_factory=list)
-    """Configurations whose data does not fit on the node-local disk they copy to."""
 
 
 def fewest_nodes(rows: list[dict], target: Target) -> dict[str, tuple[dict, bool]]:
@@ -443,13 +235,9 @@ def limit_sentences(ctx: Context) -> list[str]:
     return sentences
 
 
-def _time_unit(longest_s: float) -> tuple[float, str]:
-    return (3600.0, "hours") if longest_s >= 3 * 3600 else (60.0, "minutes") if longest_s >= 180 else (1.0, "s")
-
-
 def time_section(ctx: Context) -> Section:
     series, note = ctx.layout.drawn(ctx.rows)
-    scale, unit = _time_unit(max(row["time_to_train_s"] for row in ctx.rows))
+    scale, unit = time_unit(max(row["time_to_train_s"] for row in ctx.rows))
     lines = tuple(
         Series(
             label, storage(rows[0]), tuple(r["nodes"] for r in rows), tuple(r["time_to_train_s"] / scale for r in rows)
@@ -601,198 +389,6 @@ def table_section(ctx: Context) -> Section:
     return Section("All configurations", table=Table(header, body, note))
 
 
-def stage_in_section(ctx: Context) -> Section | None:
-    """Copy then train vs train from shared storage: time to value per node count and storage, the
-    crossover in words, and the local disk a copy strands."""
-    staged = [row for row in ctx.rows + ctx.unstaged if row.get("stage_in")]
-    if not staged:
-        return None
-    title = "Copy then train vs train from shared storage"
-    found = pairings(ctx.rows + ctx.unstaged)
-    if not found:
-        return Section(title, ("No configuration was swept both ways (sweep --stage-in none,local-nvme for one).",))
-    sentences = [_copied_what(found[0])]
-    several = len({_names(pairing, ctx.layout)[2] for pairing in found}) > 1
-    for pairing in found:
-        sentences += _crossover_sentences(pairing, ctx.layout, several)
-    sentences += _stranded_sentences(found)
-    drawn = found[: MAX_SERIES // 3]
-    if len(drawn) < len(found):
-        sentences.append(
-            f"The figure draws the first {len(drawn)} of {len(found)} comparisons; the table has them all."
-        )
-    figure = _time_to_value_figure(drawn, ctx, several)
-    return Section(title, tuple(sentences), figure=figure, table=_stage_in_table(found, ctx))
-
-
-def _names(pairing: Pairing, layout: Layout) -> tuple[str, str, str]:
-    """The storage trained from, the disk copied to, and what else sets the configuration apart."""
-    shared, copied = next(iter(pairing.shared.values())), next(iter(pairing.copied.values()))
-    target = copied.get("staging.target") or copied["stage_in"]
-    return source(shared), target, layout.details(copied)
-
-
-def _copied_what(pairing: Pairing) -> str:
-    copied = next(iter(pairing.copied.values()))
-    if copied.get("staging.whole_dataset"):
-        return (
-            f"Every node copies the whole data set ({bytes_text(copied['local_reserved_bytes'])}) before training: "
-            "DistributedSampler reshuffles it across all ranks every epoch, so each node reads all of it."
-        )
-    return "Each node copies only its own shard of the data set: the sampler never crosses shards."
-
-
-def _crossover_sentences(pairing: Pairing, layout: Layout, several: bool) -> list[str]:
-    """Which way delivers the model sooner at each node count, in words; ``several``: the sweep
-    compares more than one configuration of a storage, so say which."""
-    shared_name, target, details = _names(pairing, layout)
-    where = f" ({details})" if several else ""
-    nodes = pairing.nodes
-    swept = sorted(set(pairing.shared) | set(pairing.copied))
-    copy = [n for n in nodes if pairing.copy_wins(n)]
-    straight = [n for n in nodes if not pairing.copy_wins(n)]
-    train, copying = f"training straight from {shared_name}", f"copying to {target} first"
-    if not copy:
-        sentence = (
-            f"At every node count swept ({ranges(nodes, swept)}), {train} delivers the model sooner than {copying}"
-        )
-    elif not straight:
-        sentence = (
-            f"At every node count swept ({ranges(nodes, swept)}), {copying} delivers the model sooner than {train}"
-        )
-    elif max(copy) < min(straight):
-        sentence = (
-            f"Beyond {plural(max(copy), 'node')}, {train} delivers the model sooner than {copying}; "
-            f"up to {max(copy)}, copying first wins{_margin(pairing, max(copy), min(straight))}"
-        )
-    elif max(straight) < min(copy):
-        sentence = (
-            f"Beyond {plural(max(straight), 'node')}, {copying} delivers the model sooner than {train}; "
-            f"up to {max(straight)}, training straight from it wins{_margin(pairing, max(straight), min(copy))}"
-        )
-    else:
-        sentence = (
-            f"{copying[0].upper()}{copying[1:]} wins at {ranges(copy, swept)} nodes, "
-            f"{train} at {ranges(straight, swept)}"
-        )
-    sentences = [f"{sentence}{where}."]
-    unstaged = [n for n in nodes if pairing.copied[n]["time_to_value_s"] is None]
-    if unstaged:
-        row = pairing.copied[unstaged[0]]
-        sentences.append(
-            f"At {ranges(unstaged, swept)} nodes the {bytes_text(row['local_reserved_bytes'])} each node would copy "
-            f"do not fit in {target}'s {bytes_text(row['staging.local_capacity_bytes'])}: only training from "
-            f"{shared_name} can run there{where}."
-        )
-    return sentences
-
-
-def _margin(pairing: Pairing, before: int, after: int) -> str:
-    """The time to value both ways on each side of a crossover."""
-    parts = []
-    for n in (before, after):
-        copied = pairing.copied[n]["time_to_value_s"]
-        copy_text = "cannot stage" if copied is None else duration(copied)
-        parts.append(
-            f"{plural(n, 'node')}: {duration(pairing.shared[n]['time_to_value_s'])} straight, {copy_text} copying"
-        )
-    return f" ({'; '.join(parts)})"
-
-
-def _stranded_sentences(found: list[Pairing]) -> list[str]:
-    sentences = []
-    for target, rows in _by_target(found).items():
-        row = max(rows, key=lambda r: r["nodes"])
-        reserved = row["local_reserved_bytes"]
-        eligible = row["eligible_node_fraction"]
-        can_run = (
-            "every GPU node with that much free can take the job"
-            if row.get("nodes_with_space") is None and row.get("time_to_value_s") is not None
-            else f"{percent(eligible)} of the GPU nodes can take the job"
-        )
-        sentences.append(
-            f"Stranded capacity: copying to {target} reserves {bytes_text(reserved)} of local disk on each node "
-            f"({bytes_text(reserved * row['nodes'])} across {plural(row['nodes'], 'node')}); {can_run}. "
-            "Training from shared storage reserves none, and every GPU node qualifies."
-        )
-    return sentences
-
-
-def _by_target(found: list[Pairing]) -> dict[str, list[dict]]:
-    rows: dict[str, list[dict]] = defaultdict(list)
-    for pairing in found:
-        for row in pairing.copied.values():
-            rows[row.get("staging.target") or row["stage_in"]].append(row)
-    return rows
-
-
-def _time_to_value_figure(found: list[Pairing], ctx: Context, several: bool) -> LinesFigure:
-    longest = max(r["time_to_value_s"] or 0.0 for p in found for r in [*p.shared.values(), *p.copied.values()])
-    scale, unit = _time_unit(longest)
-    series = []
-    for pairing in found:
-        shared_name, target, details = _names(pairing, ctx.layout)
-        where = f" ({details})" if several else ""
-        staged = [pairing.copied[n] for n in sorted(pairing.copied) if pairing.copied[n]["time_to_value_s"] is not None]
-        lines = (
-            (f"train straight from {shared_name}{where}", list(pairing.shared.values()), "time_to_value_s"),
-            (f"copy {shared_name} → {target}, then train{where}", staged, "time_to_value_s"),
-            (f"the copy {shared_name} → {target} alone{where}", staged, "stage_in_s"),
-        )
-        for label, rows, key in lines:
-            rows = sorted(rows, key=lambda r: r["nodes"])
-            if rows:
-                xs = tuple(r["nodes"] for r in rows)
-                series.append(Series(label, shared_name, xs, tuple(r[key] / scale for r in rows)))
-    deadline = ctx.target.deadline_s
-    return LinesFigure(
-        "time_to_value",
-        "Time to value: copy to node-local disk, then train, vs train from shared storage",
-        "nodes",
-        f"time to the trained model ({unit})",
-        tuple(series),
-        level=(deadline / scale, f"deadline {duration(deadline)}") if deadline else None,
-    )
-
-
-def _stage_in_table(found: list[Pairing], ctx: Context) -> Table:
-    body = []
-    for pairing in found:
-        shared_name, target, details = _names(pairing, ctx.layout)
-        for n in pairing.nodes:
-            shared, copied = pairing.shared[n], pairing.copied[n]
-            fits = copied["time_to_value_s"] is not None
-            body.append(
-                (
-                    shared_name,
-                    target,
-                    details,
-                    str(n),
-                    duration(shared["time_to_value_s"]),
-                    duration(copied["stage_in_s"]) if fits else "cannot stage",
-                    duration(copied["time_to_train_s"]) if fits else "-",
-                    duration(copied["time_to_value_s"]) if fits else "-",
-                    "copy first" if pairing.copy_wins(n) else "train straight",
-                    bytes_text(copied["local_reserved_bytes"]),
-                    str(copied.get("staging.bound")),
-                )
-            )
-    header = (
-        "storage",
-        "copied to",
-        "configuration",
-        "nodes",
-        "time to value, straight",
-        "copy",
-        "train after the copy",
-        "time to value, copying",
-        "sooner",
-        "local disk per node",
-        "copy limited by",
-    )
-    return Table(header, tuple(body))
-
-
 def failed_section(ctx: Context) -> Section | None:
     if not ctx.failed:
         return None
@@ -840,7 +436,7 @@ def build_report(table: SweepTable, target: Target) -> Report:
     layout = Layout.of(rows)
     ctx = Context(rows, failed, target, layout, unstaged)
     varying = "; ".join(
-        f"{name} " + ", ".join(_value(v) for v in sorted({r.get(name) for r in rows}, key=_order))
+        f"{name} " + ", ".join(value_text(v) for v in sorted({r.get(name) for r in rows}, key=value_order))
         for name in ("nodes", "format", *layout.varying)
     )
     intro = (
