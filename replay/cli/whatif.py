@@ -13,6 +13,7 @@ from trainio.models.timeline import Recorder
 from trainio.models.units import parse_bandwidth, parse_size
 from trainio.replay.cli import main
 from trainio.replay.cli.options import positive_int
+from trainio.replay.projection.grid import NO_STAGE_IN
 from trainio.replay.projection.render import whatif_table
 from trainio.replay.projection.scenario import Scenario, project_trace
 from trainio.replay.projection.timeline import write_timeline
@@ -77,7 +78,7 @@ def _bandwidth(ctx: click.Context, param: click.Parameter, value: str | None) ->
     metavar="TARGET",
     help="Before training, every node copies the data it reads from --backend to TARGET, node-local "
     "storage (local-nvme, local-ssd or a profile TOML), and trains from there. With per-epoch "
-    "reshuffling across the whole data set every node copies all of it [none: train from --backend].",
+    "reshuffling across the whole data set every node copies all of it [none: train from --backend itself].",
 )
 @click.option(
     "--stage-in-shard",
@@ -150,6 +151,9 @@ def whatif(
     """
     if workers is not None and workers < 0:
         raise click.BadParameter(f"must be >= 0 (got {workers})", param_hint="--workers")
+    stage_in = None if stage_in == NO_STAGE_IN else stage_in
+    if stage_in is None and (stage_in_shard or local_capacity is not None or nodes_with_space is not None):
+        raise click.UsageError("--stage-in-shard, --local-capacity and --nodes-with-space apply only with --stage-in")
     scenario = Scenario(
         nodes=nodes,
         gpus_per_node=gpus_per_node,
@@ -176,8 +180,6 @@ def whatif(
         local_capacity_bytes=local_capacity,
         nodes_with_space=nodes_with_space,
     )
-    if stage_in is None and (stage_in_shard or local_capacity is not None or nodes_with_space is not None):
-        raise click.UsageError("--stage-in-shard, --local-capacity and --nodes-with-space apply only with --stage-in")
     recorder = Recorder() if plot is not None else None
     result, workload, warnings = project_trace(trace_dir, scenario, recorder)
     for warning in warnings:

@@ -238,6 +238,10 @@ def profile_digest(config: dict) -> str:
     return digest_files([PROFILE_DIR / f"{config['backend']}.toml"])
 
 
+_STAGE_IN = "stage-in:"
+"""Prefix of a stage-in target's entry among the profile digests."""
+
+
 def stage_in_digest(target: str) -> str:
     """The digest of a stage-in target's profile (a built-in's file, or the file named)."""
     return digest_files([PROFILE_DIR / f"{target}.toml" if target in builtin_names() else Path(target)])
@@ -252,9 +256,6 @@ def key(config: dict, trace: str, profiles: dict[str, str]) -> str:
     if config.get("stage_in") is not None:
         identity["stage_in"] = profiles[_STAGE_IN + config["stage_in"]]
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:32]
-
-
-_STAGE_IN = "stage-in:"
 
 
 def storage_digests(configs: list[dict]) -> dict[str, str]:

@@ -99,7 +99,7 @@ def stage_in_section(ctx: Context) -> Section | None:
     found = pairings(ctx.rows + ctx.unstaged)
     if not found:
         return Section(title, ("No configuration was swept both ways (sweep --stage-in none,local-nvme for one).",))
-    sentences = [_copied_what(found[0])]
+    sentences = [_copied_what(found)]
     several = len({_names(pairing, ctx.layout)[2] for pairing in found}) > 1
     for pairing in found:
         sentences += _crossover_sentences(pairing, ctx.layout, several)
@@ -120,14 +120,16 @@ def _names(pairing: Pairing, layout: Layout) -> tuple[str, str, str]:
     return source(shared), target, layout.details(copied)
 
 
-def _copied_what(pairing: Pairing) -> str:
-    copied = next(iter(pairing.copied.values()))
-    if copied.get("staging.whole_dataset"):
-        return (
-            f"Every node copies the whole data set ({bytes_text(copied['local_reserved_bytes'])}) before training: "
-            "DistributedSampler reshuffles it across all ranks every epoch, so each node reads all of it."
-        )
-    return "Each node copies only its own shard of the data set: the sampler never crosses shards."
+def _copied_what(found: list[Pairing]) -> str:
+    copies = [row for pairing in found for row in pairing.copied.values()]
+    if not all(row.get("staging.whole_dataset") for row in copies):
+        return "Each node copies only its own shard of the data set: the sampler never crosses shards."
+    sizes = {row["local_reserved_bytes"] for row in copies}
+    size = f" ({bytes_text(sizes.pop())})" if len(sizes) == 1 else ""
+    return (
+        f"Every node copies the whole data set{size} before training: DistributedSampler reshuffles it across "
+        "all ranks every epoch, so each node reads all of it."
+    )
 
 
 def _crossover_sentences(pairing: Pairing, layout: Layout, several: bool) -> list[str]:
@@ -197,8 +199,9 @@ def _stranded_sentences(found: list[Pairing]) -> list[str]:
             else f"{percent(eligible)} of the GPU nodes can take the job"
         )
         sentences.append(
-            f"Stranded capacity: copying to {target} reserves {bytes_text(reserved)} of local disk on each node "
-            f"({bytes_text(reserved * row['nodes'])} across {plural(row['nodes'], 'node')}); {can_run}. "
+            f"Stranded capacity: at {plural(row['nodes'], 'node')}, copying to {target} reserves "
+            f"{bytes_text(reserved)} of local disk on each node ({bytes_text(reserved * row['nodes'])} across the "
+            f"job); {can_run}. "
             "Training from shared storage reserves none, and every GPU node qualifies."
         )
     return sentences

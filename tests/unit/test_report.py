@@ -175,7 +175,7 @@ def test_the_crossover_is_said_in_words_from_the_time_to_value_of_both_ways():
         "copying to local-nvme first." in sentences
     )
     assert sentences[0].startswith("Every node copies the whole data set (2.0 TB)")
-    assert any(s.startswith("Stranded capacity: copying to local-nvme reserves 2.0 TB") for s in sentences)
+    assert any(s.startswith("Stranded capacity: at 16 nodes, copying to local-nvme reserves 2.0 TB") for s in sentences)
     winners = with_winners(rows)
     assert {(r["backend"], r["nodes"]): r[WINNER] for r in winners if r["stage_in"] is None} == {
         **{("rgw", n): "local-nvme" for n in (1, 2, 4, 8)},

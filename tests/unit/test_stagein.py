@@ -31,6 +31,23 @@ def disk(**fields) -> BackendProfile:
     return BackendProfile.unlimited(**{**values, **fields})
 
 
+def loaded(step_s: float, sample_bytes: float, samples: int = 4096, epochs: int = 2, processes: int = 4) -> LoadedTrace:
+    """A captured run: fixed step time and sample size, next to no decode, 2 workers per process."""
+    workload = Workload(
+        samples=samples,
+        batch_size=32,
+        epochs=epochs,
+        workers=2,
+        prefetch_factor=2,
+        sample_bytes=np.array([sample_bytes]),
+        sample_cpu_s=np.array([1e-4]),
+        step_compute_s=np.array([step_s]),
+        captured_processes=processes,
+    )
+    host = {"cpus": 16, "memory_bytes": 64 * 2**30}
+    return LoadedTrace("synthetic", workload, host, builtin_profile("local-nvme"), ())
+
+
 @pytest.mark.parametrize(
     ("aggregate", "nic", "write"),
     [(10 * GB, 2 * GB, 3 * GB), (100 * GB, 2 * GB, 3 * GB), (100 * GB, 4 * GB, 3 * GB)],
@@ -54,16 +71,7 @@ def test_copying_the_whole_data_set_takes_its_bytes_over_the_narrowest_limit(agg
 
 def test_copying_fixed_shards_takes_the_data_set_over_the_narrowest_limit():
     nodes, dataset, aggregate, nic, write = 8, 400 * GB, 10 * GB, 2 * GB, 3 * GB
-    workload = Workload(
-        samples=8000,
-        batch_size=10,
-        epochs=1,
-        workers=1,
-        prefetch_factor=2,
-        sample_bytes=np.array([dataset / 8000]),
-        sample_cpu_s=np.array([0.0]),
-        step_compute_s=np.array([0.01]),
-    )
+    workload = loaded(0.01, dataset / 8000, samples=8000).workload
     cluster = Cluster(nodes=nodes, gpus_per_node=4, nic_bandwidth=nic)
     job = copy_job(workload, parse_format("files"), cluster, fixed_shards=True)
     assert (job.bytes_per_node, job.files_per_node, job.whole_dataset) == (dataset / nodes, 1000, False)
@@ -120,23 +128,6 @@ def test_the_builtin_node_local_profiles_say_how_fast_they_write_and_how_much_th
 
 
 # --- time to value, through the projection API -----------------------------------------------
-
-
-def loaded(step_s: float, sample_bytes: float, samples: int = 4096, epochs: int = 2, processes: int = 4) -> LoadedTrace:
-    """A captured run: fixed step time and sample size, next to no decode, 2 workers per process."""
-    workload = Workload(
-        samples=samples,
-        batch_size=32,
-        epochs=epochs,
-        workers=2,
-        prefetch_factor=2,
-        sample_bytes=np.array([sample_bytes]),
-        sample_cpu_s=np.array([1e-4]),
-        step_compute_s=np.array([step_s]),
-        captured_processes=processes,
-    )
-    host = {"cpus": 16, "memory_bytes": 64 * 2**30}
-    return LoadedTrace("synthetic", workload, host, builtin_profile("local-nvme"), ())
 
 
 def profile(tmp_path: Path, name: str, **values: str) -> Path:
