@@ -178,12 +178,18 @@ def _crossover_sentences(pairing: Pairing, layout: Layout, several: bool) -> lis
 
 
 def _margin(pairing: Pairing, before: int, after: int) -> str:
-    """The time to value both ways on each side of a crossover."""
+    """By how much each way wins on either side of a crossover."""
     parts = []
     for n in (before, after):
-        copied = pairing.copied[n]["time_to_value_s"]
-        copy_text = "the copy does not fit" if copied is None else f"{duration(copied)} copying"
-        parts.append(f"{plural(n, 'node')}: {duration(pairing.shared[n]['time_to_value_s'])} straight, {copy_text}")
+        straight, copied = pairing.shared[n]["time_to_value_s"], pairing.copied[n]["time_to_value_s"]
+        if copied is None:
+            parts.append(f"at {plural(n, 'node')} the copy does not fit")
+            continue
+        way = "copying" if copied < straight else "training straight"
+        parts.append(
+            f"at {plural(n, 'node')} {way} is {duration(abs(straight - copied))} sooner, "
+            f"{duration(straight)} straight against {duration(copied)} copying"
+        )
     return f" ({'; '.join(parts)})"
 
 

@@ -167,8 +167,9 @@ def test_the_crossover_is_said_in_words_from_the_time_to_value_of_both_ways():
     # rgw: straight 8000/n, copying 1000/n + 100 n: copying wins up to 8 nodes (1000 s vs 925 s), not at 16
     assert (
         "Beyond 8 nodes, training straight from rgw delivers the model sooner than copying to local-nvme first; "
-        "up to 8, copying first wins (8 nodes: 16.7 min straight, 15.4 min copying; "
-        "16 nodes: 8.3 min straight, 27.7 min copying)." in sentences
+        "up to 8, copying first wins (at 8 nodes copying is 1.2 min sooner, 16.7 min straight against 15.4 min "
+        "copying; at 16 nodes training straight is 19.4 min sooner, 8.3 min straight against 27.7 min copying)."
+        in sentences
     )
     assert (
         "At every node count swept (1–16), training straight from cephfs delivers the model sooner than "
@@ -191,8 +192,8 @@ def test_a_copy_that_does_not_fit_is_named_and_left_out_of_the_other_sections():
     sentences = _stage_in_sentences(rows)
     assert (
         "Beyond 2 nodes, training straight from rgw delivers the model sooner than copying to local-nvme first; "
-        "up to 2, copying first wins (2 nodes: 33.3 min straight, 10.0 min copying; "
-        "4 nodes: 16.7 min straight, the copy does not fit)." in sentences
+        "up to 2, copying first wins (at 2 nodes copying is 23.3 min sooner, 33.3 min straight against 10.0 min "
+        "copying; at 4 nodes the copy does not fit)." in sentences
     )
     assert "At 4 nodes the 2.0 TB each node would copy do not fit in local-nvme's 1.0 TB" in " ".join(sentences)
     report = build_report(SweepTable(rows, {}), Target(au=0.9))
