@@ -2,7 +2,8 @@
 
 A profile is a TOML file with a ``[meta]`` table (``name``, ``description``, ``source``) and a
 ``[backend]`` table of unit strings (``trainio.models.units``). Every key is required except those
-in ``OPTIONAL``; ``"n/a"`` marks a key that does not apply to the access kind. The built-in
+in ``OPTIONAL`` (absent: a default) and ``UNKNOWN_WHEN_ABSENT`` (absent: not known); ``"n/a"`` marks
+a key that does not apply to the access kind or to a shared or node-local backend. The built-in
 profiles live in ``models/profiles/``, each value with a comment naming where it comes from.
 """
 
@@ -16,7 +17,7 @@ from typing import Any
 
 import tomllib
 
-from trainio.models.units import UnitError, parse_bandwidth, parse_duration, parse_rate
+from trainio.models.units import UnitError, parse_bandwidth, parse_duration, parse_rate, parse_size
 
 PROFILE_DIR = Path(__file__).parent / "profiles"
 ACCESS_KINDS = ("posix", "block", "object")
@@ -79,6 +80,11 @@ class BackendProfile:
     less: more processes per core switch more often and share the caches (docs/model.md, "CPU")."""
     cpu_crowding_base: float = 1.0
     """Client processes per core at which ``request_cpu_s`` and ``colocated_cpu_s`` were measured."""
+    write_bandwidth: float | None = None
+    """Bytes/s one node can write to its own copy of a node-local backend (sequential writes): what
+    limits copying a data set onto it (``trainio.models.stagein``). None: not known, or shared."""
+    local_capacity_bytes: float | None = None
+    """Bytes of a node-local backend a node can fill with a data set. None: not known, or shared."""
     description: str = ""
     source: str = ""
 
@@ -103,8 +109,10 @@ class BackendProfile:
                 raise ProfileError(f"{name}(={value}) must be > 0")
         if self.shared and self.client_nic_bandwidth is None:
             raise ProfileError("client_nic_bandwidth is required for a shared backend")
-        if self.client_nic_bandwidth is not None and not self.client_nic_bandwidth > 0:
-            raise ProfileError(f"client_nic_bandwidth(={self.client_nic_bandwidth}) must be > 0")
+        for name in ("client_nic_bandwidth", "write_bandwidth", "local_capacity_bytes"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise ProfileError(f"{name}(={value}) must be > 0")
 
     @classmethod
     def unlimited(cls, **fields: object) -> BackendProfile:
@@ -177,6 +185,8 @@ _KEYS: dict[str, tuple[str, Callable[..., float]]] = {
     "colocated_open_cpu": ("colocated_open_cpu_s", parse_duration),
     "cpu_crowding": ("cpu_crowding", _number),
     "cpu_crowding_base": ("cpu_crowding_base", _number),
+    "write_bandwidth": ("write_bandwidth", parse_bandwidth),
+    "local_capacity_bytes": ("local_capacity_bytes", parse_size),
 }
 OPTIONAL = {
     "request_cpu": "0 s",
@@ -187,6 +197,8 @@ OPTIONAL = {
     "cpu_crowding_base": 1,
 }
 """Keys a profile may leave out, and the value they then have."""
+UNKNOWN_WHEN_ABSENT = ("write_bandwidth", "local_capacity_bytes")
+"""Keys a profile may leave out when it does not know them (None); only node-local backends have them."""
 
 
 def _applies(key: str, access: str, shared: bool) -> bool:
@@ -196,6 +208,8 @@ def _applies(key: str, access: str, shared: bool) -> bool:
         return access == "object"
     if key == "client_nic_bandwidth":
         return shared
+    if key in UNKNOWN_WHEN_ABSENT:
+        return not shared
     return True
 
 
@@ -228,7 +242,7 @@ def load_profile(path: str | Path) -> BackendProfile:
             if key not in known:
                 raise fail(f"unknown key [{table}] {key}")
         for key in known:
-            if key not in values and key not in OPTIONAL:
+            if key not in values and key not in OPTIONAL and key not in UNKNOWN_WHEN_ABSENT:
                 raise fail(f"missing key [{table}] {key}")
     for key in _META:
         if not isinstance(meta[key], str):
@@ -243,6 +257,9 @@ def load_profile(path: str | Path) -> BackendProfile:
     fields: dict[str, Any] = {}  # dataclass field -> value (None where n/a); BackendProfile checks them
     for key, (field, parse) in _KEYS.items():
         text = backend.get(key, OPTIONAL.get(key))
+        if text is None:  # left out of UNKNOWN_WHEN_ABSENT: not known
+            fields[field] = None
+            continue
         if not _applies(key, access, shared):
             if text != NOT_APPLICABLE:
                 raise fail(f"[backend] {key}(={text!r}) does not apply here; write {NOT_APPLICABLE!r}")

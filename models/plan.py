@@ -114,9 +114,17 @@ class Plan:
 
 
 def make_plan(
-    workload: Workload, backend: BackendProfile, cluster: Cluster, fmt: RecordFormat, *, seed: int = 0
+    workload: Workload,
+    backend: BackendProfile,
+    cluster: Cluster,
+    fmt: RecordFormat,
+    *,
+    seed: int = 0,
+    fixed_shards: bool = False,
 ) -> Plan:
-    """The per-rank work of ``workload`` run on ``cluster`` against ``backend`` in format ``fmt``."""
+    """The per-rank work of ``workload`` run on ``cluster`` against ``backend`` in format ``fmt``;
+    ``fixed_shards``: each node keeps one shard of the data set and the sampler never crosses them
+    (data staged onto node-local disks shard by shard), which only the page cache sees."""
     for name in ("files_per_sample", "reads_per_sample", "stats_per_sample", "preload_cpu_s"):
         value = getattr(workload, name)
         if not (value >= 0 and math.isfinite(value)):
@@ -155,6 +163,9 @@ def make_plan(
 
     processes_per_core = cluster.gpus_per_node * max(1, workload.workers) / cluster.cpus_per_node
     crowding = backend.crowding_factor(processes_per_core)
+    cached_bytes, readers = workload.dataset_bytes, cluster.nodes
+    if fixed_shards:  # every node rereads its own shard: a data set of its own
+        cached_bytes, readers = cached_bytes / cluster.nodes, 1
     client = math.inf
     if backend.shared:
         assert backend.client_nic_bandwidth is not None  # BackendProfile checks it
@@ -194,8 +205,8 @@ def make_plan(
         hit_ratios=tuple(
             hit_ratios(
                 workload.epochs,
-                workload.dataset_bytes,
-                cluster.nodes,
+                cached_bytes,
+                readers,
                 cluster.node_memory_bytes,
                 shuffle=workload.shuffle,
                 enabled=backend.page_cache and fmt.kind != "preload",

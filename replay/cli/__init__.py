@@ -9,6 +9,7 @@ from trainio.models.cluster import ClusterError
 from trainio.models.formats import FormatError
 from trainio.models.network import NetworkError
 from trainio.models.plan import PlanError
+from trainio.models.stagein import StageInError
 from trainio.models.units import UnitError
 from trainio.models.workload import WorkloadError
 from trainio.replay.projection.engines import EngineError, RayUnavailableError
@@ -34,6 +35,7 @@ class ReplayGroup(OneLineErrors):
         NetworkError,
         WorkloadError,
         PlanError,
+        StageInError,
         ScenarioError,
         GridError,
         SweepError,

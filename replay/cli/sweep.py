@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+import trainio
 from trainio.replay.cli import main
 from trainio.replay.cli.options import positive_int
 from trainio.replay.cli.progress import Progress
@@ -33,6 +34,11 @@ def _grid_options(command):
 @click.option("--page-cache/--no-page-cache", default=None, help="As in what-if, for every configuration.")
 @click.option("--no-overlap", is_flag=True, help="Do not overlap the all-reduce with compute.")
 @click.option("--exact", is_flag=True, help="Simulate every request (slow; fast mode is the default).")
+@click.option(
+    "--stage-in-shard",
+    is_flag=True,
+    help="As in what-if: with a --stage-in, each node copies only its fixed shard of the data set.",
+)
 @click.option(
     "--out",
     default="sweep.parquet",
@@ -64,6 +70,7 @@ def sweep(
     page_cache: bool | None,
     no_overlap: bool,
     exact: bool,
+    stage_in_shard: bool,
     out: Path,
     as_csv: bool,
     engine: str,
@@ -80,17 +87,25 @@ def sweep(
                    --format files,shards:256MiB --profile my-rgw.toml --out sweep.parquet
       replay sweep ... --engine ray --address auto
 
-    Backends and --profile files are one storage axis. One row per configuration: the parameters,
-    every `what-if --json` key (nested ones as dotted columns), the projection's wall time (wall_s)
-    and an error column: a configuration that fails is recorded and the others go on. Ctrl-C keeps
-    what finished; the same command again reuses finished rows (keyed by the trace's digest, the
-    profile's contents and the parameters) and runs the rest. Then: replay report --sweep FILE.
+    Backends and --profile files are one storage axis; --stage-in none,local-nvme sets training
+    straight from the storage beside copying the data to local NVMe first. One row per
+    configuration: the parameters, every `what-if --json` key (nested ones as dotted columns), the
+    projection's wall time (wall_s), an error column and time_to_value_winner (with several
+    --stage-in choices: the one that delivers the model first at that configuration). A configuration
+    that fails is recorded and the others go on. Ctrl-C keeps what finished; the same command again
+    reuses finished rows (keyed by the trainio version, the trace's digest, the profiles' contents and
+    the parameters) and runs the rest. Then: replay report --sweep FILE.
     """
     if address is not None and engine != "ray":
         raise click.BadParameter("only applies with --engine ray", param_hint="--address")
     if jobs is None and engine == "local":
         jobs = usable_cores()
-    flags = {"page_cache": page_cache, "overlap_allreduce": not no_overlap, "exact": exact}
+    flags = {
+        "page_cache": page_cache,
+        "overlap_allreduce": not no_overlap,
+        "exact": exact,
+        "stage_in_shard": stage_in_shard,
+    }
     grid = Grid.parse(lists, flags)
     total = len(grid)
     runner: Engine = RayCluster(address, jobs) if engine == "ray" else LocalPool(jobs)
@@ -103,6 +118,8 @@ def sweep(
     finally:
         progress.close()
         runner.close()
+    if summary.stale:
+        click.echo(f"  dropped {summary.stale} rows another trainio version computed (not {trainio.__version__})")
     written = f"{out}" + (f" and {out.with_suffix('.csv')}" if as_csv else "")
     if not summary.complete:
         kept = summary.reused + summary.ran

@@ -8,10 +8,12 @@ from pathlib import Path
 import click
 
 from trainio.models.captured import NAME as AS_CAPTURED
+from trainio.models.stagein import COPY_STREAMS
 from trainio.models.timeline import Recorder
 from trainio.models.units import parse_bandwidth, parse_size
 from trainio.replay.cli import main
 from trainio.replay.cli.options import positive_int
+from trainio.replay.projection.grid import NO_STAGE_IN
 from trainio.replay.projection.render import whatif_table
 from trainio.replay.projection.scenario import Scenario, project_trace
 from trainio.replay.projection.timeline import write_timeline
@@ -71,6 +73,36 @@ def _bandwidth(ctx: click.Context, param: click.Parameter, value: str | None) ->
 @click.option("--no-overlap", is_flag=True, help="Do not overlap the all-reduce with compute.")
 @click.option("--exact", is_flag=True, help="Simulate every request (reference mode; slow on large cases).")
 @click.option("--seed", default=0, show_default=True, type=int)
+@click.option(
+    "--stage-in",
+    metavar="TARGET",
+    help="Before training, every node copies the data it reads from --backend to TARGET, node-local "
+    "storage (local-nvme, local-ssd or a profile TOML), and trains from there. With per-epoch "
+    "reshuffling across the whole data set every node copies all of it [none: train from --backend itself].",
+)
+@click.option(
+    "--stage-in-shard",
+    is_flag=True,
+    help="With --stage-in: each node keeps a fixed shard (the sampler never crosses shards), so copies 1/nodes.",
+)
+@click.option(
+    "--stage-in-streams",
+    default=COPY_STREAMS,
+    show_default=True,
+    type=int,
+    callback=positive_int,
+    help="With --stage-in: files each node copies at once.",
+)
+@click.option(
+    "--local-capacity",
+    callback=_size,
+    help="With --stage-in: node-local disk for the data set, e.g. 7.68TB [the target profile's local_capacity_bytes].",
+)
+@click.option(
+    "--nodes-with-space",
+    type=click.FloatRange(0, 1),
+    help="With --stage-in: fraction of the GPU nodes with that much local disk free, 0-1 [all].",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (the stable keys).")
 @click.option(
     "--plot",
@@ -99,6 +131,11 @@ def whatif(
     no_overlap: bool,
     exact: bool,
     seed: int,
+    stage_in: str | None,
+    stage_in_shard: bool,
+    stage_in_streams: int,
+    local_capacity: float | None,
+    nodes_with_space: float | None,
     as_json: bool,
     plot: Path | None,
 ) -> None:
@@ -108,10 +145,15 @@ def whatif(
     storage-bandwidth, storage-latency, storage-iops, network, cpu-preprocessing, storage-cpu:
     cores busy mostly with storage requests' CPU, preload) and
     the numbers behind it; --json prints time_to_train_s, per_epoch_s, accelerator_utilization,
-    stall_fraction, read_MBps, read_ops_per_s, backend_capacity, bottleneck, bottleneck_evidence.
+    stall_fraction, read_MBps, read_ops_per_s, backend_capacity, bottleneck, bottleneck_evidence,
+    stage_in_s, time_to_value_s (stage-in + time to train; null when the data cannot be staged),
+    local_reserved_bytes, eligible_node_fraction and staging (the copy's details).
     """
     if workers is not None and workers < 0:
         raise click.BadParameter(f"must be >= 0 (got {workers})", param_hint="--workers")
+    stage_in = None if stage_in == NO_STAGE_IN else stage_in
+    if stage_in is None and (stage_in_shard or local_capacity is not None or nodes_with_space is not None):
+        raise click.UsageError("--stage-in-shard, --local-capacity and --nodes-with-space apply only with --stage-in")
     scenario = Scenario(
         nodes=nodes,
         gpus_per_node=gpus_per_node,
@@ -132,6 +174,11 @@ def whatif(
         overlap_allreduce=not no_overlap,
         exact=exact,
         seed=seed,
+        stage_in=stage_in,
+        stage_in_shard=stage_in_shard,
+        stage_in_streams=stage_in_streams,
+        local_capacity_bytes=local_capacity,
+        nodes_with_space=nodes_with_space,
     )
     recorder = Recorder() if plot is not None else None
     result, workload, warnings = project_trace(trace_dir, scenario, recorder)

@@ -1,8 +1,9 @@
 """Rows for ``replay backends``: the built-in storage profiles at a glance.
 
 Values are plain numbers in display units (MB = 1e6 bytes, milliseconds); ``math.inf`` means
-unlimited and ``None`` means the key does not apply to that backend (no open on an object store,
-no client link to a node-local disk). Rendering is the caller's business.
+unlimited and ``None`` means the key does not apply to that backend or is not known (no open on
+an object store, no client link to a node-local disk, no write bandwidth of a shared store).
+Rendering is the caller's business.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ def backend_row(profile: BackendProfile) -> dict[str, object]:
         "aggregate_MBps": _mbps(profile.aggregate_bandwidth),
         "iops": profile.iops,
         "client_MBps": _mbps(profile.client_nic_bandwidth),
+        "write_MBps": _mbps(profile.write_bandwidth),
+        "local_capacity_GB": None if profile.local_capacity_bytes is None else profile.local_capacity_bytes / 1e9,
         "description": profile.description,
         "source": profile.source,
     }

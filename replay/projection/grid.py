@@ -2,8 +2,8 @@
 
 A configuration is a plain dict whose keys are ``Scenario`` fields (JSON-ready values), so it
 travels to worker processes and into the sweep file as it is. Its ``key`` names it by content: the
-trace's digest, the storage profile's contents and the parameters, so that a rerun can reuse what
-an earlier run of the same configuration computed.
+trace's digest, the storage profiles' contents, the parameters and the trainio version, so that a
+rerun can reuse what an earlier run of the same configuration by the same model computed.
 """
 
 from __future__ import annotations
@@ -17,11 +17,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import trainio
 from trainio.models.backend import PROFILE_DIR, builtin_names, load_profile
 from trainio.models.captured import NAME as AS_CAPTURED
 from trainio.models.formats import parse_format
+from trainio.models.stagein import COPY_STREAMS
 from trainio.models.units import parse_bandwidth, parse_size
-from trainio.replay.projection.scenario import Scenario
+from trainio.replay.projection.scenario import Scenario, stage_in_target
 
 
 class GridError(ValueError):
@@ -79,6 +81,23 @@ def _profile(text: str, option: str) -> str:
     return text
 
 
+def _stage_in(text: str, option: str) -> str | None:
+    if text == NO_STAGE_IN:
+        return None
+    stage_in_target(text)  # ScenarioError, ProfileError or StageInError say what is wrong
+    return text
+
+
+def _fraction(text: str, option: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise GridError(f"{option}: {text!r} is not a number") from None
+    if not 0 <= value <= 1:
+        raise GridError(f"{option}: {value} must be a fraction from 0 to 1")
+    return value
+
+
 @dataclass(frozen=True)
 class Axis:
     """One sweepable option: its ``Scenario`` field and how one listed value is read."""
@@ -95,6 +114,16 @@ AXES = (
     Axis("backend", "--backend", _backend, "Built-in storage profiles (see `replay backends`), or as-captured"),
     Axis("profile", "--profile", _profile, "Storage profile TOML files; swept beside the --backend names"),
     Axis("format", "--format", _format, "Record formats: files, shards:SIZE, preload [captured]"),
+    Axis(
+        "stage_in",
+        "--stage-in",
+        _stage_in,
+        "Train from --backend (none) or copy the data to node-local storage first: none, local-nvme, "
+        "local-ssd or a profile TOML [none]",
+    ),
+    Axis("stage_in_streams", "--stage-in-streams", _count, f"Files each node copies at once [{COPY_STREAMS}]"),
+    Axis("local_capacity_bytes", "--local-capacity", _size, "Node-local disk for the data set [the profile's]"),
+    Axis("nodes_with_space", "--nodes-with-space", _fraction, "Fraction of GPU nodes with that disk free [1]"),
     Axis("epochs", "--epochs", _count, "Epochs [captured]"),
     Axis("dataset_samples", "--dataset-samples", _count, "Data set size in samples [captured]"),
     Axis("workers", "--workers", _natural, "DataLoader workers per process [captured]"),
@@ -110,8 +139,16 @@ AXES = (
 """The comma-list options of ``replay sweep``, in the order the grid varies them (last fastest)."""
 STORAGE = ("backend", "profile")
 """Backends and profiles form one storage axis: each configuration uses one or the other."""
-FLAGS = ("page_cache", "overlap_allreduce", "exact")
+FLAGS = ("page_cache", "overlap_allreduce", "exact", "stage_in_shard")
 """What-if flags: one value for the whole sweep."""
+NO_STAGE_IN = "none"
+STAGE_IN_ONLY = {
+    "stage_in_shard": False,
+    "stage_in_streams": COPY_STREAMS,
+    "local_capacity_bytes": None,
+    "nodes_with_space": None,
+}
+"""Parameters of the copy, and their values in configurations that train from the backend itself."""
 
 
 def split(text: str, option: str) -> list[str]:
@@ -147,11 +184,14 @@ class Grid:
         storage += [{"backend": AS_CAPTURED, "profile": path} for path in self.axes.get("profile", ())]
         others = [(name, values) for name, values in self.axes.items() if name not in STORAGE]
         names = [name for name, _ in others]
-        configs = []
+        configs: dict[str, dict] = {}  # by content: without a stage-in the copy's parameters do not matter
         for place in storage or [{}]:
             for values in itertools.product(*(values for _, values in others)):
-                configs.append(_normalised({**self.flags, **place, **dict(zip(names, values, strict=True))}))
-        return configs
+                config = _normalised({**self.flags, **place, **dict(zip(names, values, strict=True))})
+                if config["stage_in"] is None:
+                    config.update(STAGE_IN_ONLY)
+                configs.setdefault(json.dumps(config, sort_keys=True), config)
+        return list(configs.values())
 
     def __len__(self) -> int:
         return len(self.configurations())
@@ -198,19 +238,34 @@ def profile_digest(config: dict) -> str:
     return digest_files([PROFILE_DIR / f"{config['backend']}.toml"])
 
 
+_STAGE_IN = "stage-in:"
+"""Prefix of a stage-in target's entry among the profile digests."""
+
+
+def stage_in_digest(target: str) -> str:
+    """The digest of a stage-in target's profile (a built-in's file, or the file named)."""
+    return digest_files([PROFILE_DIR / f"{target}.toml" if target in builtin_names() else Path(target)])
+
+
 def key(config: dict, trace: str, profiles: dict[str, str]) -> str:
-    """The configuration's identity: trace digest, profile contents, parameters (not the profile's path)."""
+    """The configuration's identity: the trainio version (another model computes other rows), trace
+    digest, profile contents, parameters (not the profile's path)."""
     storage = config["profile"] or config["backend"]
     params = {name: value for name, value in config.items() if name != "profile"}
-    text = json.dumps({"trace": trace, "profile": profiles[storage], "params": params}, sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()[:32]
+    identity = {"version": trainio.__version__, "trace": trace, "profile": profiles[storage], "params": params}
+    if config.get("stage_in") is not None:
+        identity["stage_in"] = profiles[_STAGE_IN + config["stage_in"]]
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:32]
 
 
 def storage_digests(configs: list[dict]) -> dict[str, str]:
-    """Profile digest per storage (backend name or profile path), each file read once."""
+    """Profile digest per storage (backend name or profile path) and stage-in target, each file read once."""
     digests: dict[str, str] = {}
     for config in configs:
         storage = config["profile"] or config["backend"]
         if storage not in digests:
             digests[storage] = profile_digest(config)
+        target = config.get("stage_in")
+        if target is not None and _STAGE_IN + target not in digests:
+            digests[_STAGE_IN + target] = stage_in_digest(target)
     return digests

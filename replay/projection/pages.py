@@ -11,8 +11,8 @@ import html
 from pathlib import Path
 from typing import Protocol
 
+from trainio.replay.projection.document import Report, Section, Table
 from trainio.replay.projection.plots import png
-from trainio.replay.projection.report import Report, Section, Table
 
 STYLE = """
 body { font-family: system-ui, sans-serif; max-width: 72rem; margin: 2rem auto; padding: 0 1rem; color: #222; }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+from trainio.models.units import bytes_text
 from trainio.models.workload import Workload
 from trainio.replay.projection.whatif import WhatIfResult
 
@@ -32,7 +33,12 @@ def whatif_table(result: WhatIfResult, workload: Workload) -> str:
         f"what-if  {result.nodes} node(s) x {result.gpus_per_node} GPU(s), backend {result.backend}, "
         f"format {result.format}, {workload.epochs} epoch(s), {result.mode} mode",
         f"  time to train      {_duration(result.time_to_train_s)}"
-        + (f"   (captured run: {_duration(workload.captured_duration_s)})" if workload.captured_duration_s else ""),
+        + (f"   (captured run: {_duration(workload.captured_duration_s)})" if workload.captured_duration_s else "")
+        + (
+            f"   (on {result.staging['target']}, had the data fit)"
+            if result.staging and not result.staging["fits"]
+            else ""
+        ),
         f"  per epoch          {', '.join(_duration(s) for s in result.per_epoch_s[:4])}"
         + (" ..." if len(result.per_epoch_s) > 4 else ""),
         f"  accelerator util.  {100 * result.accelerator_utilization:.1f}%   "
@@ -40,6 +46,7 @@ def whatif_table(result: WhatIfResult, workload: Workload) -> str:
         f"  storage demand     {_num(result.read_MBps, ' MB/s')}, {_num(result.read_ops_per_s, ' ops/s', 0)}"
         f"   capacity {_num(capacity.get('aggregate_MBps'), ' MB/s')}, {_num(capacity.get('iops'), ' IOPS', 0)}",
         f"  bottleneck         {result.bottleneck}",
+        *_stage_in_lines(result),
     ]
     evidence: dict[str, object] = dict(result.bottleneck_evidence)
     shares = result.bottleneck_evidence["loader_time_share"]
@@ -50,6 +57,28 @@ def whatif_table(result: WhatIfResult, workload: Workload) -> str:
         lines.append(f"  loaders spend      {spent}")
     lines += [f"  note               {note}" for note in result.notes]
     return "\n".join(lines)
+
+
+def _stage_in_lines(result: WhatIfResult) -> list[str]:
+    staging = result.staging
+    if staging is None:
+        return []
+    per_node = f"{bytes_text(result.local_reserved_bytes)} per node"
+    if result.stage_in_s is None or result.time_to_value_s is None:
+        capacity = staging["local_capacity_bytes"]
+        assert isinstance(capacity, float)
+        return [
+            f"  stage-in           cannot stage: {per_node}, {staging['target']} holds {bytes_text(capacity)}",
+            "  time to value      none: the data does not fit on the node-local disk",
+        ]
+    return [
+        f"  stage-in           {_duration(result.stage_in_s)}: {per_node} "
+        f"({_num(staging['files_per_node'], ' files', 0)}) from {staging['source']} to {staging['target']} "
+        f"at {_num(staging['node_MBps'], ' MB/s')}, limited by {staging['bound']}",
+        f"  time to value      {_duration(result.time_to_value_s)}   (stage-in + time to train on {staging['target']})",
+        f"  local disk         {per_node} reserved; "
+        f"{100 * result.eligible_node_fraction:.0f}% of GPU nodes can run the job",
+    ]
 
 
 def backends_table(rows: list[dict]) -> str:

@@ -1,43 +1,50 @@
 """The capacity-planning report of a sweep: its answers in sentences, tables and figure data.
 
-``build_report(table, target)`` reads only the sweep table. Configurations are grouped by storage
-(a backend, or a profile file) and drawn as series: one per combination of the swept parameters
-other than the node count. The answers: the fewest nodes that meet the target on each storage (or
-the closest miss), the most GPUs each keeps at least 90% busy, what packing files into shards
-gains, the storage bandwidth and request rate the target needs, and where the network or the host
-CPU rather than storage limits. Section builders are listed in ``SECTIONS``; each returns a
-``Section`` or None when the sweep holds nothing for it.
+``build_report(table, target)`` reads only the sweep table (``sweeprows`` says how). Configurations
+are grouped by storage (a backend, or a profile file) and drawn as series: one per combination of
+the swept parameters other than the node count. The answers: the fewest nodes that meet the target
+on each storage (or the closest miss), the most GPUs each keeps at least 90% busy, what packing
+files into shards gains, the storage bandwidth and request rate the target needs, where the
+network or the host CPU rather than storage limits, and whether copying the data to node-local
+disks first delivers the model sooner than training from shared storage (``timetovalue``). Section
+builders are listed in ``SECTIONS``; each returns a ``Section`` or None when the sweep holds
+nothing for it.
 """
 
 from __future__ import annotations
 
 import json
-import math
 from collections import defaultdict
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Callable
 
+from trainio.replay.projection.document import Report, Section, Table
 from trainio.replay.projection.figures import (
     CellsFigure,
     DemandFigure,
     DemandPanel,
-    Figure,
     LinesFigure,
     Series,
 )
-from trainio.replay.projection.grid import FLAGS
-from trainio.replay.projection.scenario import Scenario
 from trainio.replay.projection.sweepfile import SweepTable
+from trainio.replay.projection.sweeprows import (
+    PARAMETERS,
+    Context,
+    Layout,
+    ReportError,
+    Target,
+    storage,
+    value_order,
+    value_s,
+    value_text,
+)
+from trainio.replay.projection.timetovalue import stage_in_section
+from trainio.replay.projection.wording import duration, joined, percent, plural, ranges, rate, time_unit
 
 BUSY = 0.9
 """Accelerator utilisation counted as busy (MLPerf Storage's AU threshold)."""
-MAX_SERIES = 12
-"""Figures draw at most this many series (the fastest at the most nodes); the table has all."""
 MAX_TABLE_ROWS = 400
 NOTICEABLE = 0.01
 """Changes in time to train smaller than this are reported as none."""
-PARAMETERS = tuple(name for name in Scenario.__dataclass_fields__ if name not in FLAGS)
 STORAGE_LIMITS = ("storage-bandwidth", "storage-iops")
 OTHER_LIMITS = {
     "network": "the network (all-reduce)",
@@ -46,210 +53,19 @@ OTHER_LIMITS = {
 }
 
 
-class ReportError(ValueError):
-    """A report that cannot be made: a sweep without a single projected configuration, a bad target."""
-
-
-@dataclass(frozen=True)
-class Target:
-    """A deadline for time to train, an accelerator-utilisation floor, or both."""
-
-    deadline_s: float | None = None
-    au: float | None = None
-
-    def __post_init__(self) -> None:
-        if self.deadline_s is not None and not self.deadline_s > 0:
-            raise ReportError(f"--deadline(={self.deadline_s}) must be > 0")
-        if self.au is not None and not 0 < self.au <= 1:
-            raise ReportError(f"--target-au(={self.au}) must be in (0, 1]")
-
-    def met(self, row: dict) -> bool:
-        return self.shortfall(row) <= 0
-
-    def shortfall(self, row: dict) -> float:
-        """How far a row misses, as a fraction of the target (<= 0: met); the worse of both."""
-        misses = []
-        if self.deadline_s is not None:
-            misses.append(row["time_to_train_s"] / self.deadline_s - 1)
-        if self.au is not None:
-            misses.append((self.au - row["accelerator_utilization"]) / self.au)
-        return max(misses)
-
-    def text(self) -> str:
-        parts = []
-        if self.deadline_s is not None:
-            parts.append(f"a {duration(self.deadline_s)} deadline")
-        if self.au is not None:
-            parts.append(f"{percent(self.au)} accelerator utilisation")
-        return " and ".join(parts)
-
-    def miss(self, row: dict) -> str:
-        """What a row misses by, in words."""
-        parts = []
-        if self.deadline_s is not None and row["time_to_train_s"] > self.deadline_s:
-            parts.append(f"{duration(row['time_to_train_s'] - self.deadline_s)} over the deadline")
-        if self.au is not None and row["accelerator_utilization"] < self.au:
-            parts.append(f"{percent(self.au - row['accelerator_utilization'])} short of {percent(self.au)} AU")
-        return " and ".join(parts)
-
-
-@dataclass(frozen=True)
-class Table:
-    header: tuple[str, ...]
-    rows: tuple[tuple[str, ...], ...]
-    note: str = ""
-
-
-@dataclass(frozen=True)
-class Section:
-    title: str
-    sentences: tuple[str, ...] = ()
-    figure: Figure | None = None
-    table: Table | None = None
-
-
-@dataclass(frozen=True)
-class Report:
-    title: str
-    intro: tuple[str, ...]
-    sections: tuple[Section, ...]
-
-    @property
-    def figures(self) -> tuple[Figure, ...]:
-        return tuple(s.figure for s in self.sections if s.figure is not None)
-
-
-# --- wording ----------------------------------------------------------------------------------
-
-
-def duration(seconds: float) -> str:
-    if seconds >= 86400:
-        return f"{seconds / 86400:.1f} d"
-    if seconds >= 3600:
-        return f"{seconds / 3600:.1f} h"
-    if seconds >= 60:
-        return f"{seconds / 60:.1f} min"
-    return f"{seconds:.1f} s"
-
-
-def percent(fraction: float) -> str:
-    return f"{100 * fraction:.0f}%"
-
-
-def rate(value: float | None, unit: str = "") -> str:
-    if value is None or math.isinf(value):
-        return f"unlimited {unit}".strip()
-    return (f"{value:,.0f} {unit}" if value >= 10 else f"{value:,.2f} {unit}").strip()
-
-
-def plural(count: int, word: str) -> str:
-    return f"{count} {word}{'' if count == 1 else 's'}"
-
-
-def joined(names: list[str]) -> str:
-    """'a', 'a and b', 'a, b and c'."""
-    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
-
-
-def ranges(numbers: Iterable[int], swept: list[int]) -> str:
-    """Node counts as runs of the swept values: '1–4, 16'."""
-    chosen = sorted(set(numbers))
-    runs: list[list[int]] = []
-    for n in chosen:
-        if runs and swept.index(n) == swept.index(runs[-1][-1]) + 1:
-            runs[-1].append(n)
-        else:
-            runs.append([n])
-    return ", ".join(str(r[0]) if len(r) == 1 else f"{r[0]}–{r[-1]}" for r in runs)
-
-
-# --- the table's structure --------------------------------------------------------------------
-
-
-def storage(row: dict) -> str:
-    """A configuration's storage: the backend, or the profile file it came from."""
-    return row["backend"] if not row.get("profile") else f"{row['backend']} ({Path(row['profile']).name})"
-
-
-def _order(value: object) -> tuple:
-    """Numbers by value, then everything else by text; None (as captured) first."""
-    return (
-        value is not None,
-        not isinstance(value, (int, float)),
-        value if isinstance(value, (int, float)) else str(value),
-    )
-
-
-def _value(value: object) -> str:
-    return json.dumps(value) if isinstance(value, (list, dict)) else str(value)
-
-
-@dataclass(frozen=True)
-class Layout:
-    """Which parameters vary in the sweep, and the order of storages and node counts."""
-
-    varying: tuple[str, ...]
-    """Besides nodes, backend/profile and format."""
-    storages: tuple[str, ...]
-    nodes: tuple[int, ...]
-
-    @classmethod
-    def of(cls, rows: list[dict]) -> Layout:
-        varying = tuple(
-            name
-            for name in PARAMETERS
-            if name not in ("nodes", "backend", "profile", "format")
-            and len({_value(row.get(name)) for row in rows}) > 1
-        )
-        return cls(
-            varying,
-            tuple(dict.fromkeys(storage(row) for row in rows)),
-            tuple(sorted({row["nodes"] for row in rows})),
-        )
-
-    def details(self, row: dict) -> str:
-        """The format and the other varying parameters: 'shards:256MiB, workers=4'."""
-        return ", ".join([str(row["format"]), *(f"{name}={row.get(name)}" for name in self.varying)])
-
-    def label(self, row: dict) -> str:
-        return f"{storage(row)}, {self.details(row)}"
-
-    def series(self, rows: list[dict]) -> dict[str, list[dict]]:
-        """Rows by series label, each sorted by nodes; storages in sweep order."""
-        groups: dict[str, list[dict]] = defaultdict(list)
-        for row in sorted(rows, key=lambda r: (self.storages.index(storage(r)), self.label(r), r["nodes"])):
-            groups[self.label(row)].append(row)
-        return dict(groups)
-
-    def drawn(self, rows: list[dict]) -> tuple[dict[str, list[dict]], str]:
-        """The series the figures draw (the fastest at their largest node count) and a note."""
-        series = self.series(rows)
-        if len(series) <= MAX_SERIES:
-            return series, ""
-        best = sorted(series, key=lambda label: series[label][-1]["time_to_train_s"])[:MAX_SERIES]
-        kept = {label: rows for label, rows in series.items() if label in best}
-        return kept, f"The figures draw the {MAX_SERIES} fastest of {len(series)} series; the table has them all."
-
-
 def _choice(row: dict, layout: Layout) -> str:
     gpus = row["nodes"] * row["gpus_per_node"]
     return f"{plural(row['nodes'], 'node')} ({plural(gpus, 'GPU')}) with {layout.details(row)}"
 
 
 def _outcome(row: dict) -> str:
-    return f"{duration(row['time_to_train_s'])} to train, {percent(row['accelerator_utilization'])} AU"
+    train = f"{duration(row['time_to_train_s'])} to train"
+    if row.get("stage_in"):
+        train = f"{duration(value_s(row))} to the model: a {duration(row['stage_in_s'])} copy, then {train}"
+    return f"{train}, {percent(row['accelerator_utilization'])} AU"
 
 
 # --- sections ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Context:
-    rows: list[dict]
-    """Projected configurations (no error)."""
-    failed: list[dict]
-    target: Target
-    layout: Layout
 
 
 def fewest_nodes(rows: list[dict], target: Target) -> dict[str, tuple[dict, bool]]:
@@ -421,8 +237,7 @@ def limit_sentences(ctx: Context) -> list[str]:
 
 def time_section(ctx: Context) -> Section:
     series, note = ctx.layout.drawn(ctx.rows)
-    longest = max(row["time_to_train_s"] for row in ctx.rows)
-    scale, unit = (3600.0, "hours") if longest >= 3 * 3600 else (60.0, "minutes") if longest >= 180 else (1.0, "s")
+    scale, unit = time_unit(max(row["time_to_train_s"] for row in ctx.rows))
     lines = tuple(
         Series(
             label, storage(rows[0]), tuple(r["nodes"] for r in rows), tuple(r["time_to_train_s"] / scale for r in rows)
@@ -600,6 +415,7 @@ _BOTTLENECK_ORDER = (
 
 SECTIONS: tuple[Callable[[Context], Section | None], ...] = (
     answers_section,
+    stage_in_section,
     time_section,
     utilisation_section,
     demand_section,
@@ -610,15 +426,17 @@ SECTIONS: tuple[Callable[[Context], Section | None], ...] = (
 
 
 def build_report(table: SweepTable, target: Target) -> Report:
-    rows = [row for row in table.ok if row.get("time_to_train_s") is not None]
+    projected = [row for row in table.ok if row.get("time_to_train_s") is not None]
+    unstaged = [row for row in projected if row.get("stage_in") and row.get("time_to_value_s") is None]
+    rows = [row for row in projected if not (row.get("stage_in") and row.get("time_to_value_s") is None)]
     failed = [row for row in table.rows if row.get("error") is not None]
     if not rows:
         reason = f"all {plural(len(failed), 'configuration')} failed" if failed else "it holds no configuration"
         raise ReportError(f"nothing to report: {reason} (see the sweep's error column)")
     layout = Layout.of(rows)
-    ctx = Context(rows, failed, target, layout)
+    ctx = Context(rows, failed, target, layout, unstaged)
     varying = "; ".join(
-        f"{name} " + ", ".join(_value(v) for v in sorted({r.get(name) for r in rows}, key=_order))
+        f"{name} " + ", ".join(value_text(v) for v in sorted({r.get(name) for r in rows}, key=value_order))
         for name in ("nodes", "format", *layout.varying)
     )
     intro = (

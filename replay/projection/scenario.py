@@ -19,9 +19,10 @@ from trainio.models.captured import NAME as AS_CAPTURED
 from trainio.models.captured import captured_profile
 from trainio.models.cluster import Cluster
 from trainio.models.formats import RecordFormat, parse_format
+from trainio.models.stagein import COPY_STREAMS, check_target, copy_job, stage_in
 from trainio.models.timeline import Recorder
 from trainio.models.workload import Workload, WorkloadError, from_trace
-from trainio.replay.projection.whatif import WhatIfResult, project
+from trainio.replay.projection.whatif import WhatIfResult, project, with_stage_in
 from trainio.tracefile.reader import open_trace
 
 
@@ -52,6 +53,17 @@ class Scenario:
     overlap_allreduce: bool = True
     exact: bool = False
     seed: int = 0
+    stage_in: str | None = None
+    """Before training every node copies the data it reads from the backend to this node-local
+    storage (a built-in profile's name or a profile file) and trains from there."""
+    stage_in_shard: bool = False
+    """Each node keeps a fixed shard and the sampler never crosses shards: it copies only its own."""
+    stage_in_streams: int = COPY_STREAMS
+    """Files each node copies at once."""
+    local_capacity_bytes: float | None = None
+    """Node-local bytes for the data set (None: the stage-in profile's ``local_capacity_bytes``)."""
+    nodes_with_space: float | None = None
+    """Fraction of the GPU nodes with enough local disk free for a stage-in (None: all)."""
 
 
 @dataclass(frozen=True)
@@ -90,9 +102,28 @@ def resolve_backend(scenario: Scenario, loaded: LoadedTrace) -> BackendProfile:
     else:
         known = ", ".join([AS_CAPTURED, *builtin_names()])
         raise ScenarioError(f"--backend {scenario.backend!r} is not a known backend (known: {known})")
+    return _page_cache(profile, scenario)
+
+
+def _page_cache(profile: BackendProfile, scenario: Scenario) -> BackendProfile:
     if scenario.page_cache is None:
         return profile
     return dataclasses.replace(profile, page_cache=scenario.page_cache)
+
+
+def stage_in_target(text: str) -> BackendProfile:
+    """The node-local profile a ``--stage-in`` names: a built-in's name or a profile file."""
+    if text in builtin_names():
+        profile = builtin_profile(text)
+    elif text.endswith(".toml") or Path(text).exists():
+        profile = load_profile(text)
+    else:
+        local = [name for name in builtin_names() if not builtin_profile(name).shared]
+        raise ScenarioError(
+            f"--stage-in {text!r} is neither a built-in profile nor a profile file (node-local: {', '.join(local)})"
+        )
+    check_target(profile)
+    return profile
 
 
 def apply_overrides(workload: Workload, scenario: Scenario) -> Workload:
@@ -152,5 +183,27 @@ def project_loaded(
     fmt = parse_format(scenario.format) if scenario.format else captured_format(workload)
     if workload.batch_size < 1:
         raise WorkloadError(f"batch_size(={workload.batch_size}) must be >= 1")
-    result = project(workload, backend, cluster, fmt, exact=scenario.exact, seed=scenario.seed, recorder=recorder)
-    return result, workload, list(loaded.warnings)
+    if scenario.stage_in is None:
+        result = project(workload, backend, cluster, fmt, exact=scenario.exact, seed=scenario.seed, recorder=recorder)
+        return result, workload, list(loaded.warnings)
+    target = _page_cache(stage_in_target(scenario.stage_in), scenario)
+    stage = stage_in(
+        backend,
+        target,
+        cluster,
+        copy_job(workload, fmt, cluster, fixed_shards=scenario.stage_in_shard),
+        streams=scenario.stage_in_streams,
+        capacity_bytes=scenario.local_capacity_bytes,
+        nodes_with_space=scenario.nodes_with_space,
+    )
+    trained = project(
+        workload,
+        target,
+        cluster,
+        fmt,
+        exact=scenario.exact,
+        seed=scenario.seed,
+        recorder=recorder,
+        fixed_shards=not stage.job.whole_dataset,
+    )
+    return with_stage_in(trained, stage), workload, list(loaded.warnings)

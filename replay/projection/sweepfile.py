@@ -1,8 +1,9 @@
 """The sweep file: one Parquet row per configuration, saying in its metadata what it is.
 
-Columns: ``key`` (the configuration's identity, see ``grid.key``), the ``Scenario`` fields, every
-``what-if --json`` key (nested ones flattened with dots: ``backend_capacity.aggregate_MBps``),
-``wall_s`` (the projection's own wall time) and ``error`` (null when the projection succeeded).
+Columns: ``key`` (the configuration's identity, see ``grid.key``), ``tool_version`` (the trainio
+that computed the row), the ``Scenario`` fields, every ``what-if --json`` key (nested ones flattened
+with dots: ``backend_capacity.aggregate_MBps``), ``wall_s`` (the projection's own wall time),
+``error`` (null when the projection succeeded) and ``time_to_value_winner`` (``timetovalue.WINNER``).
 Where a what-if key shares a parameter's name (nodes, gpus_per_node, backend, format) the column
 holds the resolved value, e.g. the captured format instead of null. The schema metadata carries the
 format name and version, the tool version and the trace's path and digest; a reader refuses another
@@ -23,7 +24,7 @@ import pyarrow.parquet as pq
 import trainio
 
 FORMAT_NAME = "trainio-sweep"
-FORMAT_VERSION = "1.0"
+FORMAT_VERSION = "1.1"
 
 
 class SweepFileError(Exception):

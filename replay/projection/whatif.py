@@ -10,7 +10,7 @@ preload included. docs/model.md, "The bottleneck", lists the rules.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import TypedDict
 
 from trainio.models.backend import BackendProfile
@@ -19,7 +19,9 @@ from trainio.models.counters import Counters, SimulationResult
 from trainio.models.formats import RecordFormat
 from trainio.models.plan import Plan, make_plan
 from trainio.models.simulate import simulate
+from trainio.models.stagein import StageIn
 from trainio.models.timeline import Recorder
+from trainio.models.units import bytes_text
 from trainio.models.workload import Workload
 
 BOTTLENECKS = (
@@ -91,6 +93,19 @@ class WhatIfResult:
     simulated_steps: int
     sim_wall_s: float
     notes: tuple[str, ...] = field(default_factory=tuple)
+    stage_in_s: float | None = 0.0
+    """Every node copying the data it reads to its local disk before training (``--stage-in``); 0
+    when training reads the backend itself, None when the data does not fit on the local disk."""
+    time_to_value_s: float | None = None
+    """From the job's start to the trained model: ``stage_in_s`` + ``time_to_train_s``; None when
+    the data cannot be staged."""
+    local_reserved_bytes: float = 0.0
+    """Local disk each node must hold for the job (0 when training reads shared storage)."""
+    eligible_node_fraction: float = 1.0
+    """Fraction of the GPU nodes that can run the job: all from shared storage; with a stage-in,
+    those with ``local_reserved_bytes`` free (``--nodes-with-space``), none when it does not fit."""
+    staging: dict[str, object] | None = None
+    """The copy's details (``trainio.models.stagein.StageIn``); None without a stage-in."""
 
     def to_dict(self) -> dict[str, object]:
         """JSON-ready: tuples become lists, unlimited (infinite) numbers become None."""
@@ -116,10 +131,11 @@ def project(
     exact: bool = False,
     seed: int = 0,
     recorder: Recorder | None = None,
+    fixed_shards: bool = False,
 ) -> WhatIfResult:
     """Project ``workload`` onto ``backend`` and ``cluster`` with records in format ``fmt``;
-    ``recorder`` collects the first rank's timeline."""
-    plan = make_plan(workload, backend, cluster, fmt, seed=seed)
+    ``recorder`` collects the first rank's timeline; ``fixed_shards`` as in ``make_plan``."""
+    plan = make_plan(workload, backend, cluster, fmt, seed=seed, fixed_shards=fixed_shards)
     sim = simulate(plan, exact=exact, seed=seed, recorder=recorder)
     total = sim.time_to_train_s
     read_bytes = (sim.loader.storage_bytes + sim.preload.storage_bytes) * plan.nodes
@@ -161,6 +177,47 @@ def project(
         simulated_steps=sim.simulated_steps,
         sim_wall_s=sim.sim_wall_s,
         notes=tuple(notes),
+        time_to_value_s=total,
+    )
+
+
+def with_stage_in(result: WhatIfResult, stage: StageIn) -> WhatIfResult:
+    """``result`` (the training on the stage-in target) preceded by the copy ``stage``: the backend
+    named is the copy's source, the time to value includes the copy."""
+    job = stage.job
+    notes = [
+        "every node copies the whole data set: DistributedSampler reshuffles it across all ranks every epoch"
+        if job.whole_dataset
+        else f"each node copies only its own 1/{result.nodes} of the data set (a fixed shard)"
+    ]
+    if stage.capacity_bytes is None:
+        notes.append(f"{stage.target} gives no local capacity: whether the data fits is not checked")
+    if not stage.fits:
+        notes.append(
+            f"cannot stage: {bytes_text(job.bytes_per_node)} per node does not fit in the "
+            f"{bytes_text(stage.capacity_bytes or 0)} of local disk on {stage.target}"
+        )
+    staging: dict[str, object] = {
+        "source": stage.source,
+        "target": stage.target,
+        "fits": stage.fits,
+        "whole_dataset": job.whole_dataset,
+        "bytes_per_node": job.bytes_per_node,
+        "files_per_node": job.files_per_node,
+        "streams": stage.streams,
+        "node_MBps": stage.node_bandwidth / 1e6,
+        "bound": stage.bound,
+        "local_capacity_bytes": stage.capacity_bytes,
+    }
+    return replace(
+        result,
+        backend=stage.source,
+        stage_in_s=stage.seconds,
+        time_to_value_s=None if stage.seconds is None else stage.seconds + result.time_to_train_s,
+        local_reserved_bytes=job.bytes_per_node,
+        eligible_node_fraction=stage.eligible_node_fraction,
+        staging=staging,
+        notes=result.notes + tuple(notes),
     )
 
 

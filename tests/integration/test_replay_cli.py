@@ -31,6 +31,20 @@ def test_what_if_json_has_the_contract_keys():
     assert result["time_to_train_s"] == pytest.approx(sum(result["per_epoch_s"]) + result["preload_s"], rel=1e-6)
 
 
+def test_stage_in_adds_the_copy_and_the_time_to_value():
+    args = ("replay", "what-if", "--trace", TRACE, "--nodes", "4", "--backend", "cephfs", "--json")
+    straight = json.loads(run_cli(*args, check=True).stdout)
+    assert straight["stage_in_s"] == 0 and straight["time_to_value_s"] == straight["time_to_train_s"]
+    assert (straight["local_reserved_bytes"], straight["eligible_node_fraction"]) == (0, 1)
+    copied = json.loads(run_cli(*args, "--stage-in", "local-nvme", "--nodes-with-space", "0.25", check=True).stdout)
+    assert copied["backend"] == "cephfs" and copied["staging"]["target"] == "local-nvme"
+    assert copied["time_to_value_s"] == pytest.approx(copied["stage_in_s"] + copied["time_to_train_s"])
+    assert copied["stage_in_s"] > 0 and copied["eligible_node_fraction"] == 0.25
+    assert copied["staging"]["whole_dataset"] and copied["local_reserved_bytes"] > 0
+    table = run_cli(*args[:-1], "--stage-in", "local-nvme", "--local-capacity", "1MB", check=True).stdout
+    assert "cannot stage" in table and "time to value      none" in table
+
+
 def test_no_page_cache_is_an_option_of_what_if():
     args = ("replay", "what-if", "--trace", TRACE, "--backend", "nfs", "--epochs", "3", "--json")
     cached = json.loads(run_cli(*args, check=True).stdout)
@@ -61,6 +75,10 @@ def test_backends_lists_every_profile_with_its_source():
         (["--format", "tfrecords"], "tfrecords"),
         (["--compute-scale", "-1"], "--compute-scale"),
         (["--model-bytes", "12 parsecs"], "--model-bytes"),
+        (["--backend", "cephfs", "--stage-in", "nfs"], "cannot stage in to nfs: it is shared storage"),
+        (["--backend", "cephfs", "--stage-in-shard"], "apply only with --stage-in"),
+        (["--backend", "cephfs", "--stage-in", "local-nvme", "--nodes-with-space", "2"], "--nodes-with-space"),
+        (["--backend", "cephfs", "--stage-in", "local-nvme", "--local-capacity", "lots"], "--local-capacity"),
     ],
 )
 def test_bad_options_are_one_line_errors_with_exit_code_2(args, message):

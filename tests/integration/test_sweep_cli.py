@@ -51,6 +51,23 @@ def test_a_sweep_writes_parquet_and_csv_and_a_rerun_reuses_every_row(sweep_file)
     assert again.returncode == 0 and "0 ran, 12 reused" in again.stdout
 
 
+def test_a_sweep_over_stage_in_reports_copy_then_train_against_training_from_shared_storage(tmp_path):
+    out = tmp_path / "sweep.parquet"
+    grid = ("--nodes", "1,2,4", "--backend", "rgw,cephfs", "--stage-in", "none,local-nvme", "--epochs", "4")
+    proc = run_cli("replay", "sweep", "--trace", TRACE, *grid, "--jobs", "2", "--out", out, timeout=300)
+    assert proc.returncode == 0 and "12 ran" in proc.stdout, proc.stderr
+    rows = read_sweep(out).rows
+    for row in rows:
+        pair = [r for r in rows if (r["backend"], r["nodes"]) == (row["backend"], row["nodes"])]
+        best = min(pair, key=lambda r: r["time_to_value_s"])
+        assert row["time_to_value_winner"] == (best["stage_in"] or "none")
+    report = tmp_path / "report"
+    assert run_cli("replay", "report", "--sweep", out, "--out", report, timeout=120).returncode == 0
+    page = (report / "report.md").read_text()
+    assert "## Copy then train vs train from shared storage" in page and "(time_to_value.png)" in page
+    assert (report / "time_to_value.png").read_bytes().startswith(b"\x89PNG")
+
+
 def test_the_pool_ships_the_trace_once_and_never_rereads_it(tmp_path):
     copy = tmp_path / "trace"
     shutil.copytree(TRACE, copy)

@@ -24,7 +24,9 @@ def test_every_builtin_profile_loads_under_its_own_name():
 
 
 def test_every_builtin_quantity_carries_a_comment_saying_where_it_comes_from():
-    quantity = re.compile(r"^(\w+_latency|\w+_bandwidth|iops|max_outstanding|\w+_cpu) = (?!\"n/a\")")
+    quantity = re.compile(
+        r"^(\w+_latency|\w+_bandwidth|iops|max_outstanding|\w+_cpu|local_capacity_bytes) = (?!\"n/a\")"
+    )
     for name in builtin_names():
         text = (Path(__file__).parents[2] / "models" / "profiles" / f"{name}.toml").read_text()
         lines = [line for line in text.splitlines() if quantity.match(line)]
@@ -83,6 +85,25 @@ def test_cpu_crowding_is_an_optional_plain_number_raising_the_cpu_per_request_ab
     path = write(tmp_path, text.replace("cpu_crowding_base = 0.5", "cpu_crowding_base = 0"))
     with pytest.raises(ProfileError, match=rf"{re.escape(str(path))}.*cpu_crowding_base\(=0.0\) must be > 0"):
         load_profile(path)
+
+
+NVME = (Path(__file__).parents[2] / "models" / "profiles" / "local-nvme.toml").read_text()
+
+
+def test_write_bandwidth_and_local_capacity_are_node_local_keys_unknown_when_absent(tmp_path):
+    text = "\n".join(line for line in NVME.splitlines() if not line.startswith(("write_bandwidth", "local_capacity")))
+    bare = load_profile(write(tmp_path, text))
+    assert (bare.write_bandwidth, bare.local_capacity_bytes) == (None, None)
+    sized = load_profile(write(tmp_path, text + '\nwrite_bandwidth = "2 GB/s"\nlocal_capacity_bytes = 7680000000000\n'))
+    assert (sized.write_bandwidth, sized.local_capacity_bytes) == (2e9, 7.68e12)
+    with pytest.raises(ProfileError, match=r"write_bandwidth applies to access='posix', shared=False; give a value"):
+        load_profile(write(tmp_path, text + '\nwrite_bandwidth = "n/a"\n'))
+    with pytest.raises(ProfileError, match=r"local_capacity_bytes\(='lots'\)"):
+        load_profile(write(tmp_path, text + '\nlocal_capacity_bytes = "lots"\n'))
+    shared = RGW.replace("[backend]\n", '[backend]\nwrite_bandwidth = "n/a"\n')
+    assert load_profile(write(tmp_path, shared)).write_bandwidth is None
+    with pytest.raises(ProfileError, match=r"local_capacity_bytes\(='1 TB'\) does not apply here; write 'n/a'"):
+        load_profile(write(tmp_path, RGW.replace("[backend]\n", '[backend]\nlocal_capacity_bytes = "1 TB"\n')))
 
 
 def test_a_value_with_the_wrong_unit_names_the_file_and_the_key(tmp_path):

@@ -15,6 +15,7 @@ from trainio.replay.projection.plots import png
 from trainio.replay.projection.report import NOTICEABLE, ReportError, Target, build_report, storage
 from trainio.replay.projection.sweep import run_sweep
 from trainio.replay.projection.sweepfile import SweepTable, read_sweep
+from trainio.replay.projection.timetovalue import WINNER, with_winners
 
 TRACE = Path(__file__).resolve().parents[2] / "traces" / "imagenet_jpeg-cpu"
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -106,3 +107,95 @@ def test_the_pages_carry_every_figure_and_the_same_sentences(table, tmp_path):
     assert first in markdown and first in page
     written = write_report(report, tmp_path / "report")
     assert {p.name for p in written} == {f"{n}.png" for n in names} | {"index.html", "report.md"}
+
+
+# --- copy then train vs train from shared storage ---------------------------------------------
+
+
+def _row(nodes: int, backend: str, train_s: float, stage_in: str | None = None, copy_s: float | None = 0.0) -> dict:
+    """A sweep row with the keys the report reads; ``copy_s`` None: the copy does not fit."""
+    row = {
+        "key": f"{backend}-{nodes}-{stage_in}",
+        "nodes": nodes,
+        "gpus_per_node": 8,
+        "backend": backend,
+        "profile": None,
+        "format": "files",
+        "stage_in": stage_in,
+        "time_to_train_s": train_s,
+        "accelerator_utilization": 0.5,
+        "bottleneck": "storage-bandwidth",
+        "read_MBps": 100.0,
+        "read_ops_per_s": 1000.0,
+        "backend_capacity.aggregate_MBps": 1000.0,
+        "backend_capacity.iops": 10000.0,
+        "error": None,
+        "stage_in_s": 0.0,
+        "time_to_value_s": train_s,
+        "local_reserved_bytes": 0.0,
+        "eligible_node_fraction": 1.0,
+    }
+    if stage_in:
+        row |= {
+            "stage_in_s": copy_s,
+            "time_to_value_s": None if copy_s is None else copy_s + train_s,
+            "local_reserved_bytes": 2e12,
+            "eligible_node_fraction": 0.0 if copy_s is None else 1.0,
+            "staging.target": stage_in,
+            "staging.whole_dataset": True,
+            "staging.local_capacity_bytes": 3.84e12 if copy_s is not None else 1e12,
+            "staging.bound": "source-bandwidth",
+        }
+    return row
+
+
+def _stage_in_sentences(rows: list[dict]) -> list[str]:
+    report = build_report(SweepTable(rows, {"trace": "t"}), Target(au=0.9))
+    section = next(s for s in report.sections if s.title == "Copy then train vs train from shared storage")
+    assert section.figure is not None and section.figure.name == "time_to_value"
+    return list(section.sentences)
+
+
+def test_the_crossover_is_said_in_words_from_the_time_to_value_of_both_ways():
+    rows = []
+    for nodes in (1, 2, 4, 8, 16):
+        rows.append(_row(nodes, "rgw", 8000 / nodes))  # slow store, scales with nodes
+        rows.append(_row(nodes, "rgw", 1000 / nodes, "local-nvme", copy_s=100.0 * nodes))  # copy grows with nodes
+        rows.append(_row(nodes, "cephfs", 1000 / nodes))
+        rows.append(_row(nodes, "cephfs", 1000 / nodes, "local-nvme", copy_s=60.0))
+    sentences = _stage_in_sentences(rows)
+    # rgw: straight 8000/n, copying 1000/n + 100 n: copying wins up to 8 nodes (1000 s vs 925 s), not at 16
+    assert (
+        "Beyond 8 nodes, training straight from rgw delivers the model sooner than copying to local-nvme first; "
+        "up to 8, copying first wins (at 8 nodes copying is 1.2 min sooner, 16.7 min straight against 15.4 min "
+        "copying; at 16 nodes training straight is 19.4 min sooner, 8.3 min straight against 27.7 min copying)."
+        in sentences
+    )
+    assert (
+        "At every node count swept (1–16), training straight from cephfs delivers the model sooner than "
+        "copying to local-nvme first." in sentences
+    )
+    assert sentences[0].startswith("Every node copies the whole data set (2.0 TB)")
+    assert any(s.startswith("Stranded capacity: at 16 nodes, copying to local-nvme reserves 2.0 TB") for s in sentences)
+    winners = with_winners(rows)
+    assert {(r["backend"], r["nodes"]): r[WINNER] for r in winners if r["stage_in"] is None} == {
+        **{("rgw", n): "local-nvme" for n in (1, 2, 4, 8)},
+        ("rgw", 16): "none",
+        **{("cephfs", n): "none" for n in (1, 2, 4, 8, 16)},
+    }
+
+
+def test_a_copy_that_does_not_fit_is_named_and_left_out_of_the_other_sections():
+    rows = [_row(n, "rgw", 4000 / n) for n in (1, 2, 4)]
+    rows += [_row(1, "rgw", 1000, "local-nvme", 100.0), _row(2, "rgw", 500, "local-nvme", 100.0)]
+    rows.append(_row(4, "rgw", 250, "local-nvme", None))
+    sentences = _stage_in_sentences(rows)
+    assert (
+        "Beyond 2 nodes, training straight from rgw delivers the model sooner than copying to local-nvme first; "
+        "up to 2, copying first wins (at 2 nodes copying is 23.3 min sooner, 33.3 min straight against 10.0 min "
+        "copying; at 4 nodes the copy does not fit)." in sentences
+    )
+    assert "At 4 nodes the 2.0 TB each node would copy do not fit in local-nvme's 1.0 TB" in " ".join(sentences)
+    report = build_report(SweepTable(rows, {}), Target(au=0.9))
+    table = next(s for s in report.sections if s.title == "All configurations").table
+    assert len(table.rows) == 5  # the copy that does not fit cannot run: no row of its own there

@@ -84,3 +84,5 @@ def test_backend_rows_cover_every_builtin_profile_with_its_source():
     assert rows["s3"]["aggregate_MBps"] == math.inf
     assert rows["local-nvme"]["client_MBps"] is None  # node-local: no client link
     assert not rows["local-nvme"]["shared"]
+    assert (rows["local-nvme"]["write_MBps"], rows["local-nvme"]["local_capacity_GB"]) == (3500, 3840)
+    assert rows["cephfs"]["write_MBps"] is None and rows["cephfs"]["local_capacity_GB"] is None

@@ -10,13 +10,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+import trainio
 from trainio.models.backend import ProfileError
 from trainio.models.formats import FormatError
+from trainio.models.stagein import StageInError
 from trainio.models.timeline import Recorder
 from trainio.replay.cli.progress import Progress
 from trainio.replay.projection.engines import LocalPool, RayCluster, RayUnavailableError
-from trainio.replay.projection.grid import Grid, GridError
-from trainio.replay.projection.scenario import Scenario, project_trace
+from trainio.replay.projection.grid import Grid, GridError, key
+from trainio.replay.projection.scenario import Scenario, ScenarioError, project_trace
 from trainio.replay.projection.sweep import SweepError, run_sweep
 from trainio.replay.projection.sweepfile import (
     SweepFileError,
@@ -52,11 +54,48 @@ def test_the_grid_is_the_product_of_the_lists_and_backends_and_profiles_are_one_
         ({"format": "files,tar"}, FormatError, "format 'tar'"),
         ({"profile": "/nonexistent.toml"}, ProfileError, "/nonexistent.toml"),
         ({"compute_scale": "0.5,-1"}, GridError, "must be a number > 0"),
+        ({"stage_in": "none,nfs"}, StageInError, "cannot stage in to nfs: it is shared storage"),
+        ({"stage_in": "lustre"}, ScenarioError, "neither a built-in profile nor a profile file"),
+        ({"nodes_with_space": "0.5,2"}, GridError, "--nodes-with-space: 2.0 must be a fraction from 0 to 1"),
     ],
 )
 def test_bad_lists_are_named_errors(lists, error, says):
     with pytest.raises(error, match=says.replace("(", r"\(")):
         Grid.parse(lists)
+
+
+def test_stage_in_is_one_more_axis_and_the_copy_parameters_only_multiply_the_copies():
+    grid = Grid.parse(
+        {"nodes": "1,2", "backend": "cephfs", "stage_in": "none,local-nvme", "local_capacity_bytes": "1TB,2TB"},
+        {"stage_in_shard": True},
+    )
+    configs = grid.configurations()
+    straight = [c for c in configs if c["stage_in"] is None]
+    copied = [c for c in configs if c["stage_in"] == "local-nvme"]
+    assert len(straight) == 2 and len(copied) == 2 * 2 and len(grid) == 6
+    assert all(c["local_capacity_bytes"] is None and c["stage_in_shard"] is False for c in straight)
+    assert {c["local_capacity_bytes"] for c in copied} == {1e12, 2e12} and all(c["stage_in_shard"] for c in copied)
+
+
+def test_the_reuse_key_holds_the_trainio_version(monkeypatch):
+    config = Grid.parse({"nodes": "2", "backend": "rgw"}).configurations()[0]
+    now = key(config, "digest", {"rgw": "profile"})
+    assert key(config, "digest", {"rgw": "profile"}) == now
+    monkeypatch.setattr(trainio, "__version__", "99.0.0")
+    assert key(config, "digest", {"rgw": "profile"}) != now
+
+
+def test_after_an_upgrade_no_row_is_reused_and_the_older_rows_are_dropped(tmp_path, monkeypatch):
+    out = tmp_path / "sweep.parquet"
+    grid = Grid.parse({"nodes": "1,2", "backend": "rgw", "epochs": "1"})
+    first = run_sweep(TRACE, grid, out, LocalPool(1))
+    assert (first.ran, first.stale) == (2, 0)
+    assert run_sweep(TRACE, grid, out, LocalPool(1)).reused == 2
+    monkeypatch.setattr(trainio, "__version__", "99.0.0")
+    upgraded = run_sweep(TRACE, grid, out, LocalPool(1))
+    assert (upgraded.ran, upgraded.reused, upgraded.stale) == (2, 0, 2)
+    rows = read_sweep(out).rows
+    assert len(rows) == 2 and {row["tool_version"] for row in rows} == {"99.0.0"}
 
 
 @pytest.fixture(scope="module")
