@@ -8,6 +8,7 @@ matrix, the fit and the CPU accounting are described in docs/calibration.md.
 
 from __future__ import annotations
 
+import math
 import os
 import tempfile
 import time
@@ -22,12 +23,13 @@ from trainio.replay.calibration.cephfs import calibrate_cephfs
 from trainio.replay.calibration.directory import calibrate_directory
 from trainio.replay.calibration.fit import Fitted, fit_measurements
 from trainio.replay.calibration.measurement import MIN_BUDGET_S, Budget, Cells, Measurement, Progress
+from trainio.replay.calibration.place import DEFAULT_PLACEMENT, Placement
 from trainio.replay.calibration.profile import profile_toml
 from trainio.replay.calibration.rados import calibrate_rados
 from trainio.replay.calibration.rgw import calibrate_rgw
 from trainio.replay.storage.target import CEPHFS, DIRECTORY, RADOS, RGW, Target, TargetError, expected, parse_target
 
-CELLS: dict[str, Callable[[Target, Budget, Progress, Path], Cells]] = {
+CELLS: dict[str, Callable[[Target, Budget, Progress, Path, Placement], Cells]] = {
     RGW: calibrate_rgw,
     RADOS: calibrate_rados,
     CEPHFS: calibrate_cephfs,
@@ -39,7 +41,7 @@ CELLS: dict[str, Callable[[Target, Budget, Progress, Path], Cells]] = {
 def target_of(text: str) -> Target:
     """``text`` parsed as a target ``replay calibrate`` takes: a directory must exist."""
     target = parse_target(text, tuple(CELLS), command="replay calibrate")
-    if target.kind == DIRECTORY and not target.directory.is_dir():
+    if target.kind == DIRECTORY and target.directory_kind() != "directory":
         raise TargetError(f"target(={text!r}) is not a directory, nor {expected(set(CELLS) - {DIRECTORY})}")
     return target
 
@@ -72,26 +74,31 @@ def calibrate(
     *,
     budget_s: float = 60,
     colocated: bool = False,
+    placement: Placement = DEFAULT_PLACEMENT,
     progress: Progress | None = None,
 ) -> Calibration:
     """Measure ``target``, fit the profile numbers and write the profile to ``out`` (TOML).
+
+    The calibration writes its files only in a layout root of its own at the target and removes them
+    afterwards unless ``placement.keep`` (:mod:`.place`).
 
     ``budget_s`` bounds the measurements (set-up included; a measurement runs at least
     ``MIN_CELL_S``). ``colocated``: the storage daemons run on this machine and share its cores with
     training (hyperconverged, or a dev cluster): their CPU per request, the host's busy CPU less the
     client's, is written as ``colocated_cpu`` (else "0 s", and their time stays inside the latency).
     Raises :class:`~trainio.replay.storage.target.TargetError` for a target it does not take,
-    :class:`~trainio.replay.storage.errors.ReplayError` (:class:`CalibrationError`) when a measurement
-    fails or cannot be trusted.
+    :class:`~trainio.replay.storage.layout.ForeignDataError` when that root holds data trainio did not
+    write, :class:`~trainio.replay.storage.errors.ReplayError` (:class:`CalibrationError`) when a
+    measurement fails or cannot be trusted.
     """
-    if not budget_s >= MIN_BUDGET_S:
+    if not MIN_BUDGET_S <= budget_s < math.inf:
         raise ValueError(f"budget_s(={budget_s}) must be >= {MIN_BUDGET_S}")
     say = progress or (lambda message: None)
     parsed = target_of(target)
     out = Path(out)
     budget = Budget(budget_s)
     with tempfile.TemporaryDirectory(prefix="trainio-calibrate-") as scratch:
-        cells = CELLS[parsed.kind](parsed, budget, say, Path(scratch))
+        cells = CELLS[parsed.kind](parsed, budget, say, Path(scratch), placement)
     fitted = fit_measurements(cells.measurements, colocated=colocated)
     notes = [*cells.notes, *_cpu_notes(fitted, colocated)]
     elapsed = time.monotonic() - budget.start

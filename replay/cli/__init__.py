@@ -12,7 +12,9 @@ from trainio.models.plan import PlanError
 from trainio.models.units import UnitError
 from trainio.models.workload import WorkloadError
 from trainio.replay.projection.scenario import ScenarioError
+from trainio.replay.real.iolog import IologError
 from trainio.replay.storage.errors import ReplayError
+from trainio.replay.storage.layout import ForeignDataError
 from trainio.tracefile.cli import OneLineErrors, UserError
 from trainio.tracefile.errors import TraceError
 
@@ -30,6 +32,8 @@ class ReplayGroup(OneLineErrors):
         WorkloadError,
         PlanError,
         ScenarioError,
+        ForeignDataError,
+        IologError,
     )
 
 

@@ -10,7 +10,7 @@ import click
 from trainio.models.captured import NAME as AS_CAPTURED
 from trainio.models.units import parse_bandwidth, parse_size
 from trainio.replay.cli import main
-from trainio.replay.cli.options import positive_int
+from trainio.replay.cli.options import positive_float, positive_int
 from trainio.replay.projection.render import whatif_table
 from trainio.replay.projection.scenario import Scenario, project_trace
 
@@ -53,6 +53,7 @@ def _bandwidth(ctx: click.Context, param: click.Parameter, value: str | None) ->
     default=1.0,
     show_default=True,
     type=float,
+    callback=positive_float,
     help="Multiply step compute time: 0.5 = an accelerator twice as fast.",
 )
 @click.option("--model-bytes", callback=_size, help="Gradient bytes all-reduced per step, e.g. 100MB [none].")

@@ -8,6 +8,7 @@ of the captured host, record format).
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,8 +78,8 @@ def apply_overrides(workload: Workload, scenario: Scenario) -> Workload:
     if scenario.dataset_samples is not None:
         changes["samples"] = scenario.dataset_samples
     if scenario.compute_scale != 1.0:
-        if not scenario.compute_scale > 0:
-            raise ScenarioError(f"--compute-scale(={scenario.compute_scale}) must be > 0")
+        if not 0 < scenario.compute_scale < math.inf:
+            raise ScenarioError(f"--compute-scale(={scenario.compute_scale}) must be a number > 0")
         changes["step_compute_s"] = np.asarray(workload.step_compute_s) * scenario.compute_scale
     if changes.keys() - {"model_bytes"}:
         changes["captured_duration_s"] = None  # no longer the captured run
@@ -119,5 +120,11 @@ def project_trace(trace_dir: str | Path, scenario: Scenario) -> tuple[WhatIfResu
     fmt = parse_format(scenario.format) if scenario.format else captured_format(workload)
     if workload.batch_size < 1:
         raise WorkloadError(f"batch_size(={workload.batch_size}) must be >= 1")
+    ranks = cluster.nodes * cluster.gpus_per_node
+    if ranks > workload.samples:
+        warnings.append(
+            f"{ranks:,} ranks ({cluster.nodes:,} nodes x {cluster.gpus_per_node}) for {workload.samples:,} samples: "
+            "each rank reads less than one sample per epoch; the projection means little"
+        )
     result = project(workload, backend, cluster, fmt, exact=scenario.exact, seed=scenario.seed)
     return result, workload, warnings

@@ -29,7 +29,6 @@ from trainio.replay.real.iolog import (
     RBD_FILE,
     RESULT_FILE,
     IologError,
-    layout_dataset,
     mapped,
     pace_text,
     write_fio_jobs,
@@ -37,10 +36,12 @@ from trainio.replay.real.iolog import (
 from trainio.replay.real.result import ReplayResult, ReplayVerificationError
 from trainio.replay.real.schedule import Schedule, build_schedule
 from trainio.replay.storage import ceph
-from trainio.replay.storage.directory import room_needed
+from trainio.replay.storage.directory import DirectoryStore, check_room, replace_file
 from trainio.replay.storage.errors import ReplayError
 from trainio.replay.storage.fio import FioDirection, find_fio, run_fio
-from trainio.replay.storage.target import CEPHFS, DIRECTORY, RADOS, RBD, Target, parse_target
+from trainio.replay.storage.layout import DATA_PREFIX, ForeignDataError, Layout, ensure_layout
+from trainio.replay.storage.target import CEPHFS, DIRECTORY, RADOS, RBD, Target, TargetError, parse_target
+from trainio.replay.storage.workdir import work_folder
 from trainio.tracefile import Trace
 
 ACCEPTS = (DIRECTORY, RBD, RADOS, CEPHFS)
@@ -54,8 +55,12 @@ Progress = Callable[[str], None]
 
 
 def target_of(text: str) -> Target:
-    """``text`` parsed as a target ``replay fio`` takes (:class:`~trainio.replay.storage.target.TargetError` else)."""
-    return parse_target(text, ACCEPTS, command="replay fio")
+    """``text`` parsed as a target ``replay fio`` takes (:class:`~trainio.replay.storage.target.TargetError` else);
+    a directory target must not be a file."""
+    target = parse_target(text, ACCEPTS, command="replay fio")
+    if target.kind == DIRECTORY and target.directory_kind() == "other":
+        raise TargetError(f"target(={text!r}) is a file, not a directory")
+    return target
 
 
 # -------------------------------------------------------------------------------------- mappings
@@ -75,15 +80,10 @@ def rbd_layout(sizes: dict[str, int]) -> tuple[dict[str, int], int]:
     return offsets, end
 
 
-def rados_object_name(rel: str) -> str:
-    """The object that holds the file at ``rel`` (relative to the data root)."""
-    return rel.replace("%", "%25").replace("/", "%2F")
-
-
 def _write_mapping(workdir: Path, header: str, rows: list[tuple]) -> Path:
     path = workdir / MAPPING_FILE
     lines = [f"# {header}"] + ["\t".join(map(str, row)) for row in rows]
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    replace_file(path, ("\n".join(lines) + "\n").encode())
     return path
 
 
@@ -167,6 +167,7 @@ def _timeout_s(schedule: Schedule) -> float:
 def _replay_with_fio(
     schedule: Schedule, job_file: Path, workdir: Path, *, no_stall: bool, say: Progress, env: dict | None = None
 ) -> _Measured:
+    """Run the job file and read fio's report."""
     pace = "as fast as possible" if no_stall else f"as traced (the plan spans {schedule.planned_duration_s:.2f} s)"
     say(f"replaying {schedule.expected_ops:,} reads in {len(schedule.jobs)} fio jobs, {pace}: {job_file}")
     output = workdir / RESULT_FILE
@@ -194,24 +195,29 @@ def _replay_with_fio(
     )
 
 
-def _with_layout(measured: _Measured, layout: dict, mapping: Path) -> _Measured:
-    return replace(measured, details={**measured.details, "layout": layout, "mapping_file": str(mapping)})
+def _with_layout(measured: _Measured, layout: Layout | dict, mapping: Path) -> _Measured:
+    described = layout.to_dict() if isinstance(layout, Layout) else layout
+    return replace(measured, details={**measured.details, "layout": described, "mapping_file": str(mapping)})
 
 
 # --------------------------------------------------------------------------------------- targets
 
 
-def _replay_directory(schedule: Schedule, target: Target, workdir: Path, no_stall: bool, say: Progress) -> _Measured:
-    root = target.directory
+def _replay_directory(
+    schedule: Schedule, target: Target, workdir: Path, no_stall: bool, overwrite: bool, say: Progress
+) -> _Measured:
+    store = DirectoryStore(target.directory)
+    root = store.path
     names = mapped(schedule, lambda rel: str(root / rel))
-    to_write = room_needed(schedule.sizes, root)
     find_fio()
-    layout: dict = {"files": len(schedule.sizes), "bytes_written": to_write}
-    if to_write:
-        say(f"laying out {len(schedule.sizes):,} files ({bytes_text(to_write)} to write) under {root}")
-        layout["reused_files"] = layout_dataset(schedule, root).reused_files
-    else:
-        say(f"data set in place: {len(schedule.sizes):,} files under {root}")
+    layout = ensure_layout(
+        store,
+        schedule.sizes,
+        purpose="replay",
+        overwrite=overwrite,
+        say=say,
+        before_write=lambda nbytes: check_room(root, nbytes),
+    )
     rows = [(names[r], s, f"{schedule.data_root}/{r}") for r, s in schedule.sizes.items()]
     mapping = _write_mapping(workdir, "file\tbytes\ttraced path", rows)
     job_file = _write_jobs(
@@ -220,8 +226,11 @@ def _replay_directory(schedule: Schedule, target: Target, workdir: Path, no_stal
     return _with_layout(_replay_with_fio(schedule, job_file, workdir, no_stall=no_stall, say=say), layout, mapping)
 
 
-def _rbd_layout_on_image(schedule: Schedule, target: Target, workdir: Path, conf: str, say: Progress):
-    """Create the image if needed and write the packed data set unless the image holds it."""
+def _rbd_layout_on_image(
+    schedule: Schedule, target: Target, workdir: Path, conf: str, overwrite: bool, say: Progress
+) -> tuple[dict[str, int], dict]:
+    """Create the image if needed and write the packed data set unless the image holds it. An image
+    trainio did not create (no ``trainio.layout`` metadata) is refused unless ``overwrite``."""
     spec = f"{target.pool}/{target.image}"
     offsets, needed = rbd_layout(schedule.sizes)
     packed = [[r, offsets[r], s] for r, s in schedule.sizes.items()]
@@ -239,16 +248,11 @@ def _rbd_layout_on_image(schedule: Schedule, target: Target, workdir: Path, conf
             )
         meta = ceph.ceph_tool("rbd", "image-meta", "get", spec, LAYOUT_META_KEY, conf=conf)
         marker = None if ceph.missing(meta) else ceph.tool_output(meta, f"rbd image-meta get {spec}").strip()
-        if marker is None:
-            du = json.loads(
-                ceph.tool_output(ceph.ceph_tool("rbd", "du", "--format", "json", spec, conf=conf), f"rbd du {spec}")
+        if marker is None and not overwrite:
+            raise ForeignDataError(
+                f"rbd image {spec} was not created by trainio (no {LAYOUT_META_KEY} metadata): name a new image, "
+                "or pass --overwrite to let trainio write the data set over its contents"
             )
-            used = sum(image.get("used_size", 0) for image in du.get("images", []))
-            if used:
-                raise ReplayError(
-                    f"rbd image {spec} holds {used} bytes that trainio did not write (no {LAYOUT_META_KEY} "
-                    "metadata); it will not be overwritten: name a new image"
-                )
     if marker == digest:
         say(f"data set in place on rbd image {spec} ({LAYOUT_META_KEY}={digest})")
         return offsets, {"image_bytes": size, "needed_bytes": needed, "bytes_written": 0, "digest": digest}
@@ -258,15 +262,17 @@ def _rbd_layout_on_image(schedule: Schedule, target: Target, workdir: Path, conf
     iolog = workdir / "rbd-layout.iolog"
     writes = [f"{start} {min(RBD_WRITE_CHUNK, needed - start)}" for start in range(0, needed, RBD_WRITE_CHUNK)]
     lines = [IOLOG_HEADER, f"1 {RBD_FILE} add", f"1 {RBD_FILE} open", *(f"1 {RBD_FILE} write {w}" for w in writes)]
-    iolog.write_text("\n".join([*lines, f"1 {RBD_FILE} close"]) + "\n", encoding="utf-8")
+    replace_file(iolog, ("\n".join([*lines, f"1 {RBD_FILE} close"]) + "\n").encode())
     # iodepth 1: fio 3.33 replaying an iolog through the rbd engine at a deeper queue loses the
     # writes from its counts, and crashes on reads.
     job_file = workdir / "rbd-layout.fio"
-    job_file.write_text(
-        "; fio job file written by trainio replay/real/fioreplay.py: writes the packed data set once\n"
-        f"[layout]\nioengine=rbd\npool={target.pool}\nrbdname={target.image}\nclientname=admin\n"
-        f"iodepth=1\nreplay_no_stall=1\nread_iolog={iolog}\n",
-        encoding="utf-8",
+    replace_file(
+        job_file,
+        (
+            "; fio job file written by trainio replay/real/fioreplay.py: writes the packed data set once\n"
+            f"[layout]\nioengine=rbd\npool={target.pool}\nrbdname={target.image}\nclientname=admin\n"
+            f"iodepth=1\nreplay_no_stall=1\nread_iolog={iolog}\n"
+        ).encode(),
     )
     env = {**os.environ, "CEPH_CONF": conf}
     result = run_fio(job_file, workdir / "rbd-layout.json", readonly=False, timeout_s=600, env=env).result
@@ -278,11 +284,13 @@ def _rbd_layout_on_image(schedule: Schedule, target: Target, workdir: Path, conf
     return offsets, {"image_bytes": size, "needed_bytes": needed, "bytes_written": needed, "digest": digest}
 
 
-def _replay_rbd(schedule: Schedule, target: Target, workdir: Path, no_stall: bool, say: Progress) -> _Measured:
+def _replay_rbd(
+    schedule: Schedule, target: Target, workdir: Path, no_stall: bool, overwrite: bool, say: Progress
+) -> _Measured:
     find_fio()
     conf = ceph.ceph_conf()
     ceph.check_pool(target.pool, conf)
-    offsets, layout = _rbd_layout_on_image(schedule, target, workdir, conf, say)
+    offsets, layout = _rbd_layout_on_image(schedule, target, workdir, conf, overwrite, say)
     rows = [(offsets[r], s, f"{schedule.data_root}/{r}") for r, s in schedule.sizes.items()]
     mapping = _write_mapping(workdir, "offset\tbytes\ttraced path", rows)
     engine = ["ioengine=rbd", f"pool={target.pool}", f"rbdname={target.image}", "clientname=admin"]
@@ -293,17 +301,9 @@ def _replay_rbd(schedule: Schedule, target: Target, workdir: Path, no_stall: boo
     return _with_layout(measured, layout, mapping)
 
 
-def _check_objects(schedule: Schedule, target: Target, workdir: Path, conf: str, *, write: bool) -> ceph.RadosObjects:
-    objects = {rados_object_name(rel): size for rel, size in schedule.sizes.items()}
-    checked = ceph.rados_objects(target.pool, objects, workdir, conf, write=write)
-    if not checked.complete:
-        if write:
-            raise ReplayError(checked.problem("after writing them"))
-        raise ReplayVerificationError(checked.problem("after the replay"))
-    return checked
-
-
-def _replay_rados(schedule: Schedule, target: Target, workdir: Path, no_stall: bool, say: Progress) -> _Measured:
+def _replay_rados(
+    schedule: Schedule, target: Target, workdir: Path, no_stall: bool, overwrite: bool, say: Progress
+) -> _Measured:
     too_big = [(rel, size) for rel, size in schedule.sizes.items() if size > RADOS_MAX_OBJECT]
     if too_big:
         rel, size = too_big[0]
@@ -311,27 +311,31 @@ def _replay_rados(schedule: Schedule, target: Target, workdir: Path, no_stall: b
             f"{rel} needs an object of {size} bytes, over RADOS's {RADOS_MAX_OBJECT} (osd_max_object_size): "
             "replay on rbd: or cephfs: instead"
         )
-    names = mapped(schedule, rados_object_name)
     find_fio()
     conf = ceph.ceph_conf()
     ceph.check_pool(target.pool, conf)
-    say(f"checking {len(names):,} objects in rados pool {target.pool} (writing the missing ones)")
-    before = _check_objects(schedule, target, workdir, conf, write=True)
-    if before.written:
-        say(f"wrote {before.written:,} objects ({bytes_text(before.bytes_written)})")
+    store = ceph.RadosStore(target.pool, DATA_PREFIX, workdir, conf)
+    names = mapped(schedule, store.object_name)
+    layout = ensure_layout(store, schedule.sizes, purpose="replay", overwrite=overwrite, say=say)
     rows = [(names[r], s, f"{schedule.data_root}/{r}") for r, s in schedule.sizes.items()]
     mapping = _write_mapping(workdir, "object\tbytes\ttraced path", rows)
     engine = ["ioengine=rados", f"pool={target.pool}", f"conf={conf}", "clientname=admin", "touch_objects=0"]
     describe = f"rados pool {target.pool}"
     job_file = _write_jobs(schedule, workdir, engine=engine, describe=describe, no_stall=no_stall, names=names)
     measured = _replay_with_fio(schedule, job_file, workdir, no_stall=no_stall, say=say)
-    _check_objects(schedule, target, workdir, conf, write=False)
-    layout = {"objects": before.objects, "written": before.written, "bytes_written": before.bytes_written}
+    objects = {names[rel]: size for rel, size in schedule.sizes.items()}
+    after = ceph.rados_objects(target.pool, objects, workdir, conf)
+    if not after.complete:
+        raise ReplayVerificationError(after.problem("after the replay"))
     return _with_layout(measured, layout, mapping)
 
 
-def _replay_cephfs(schedule: Schedule, target: Target, workdir: Path, no_stall: bool, say: Progress) -> _Measured:
+def _replay_cephfs(
+    schedule: Schedule, target: Target, workdir: Path, no_stall: bool, overwrite: bool, say: Progress
+) -> _Measured:
     conf = ceph.ceph_conf()
+    store = ceph.CephFSStore(target.path, workdir, conf)
+    layout = ensure_layout(store, schedule.sizes, purpose="replay", overwrite=overwrite, say=say)
     processes = [
         {
             "name": job.name,
@@ -341,7 +345,7 @@ def _replay_cephfs(schedule: Schedule, target: Target, workdir: Path, no_stall: 
         }
         for job in schedule.jobs
     ]
-    plan = {"conf": conf, "root": target.path, "files": schedule.sizes, "seed": 0, "no_stall": no_stall}
+    plan = {"conf": conf, "root": target.path, "no_stall": no_stall}
     rows = [(posixpath.join(target.path, r), s, f"{schedule.data_root}/{r}") for r, s in schedule.sizes.items()]
     mapping = _write_mapping(workdir, "cephfs path\tbytes\ttraced path", rows)
     pace = "as fast as possible" if no_stall else f"as traced (the plan spans {schedule.planned_duration_s:.2f} s)"
@@ -365,7 +369,7 @@ def _replay_cephfs(schedule: Schedule, target: Target, workdir: Path, no_stall: 
             "result_file": str(workdir / "cephfs-result.json"),
             "helper_wall_s": time.monotonic() - start,
             "latency_ms": result["latency_ms"],
-            "layout": result["layout"],
+            "layout": layout.to_dict(),
             "mapping_file": str(mapping),
         },
         messages=tuple(result["error_messages"]),
@@ -378,64 +382,72 @@ RUNNERS = {DIRECTORY: _replay_directory, RBD: _replay_rbd, RADOS: _replay_rados,
 def replay_fio(
     trace: Trace | str | os.PathLike,
     target: str,
-    workdir: Path,
+    workdir: Path | None = None,
     *,
     nodes: int = 1,
     no_stall: bool = False,
     time_scale: float = 1.0,
+    overwrite: bool = False,
     progress: Progress | None = None,
 ) -> ReplayResult:
     """Replay the trace's data reads on ``target`` (see the module docstring) and measure them.
 
-    ``workdir`` receives the iologs, job files, plans, fio's report and ``mapping.tsv``.
+    ``workdir`` receives the iologs, job files, plans, fio's report and ``mapping.tsv`` (by default a
+    new temporary folder, removed again if the replay fails). The data set is laid out in a layout root
+    of trainio's own (docs/replay.md); ``overwrite`` lets trainio write where other data lies.
     ``progress`` gets one line per step. Raises :class:`~trainio.replay.storage.target.TargetError`
-    for a target ``replay fio`` does not take, :class:`~trainio.replay.storage.errors.ReplayError` when
-    the replay cannot run (no fio, Ceph unreachable, no room, a trace without data reads, file names
-    fio cannot express) and :class:`~trainio.replay.real.result.ReplayVerificationError` when it read
-    other bytes or ops than the trace.
+    for a target ``replay fio`` does not take, :class:`~trainio.replay.storage.layout.ForeignDataError`
+    for a target or work folder holding what trainio did not write,
+    :class:`~trainio.replay.real.iolog.IologError` for names or reads fio cannot express,
+    :class:`~trainio.replay.storage.errors.ReplayError` when the replay cannot run (no fio, Ceph
+    unreachable, no room, a trace without data reads) and
+    :class:`~trainio.replay.real.result.ReplayVerificationError` when it read other bytes or ops than
+    the trace.
     """
     if nodes < 1:
         raise ValueError(f"nodes(={nodes}) must be >= 1")
     say = progress or (lambda _line: None)
     spec = target_of(target)
-    workdir = Path(workdir).absolute()
-    schedule = build_schedule(trace, nodes=nodes, time_scale=time_scale)
-    workdir.mkdir(parents=True, exist_ok=True)
+    schedule = build_schedule(trace, nodes=nodes, time_scale=time_scale, command="replay fio")
+    for note in schedule.notes:
+        say(f"warning: {note}")
     say(
         f"{schedule.expected_ops:,} data reads ({bytes_text(schedule.expected_bytes)}) of {len(schedule.sizes):,} "
         f"files, {len(schedule.jobs)} jobs on {nodes} node(s); the trace spans {schedule.traced_duration_s:.2f} s"
     )
-    try:
-        measured = RUNNERS[spec.kind](schedule, spec, workdir, no_stall, say)
-    except IologError as exc:
-        raise ReplayError(f"cannot replay trace {schedule.trace_path} on {target}: {exc}") from exc
-    result = ReplayResult(
-        target=target,
-        nodes=nodes,
-        bytes=measured.bytes,
-        ops=measured.ops,
-        duration_s=measured.duration_s,
-        traced_duration_s=schedule.traced_duration_s,
-        lat_p50_ms=measured.lat_p50_ms,
-        lat_p99_ms=measured.lat_p99_ms,
-        errors=measured.errors,
-        mode="no-stall" if no_stall else "as-traced",
-        expected_bytes=schedule.expected_bytes,
-        expected_ops=schedule.expected_ops,
-        details={
-            **measured.details,
-            "workdir": str(workdir),
-            "data_root": schedule.data_root,
-            "files": len(schedule.sizes),
-            "time_scale": time_scale,
-            "planned_duration_s": schedule.planned_duration_s,
-            "messages": list(measured.messages),
-        },
-    )
-    if result.bytes != result.expected_bytes or result.ops != result.expected_ops:
-        why = f": {'; '.join(measured.messages[:3])}" if measured.messages else ""
-        raise ReplayVerificationError(
-            f"the replay on {target} read {result.bytes} bytes in {result.ops} reads, the trace "
-            f"{result.expected_bytes} bytes in {result.expected_ops} reads{why}"
+    with work_folder(workdir, prefix="trainio-fio-", overwrite=overwrite) as folder:
+        try:
+            measured = RUNNERS[spec.kind](schedule, spec, folder, no_stall, overwrite, say)
+        except IologError as exc:
+            raise IologError(f"cannot replay trace {schedule.trace_path} on {target}: {exc}") from exc
+        result = ReplayResult(
+            target=target,
+            nodes=nodes,
+            bytes=measured.bytes,
+            ops=measured.ops,
+            duration_s=measured.duration_s,
+            traced_duration_s=schedule.traced_duration_s,
+            lat_p50_ms=measured.lat_p50_ms,
+            lat_p99_ms=measured.lat_p99_ms,
+            errors=measured.errors,
+            mode="no-stall" if no_stall else "as-traced",
+            expected_bytes=schedule.expected_bytes,
+            expected_ops=schedule.expected_ops,
+            details={
+                **measured.details,
+                "workdir": str(folder),
+                "data_root": schedule.data_root,
+                "files": len(schedule.sizes),
+                "time_scale": time_scale,
+                "planned_duration_s": schedule.planned_duration_s,
+                "messages": list(measured.messages),
+                "warnings": [*schedule.warnings, *schedule.notes],
+            },
         )
+        if result.bytes != result.expected_bytes or result.ops != result.expected_ops:
+            why = f": {'; '.join(measured.messages[:3])}" if measured.messages else ""
+            raise ReplayVerificationError(
+                f"the replay on {target} read {result.bytes} bytes in {result.ops} reads, the trace "
+                f"{result.expected_bytes} bytes in {result.expected_ops} reads{why}"
+            )
     return result

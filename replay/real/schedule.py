@@ -7,6 +7,7 @@ share one process's reads are in docs/replay.md.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -23,6 +24,8 @@ SEQUENTIAL_READS = ("read", "readv", "fread")
 POSITIONED_READS = ("pread", "preadv")
 OPENS = ("open", "fopen")
 CLOSES = ("close", "fclose")
+MAX_NODES = 1024
+"""Nodes a replay on real storage runs at once, all on this host."""
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,10 @@ class Schedule:
     """The trace's data reads, counted from its rows apart from the schedule: what a replay must match."""
     traced_duration_s: float
     """The trace's span of those reads, first start to last end."""
+    warnings: tuple[str, ...] = ()
+    """What the trace reader said of the trace (a damaged per-process file, a busy host)."""
+    notes: tuple[str, ...] = ()
+    """What the schedule itself warns of (nodes left without reads)."""
 
     @property
     def planned_duration_s(self) -> float:
@@ -249,22 +256,36 @@ def node_start_delays(processes: dict[str, tuple[int, int, int]]) -> dict[str, i
 # ---------------------------------------------------------------------------- the schedule
 
 
-def build_schedule(trace: Trace | str | os.PathLike, *, nodes: int = 1, time_scale: float = 1.0) -> Schedule:
+def _no_file_reads(trace: Trace, command: str) -> ReplayError:
+    io = trace.io
+    gets = io.filter(pc.and_(pc.equal(io["io_class"], "data"), pc.equal(io["kind"], "object"))).num_rows
+    what = (
+        f"its {gets:,} data operations are object GETs, which {command} does not replay (replay what-if projects them)"
+        if gets
+        else "it read no data"
+    )
+    return ReplayError(
+        f"trace {trace.path} has no data reads from files to replay (io_class 'data', kind 'file', "
+        f"returning bytes): {what}"
+    )
+
+
+def build_schedule(
+    trace: Trace | str | os.PathLike, *, nodes: int = 1, time_scale: float = 1.0, command: str = "this replay"
+) -> Schedule:
     """The jobs to replay: one per traced process that read data and node, at the traced pace x
-    ``time_scale``. Raises :class:`ReplayError` for a trace without data reads from files."""
-    if nodes < 1:
-        raise ValueError(f"nodes(={nodes}) must be >= 1")
-    if not time_scale > 0:
+    ``time_scale``. Raises :class:`ReplayError` for a trace without data reads from files (``command``
+    names the replay in that message)."""
+    if not 1 <= nodes <= MAX_NODES:
+        raise ValueError(f"nodes(={nodes}) must be 1 to {MAX_NODES}")
+    if not 0 < time_scale < math.inf:
         raise ValueError(f"time_scale(={time_scale}) must be > 0")
     trace = _load(trace)
     expected_bytes, expected_ops, traced = traced_reads(trace)
     cwd = trace.manifest.get("cwd") or "/"
     sessions = _sessions(trace, cwd)
     if expected_ops == 0 or not sessions:
-        raise ReplayError(
-            f"trace {trace.path} has no data reads from files to replay (io_class 'data', kind 'file', "
-            "returning bytes); object GETs are replayed by `replay s3`"
-        )
+        raise _no_file_reads(trace, command)
     paths = {s.path for per_pid in sessions.values() for s in per_pid}
     root = _data_root(paths, trace.manifest.get("data_roots") or [], cwd)
     traced_ops = {pid: _process_ops(sessions[pid]) for pid in sorted(sessions)}
@@ -298,6 +319,13 @@ def build_schedule(trace: Trace | str | os.PathLike, *, nodes: int = 1, time_sca
         for node, share in enumerate(shares[name])
         if share
     ]
+    notes = []
+    busy = len({job.node for job in jobs})
+    if busy < nodes:
+        notes.append(
+            f"{nodes:,} nodes, but the trace's {sum(len(s) for s in sessions.values()):,} file opens give only "
+            f"{busy:,} of them anything to read"
+        )
     sizes: dict[str, int] = {}
     for process in processes.values():
         for op in process:
@@ -313,4 +341,6 @@ def build_schedule(trace: Trace | str | os.PathLike, *, nodes: int = 1, time_sca
         expected_bytes=expected_bytes,
         expected_ops=expected_ops,
         traced_duration_s=traced,
+        warnings=tuple(trace.warnings),
+        notes=tuple(notes),
     )

@@ -54,6 +54,15 @@ class Target:
         """``directory``: the absolute path (``~`` expanded)."""
         return Path(self.path).expanduser().absolute()
 
+    def directory_kind(self) -> str:
+        """``directory``: what is there, ``missing``, ``directory`` or ``other``; :class:`TargetError`
+        when the path cannot even be looked at (a name too long, a folder on the way not searchable)."""
+        try:
+            path = self.directory
+            return "directory" if path.is_dir() else "other" if path.exists() else "missing"
+        except (OSError, RuntimeError) as exc:  # RuntimeError: a ~user that does not exist
+            raise TargetError(f"target(={self.text!r}): {getattr(exc, 'strerror', None) or exc}") from exc
+
 
 def expected(accepts: Iterable[str]) -> str:
     """``DIR, rados:POOL or cephfs:/PATH``: the kinds a command takes, as a user writes them."""
