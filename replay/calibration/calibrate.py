@@ -8,7 +8,6 @@ matrix, the fit and the CPU accounting are described in docs/calibration.md.
 
 from __future__ import annotations
 
-import math
 import os
 import tempfile
 import time
@@ -22,11 +21,12 @@ from trainio.models.units import duration_text, rate_text
 from trainio.replay.calibration.cephfs import calibrate_cephfs
 from trainio.replay.calibration.directory import calibrate_directory
 from trainio.replay.calibration.fit import Fitted, fit_measurements
-from trainio.replay.calibration.measurement import MIN_BUDGET_S, Budget, Cells, Measurement, Progress
+from trainio.replay.calibration.measurement import MAX_BUDGET_S, MIN_BUDGET_S, Budget, Cells, Measurement, Progress
 from trainio.replay.calibration.place import DEFAULT_PLACEMENT, Placement
 from trainio.replay.calibration.profile import profile_toml
 from trainio.replay.calibration.rados import calibrate_rados
 from trainio.replay.calibration.rgw import calibrate_rgw
+from trainio.replay.storage.errors import ReplayError
 from trainio.replay.storage.target import CEPHFS, DIRECTORY, RADOS, RGW, Target, TargetError, expected, parse_target
 
 CELLS: dict[str, Callable[[Target, Budget, Progress, Path, Placement], Cells]] = {
@@ -36,6 +36,22 @@ CELLS: dict[str, Callable[[Target, Budget, Progress, Path, Placement], Cells]] =
     DIRECTORY: calibrate_directory,
 }
 """The target kinds ``replay calibrate`` measures, and how."""
+
+
+def writable(out: Path) -> Path:
+    """``out``, checked before anything is measured: not a folder, its folder one or makeable;
+    :class:`ValueError` naming it else."""
+    try:
+        if out.is_dir():
+            raise ValueError(f"--out {out} is a directory: name the profile file to write")
+        folder = out.parent
+        while not folder.exists():
+            folder = folder.parent
+        if not folder.is_dir() or not os.access(folder, os.W_OK):
+            raise ValueError(f"--out {out}: {folder} is not a folder this user can write in")
+    except OSError as exc:
+        raise ValueError(f"--out {out}: {exc.strerror or exc}") from exc
+    return out
 
 
 def target_of(text: str) -> Target:
@@ -91,11 +107,11 @@ def calibrate(
     write, :class:`~trainio.replay.storage.errors.ReplayError` (:class:`CalibrationError`) when a
     measurement fails or cannot be trusted.
     """
-    if not MIN_BUDGET_S <= budget_s < math.inf:
-        raise ValueError(f"budget_s(={budget_s}) must be >= {MIN_BUDGET_S}")
+    if not MIN_BUDGET_S <= budget_s <= MAX_BUDGET_S:
+        raise ValueError(f"budget_s(={budget_s}) must be {MIN_BUDGET_S:g} to {MAX_BUDGET_S:g}")
     say = progress or (lambda message: None)
     parsed = target_of(target)
-    out = Path(out)
+    out = writable(Path(out))
     budget = Budget(budget_s)
     with tempfile.TemporaryDirectory(prefix="trainio-calibrate-") as scratch:
         cells = CELLS[parsed.kind](parsed, budget, say, Path(scratch), placement)
@@ -108,8 +124,11 @@ def calibrate(
         f"{cells.tool}, {len(cells.measurements)} measurements in {elapsed:.0f} s"
     )
     text = profile_toml(out.stem, parsed, fitted, cells.measurements, source=source, fstype=cells.fstype)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text, encoding="utf-8")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise ReplayError(f"cannot write the profile {out}: {exc.strerror or exc}") from exc
     return Calibration(
         target=parsed.text,
         kind=parsed.kind,

@@ -7,13 +7,19 @@ from pathlib import Path
 import click
 
 from trainio.replay.calibration.calibrate import calibrate
-from trainio.replay.calibration.measurement import MIN_BUDGET_S
+from trainio.replay.calibration.measurement import MAX_BUDGET_S, MIN_BUDGET_S
 from trainio.replay.calibration.place import Placement
 from trainio.replay.calibration.report import render_calibration
 from trainio.replay.cli import main
 from trainio.replay.cli.options import overwrite_option, timeout_options, timeouts_of
 from trainio.replay.storage.target import TargetError
 from trainio.tracefile.cli import UserError
+
+
+def _budget(value: float) -> float:
+    if not MIN_BUDGET_S <= value <= MAX_BUDGET_S:  # NaN is neither
+        raise click.BadParameter(f"must be {MIN_BUDGET_S:g} to {MAX_BUDGET_S:g} seconds (got {value})")
+    return value
 
 
 @main.command("calibrate")
@@ -33,7 +39,8 @@ from trainio.tracefile.cli import UserError
     "--budget-s",
     default=60.0,
     show_default=True,
-    type=click.FloatRange(min=MIN_BUDGET_S, max=24 * 3600),
+    type=float,
+    callback=lambda ctx, param, value: _budget(value),
     help="Seconds the measurements may take, set-up included.",
 )
 @click.option(
@@ -89,7 +96,7 @@ def calibrate_command(
             placement=Placement(keep=keep, overwrite=overwrite, timeouts=timeouts_of(connect_timeout, read_timeout)),
             progress=lambda message: click.echo(f"replay calibrate: {message}", err=True),
         )
-    except TargetError as exc:
+    except (TargetError, ValueError) as exc:  # a target it does not take, an --out it cannot write
         raise UserError(str(exc)) from exc
     click.echo(render_calibration(result))
     click.echo(f"wrote {result.profile_path}")

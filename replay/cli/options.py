@@ -11,6 +11,9 @@ from trainio.replay.real.schedule import MAX_NODES
 from trainio.replay.storage.s3 import CONNECT_TIMEOUT_S, READ_TIMEOUT_S, Timeouts
 from trainio.tracefile import Trace, open_trace
 
+MAX_EPOCHS = 1000
+"""Epochs a projection (and so an emulation, which is compared with one) may ask for."""
+
 
 def positive_int(ctx: click.Context, param: click.Parameter, value: int | None) -> int | None:
     if value is not None and value < 1:
@@ -31,6 +34,14 @@ time_scale_option = click.option(
     type=float,
     callback=positive_float,
     help="Multiply the traced gaps: 2 replays at half the traced pace, 0.5 at double.",
+)
+compute_scale_option = click.option(
+    "--compute-scale",
+    default=1.0,
+    show_default=True,
+    type=float,
+    callback=positive_float,
+    help="Multiply the traced step compute time: 0.5 = an accelerator twice as fast.",
 )
 overwrite_option = click.option(
     "--overwrite",
