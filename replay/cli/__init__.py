@@ -45,6 +45,7 @@ def main() -> None:
     \b
       replay what-if --trace TRACE --nodes 4 --backend rgw
       replay what-if --trace TRACE --backend as-captured      (self-check: the captured run)
+      replay emulate --trace TRACE --target /mnt/storage/ds   (the same, measured on real storage)
       replay backends                                         (built-in storage profiles)
     """
 
@@ -53,6 +54,7 @@ def main() -> None:
 from trainio.replay.cli import (  # noqa: E402
     backends,  # noqa: F401
     calibrate,  # noqa: F401
+    emulate,  # noqa: F401
     fio,  # noqa: F401
     s3,  # noqa: F401
     whatif,  # noqa: F401

@@ -51,6 +51,14 @@ def summary(result: ReplayResult) -> str:
     help="Folder for iologs, job files, plans and reports: new, empty, or a previous --workdir "
     "[a new temporary folder].",
 )
+@click.option(
+    "--format",
+    "fmt",
+    default="files",
+    show_default=True,
+    help="Record format to replay: files (as traced) or shards:SIZE (e.g. shards:64MiB): the traced files "
+    "packed into tar shards of that size, read as a shard reader reads them.",
+)
 @overwrite_option
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (the stable keys).")
 def fio_command(
@@ -60,6 +68,7 @@ def fio_command(
     no_stall: bool,
     time_scale: float,
     workdir: Path | None,
+    fmt: str,
     overwrite: bool,
     as_json: bool,
 ) -> None:
@@ -77,7 +86,10 @@ def fio_command(
     pool; an RBD image trainio created. A target holding data trainio did not write is refused
     unless --overwrite. Then every traced process's reads run in order at their offsets and sizes,
     at the traced pace or with --no-stall as fast as possible. --nodes N runs N copies at once, each
-    reading its DistributedSampler share. Ceph targets read CEPH_CONF (default /etc/ceph/ceph.conf)
+    reading its DistributedSampler share. --format shards:SIZE lays the files out packed into tar
+    shards of SIZE and replays each process's reads as a shard reader issues them: sequential within
+    a shard, in requests of up to 4 MiB, ahead of a 1,000-sample shuffle buffer, each at the traced
+    time of the first sample that needs it. Ceph targets read CEPH_CONF (default /etc/ceph/ceph.conf)
     and use client.admin. Progress goes to stderr; the summary shows replayed vs traced time
     (fidelity), throughput, latency p50/p99 and errors; --json prints target, nodes, bytes, ops,
     duration_s, traced_duration_s, fidelity, read_MBps, ops_per_s, lat_p50_ms, lat_p99_ms, errors,
@@ -93,6 +105,7 @@ def fio_command(
             nodes=nodes,
             no_stall=no_stall,
             time_scale=time_scale,
+            fmt=fmt,
             overwrite=overwrite,
             progress=lambda line: click.echo(f"replay fio: {line}", err=True),
         )

@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from trainio.models.formats import FormatError, parse_format
 from trainio.models.units import bytes_text
 from trainio.replay.real.iolog import (
     IOLOG_HEADER,
@@ -35,22 +36,24 @@ from trainio.replay.real.iolog import (
 )
 from trainio.replay.real.result import ReplayResult, ReplayVerificationError
 from trainio.replay.real.schedule import Schedule, build_schedule
+from trainio.replay.real.shards import packed_schedule
 from trainio.replay.storage import ceph
 from trainio.replay.storage.directory import DirectoryStore, check_room, replace_file
 from trainio.replay.storage.errors import ReplayError
-from trainio.replay.storage.fio import FioDirection, find_fio, run_fio
+from trainio.replay.storage.fio import FioDirection, FioOutputError, find_fio, job_spans, lat_log_options, run_fio
 from trainio.replay.storage.layout import DATA_PREFIX, ForeignDataError, Layout, ensure_layout
 from trainio.replay.storage.target import CEPHFS, DIRECTORY, RADOS, RBD, Target, TargetError, parse_target
-from trainio.replay.storage.workdir import work_folder
+from trainio.replay.storage.workdir import subfolder, work_folder
 from trainio.tracefile import Trace
 
 ACCEPTS = (DIRECTORY, RBD, RADOS, CEPHFS)
 """The target kinds ``replay fio`` replays on."""
 ALIGN = 4096
 RBD_WRITE_CHUNK = 4 * 2**20
-RADOS_MAX_OBJECT = 128 * 2**20
 LAYOUT_META_KEY = "trainio.layout"
 MAPPING_FILE = "mapping.tsv"
+LAT_LOG_FOLDER, LAT_LOG_PREFIX = "latency", "job"
+"""fio's per-I/O logs of a replay: WORKDIR/latency/job_lat.N.log."""
 Progress = Callable[[str], None]
 
 
@@ -103,11 +106,14 @@ def _write_jobs(
         f"on {describe},",
         f"{pace_text(no_stall, schedule.time_scale)}; the data set must be in place (replay fio lays it out).",
     ]
+    logs = subfolder(workdir, LAT_LOG_FOLDER)
+    for old in logs.glob(f"{LAT_LOG_PREFIX}_*.log"):
+        old.unlink()
     written = write_fio_jobs(
         schedule,
         workdir / "iolog",
         workdir / JOB_FILE,
-        options=[*engine, "iodepth=1", "lat_percentiles=1"],
+        options=[*engine, "iodepth=1", "lat_percentiles=1", *lat_log_options(logs / LAT_LOG_PREFIX)],
         comment=comment,
         no_stall=no_stall,
         names=names,
@@ -157,6 +163,47 @@ class _Measured:
     errors: int
     details: dict = field(default_factory=dict)
     messages: tuple[str, ...] = ()
+    measured_fidelity: float = math.nan
+
+
+@dataclass(frozen=True)
+class _Span:
+    """When one job's reads ran, in seconds on one clock: the first's issue, the last's issue and end."""
+
+    first_issue_s: float
+    last_issue_s: float
+    last_end_s: float
+
+
+def measured_part(schedule: Schedule, spans: dict[str, _Span], *, no_stall: bool) -> tuple[float, float, list[dict]]:
+    """The replay's wall span from its reads' real times (first read issued to last read done, every
+    job), and the fidelity of the part a replay measures: each job's reads, first issue to last issue,
+    against the schedule's (start delays, which only the plan knows, left out); summed over jobs.
+    NaN without the traced pace (``no_stall``). Also one row per job."""
+    if not spans:
+        return 0.0, math.nan, []
+    origin = min(span.first_issue_s for span in spans.values())
+    planned_first = {
+        job.name: (job.delay_us + next(op.stamp_us for op in job.ops if op.action == "read")) / 1e6
+        for job in schedule.jobs
+    }
+    plan_origin = min(planned_first[name] for name in spans)
+    rows, planned_total, measured_total = [], 0.0, 0.0
+    for job in schedule.jobs:
+        span = spans.get(job.name)
+        if span is None:
+            continue
+        stamps = [op.stamp_us for op in job.ops if op.action == "read"]
+        planned, measured = (stamps[-1] - stamps[0]) / 1e6, span.last_issue_s - span.first_issue_s
+        planned_total += planned
+        measured_total += measured
+        late = (span.first_issue_s - origin) - (planned_first[job.name] - plan_origin)
+        rows.append(
+            {"job": job.name, "planned_s": planned, "measured_s": measured, "started_late_s": 0.0 if no_stall else late}
+        )
+    duration = max(span.last_end_s for span in spans.values()) - origin
+    fidelity = measured_total / planned_total if planned_total > 0 and not no_stall else math.nan
+    return duration, fidelity, rows
 
 
 def _timeout_s(schedule: Schedule) -> float:
@@ -173,13 +220,22 @@ def _replay_with_fio(
     output = workdir / RESULT_FILE
     run = run_fio(job_file, output, readonly=True, timeout_s=_timeout_s(schedule), env=env)
     result = run.result
-    delays = {job.name: 0 if no_stall else job.delay_us for job in schedule.jobs}
     reads = [job.read for job in result.jobs]
     failed = [f"{job.jobname}: error {job.error}" for job in result.jobs if job.error]
+    try:
+        logged = job_spans(workdir / LAT_LOG_FOLDER / LAT_LOG_PREFIX, len(result.jobs))
+    except FioOutputError as exc:
+        raise ReplayError(f"fio's per-I/O log cannot be read: {exc}") from exc
+    spans = {
+        job.jobname: _Span(span.first_issue_s, span.last_issue_s, span.last_end_s)
+        for job, span in zip(result.jobs, logged, strict=True)
+        if span is not None
+    }
+    duration, fidelity, rows = measured_part(schedule, spans, no_stall=no_stall)
     return _Measured(
         bytes=sum(r.io_bytes for r in reads),
         ops=sum(r.total_ios for r in reads),
-        duration_s=max((delays.get(j.jobname, 0) / 1e6 + j.job_runtime_ms / 1000 for j in result.jobs), default=0.0),
+        duration_s=duration,
         lat_p50_ms=mixed_percentile([(r.total_ios, _latency_table(r)) for r in reads], 50.0) / 1e6,
         lat_p99_ms=mixed_percentile([(r.total_ios, _latency_table(r)) for r in reads], 99.0) / 1e6,
         errors=len(failed) + sum(r.short_ios for r in reads),
@@ -190,8 +246,11 @@ def _replay_with_fio(
             "result_file": str(output),
             "fio_wall_s": run.wall_s,
             "jobs": len(result.jobs),
+            "span_source": "fio's per-I/O latency log (log_unix_epoch)",
+            "measured_jobs": rows,
         },
         messages=(*failed, *result.messages),
+        measured_fidelity=fidelity,
     )
 
 
@@ -304,11 +363,11 @@ def _replay_rbd(
 def _replay_rados(
     schedule: Schedule, target: Target, workdir: Path, no_stall: bool, overwrite: bool, say: Progress
 ) -> _Measured:
-    too_big = [(rel, size) for rel, size in schedule.sizes.items() if size > RADOS_MAX_OBJECT]
+    too_big = [(rel, size) for rel, size in schedule.sizes.items() if size > ceph.RADOS_MAX_OBJECT]
     if too_big:
         rel, size = too_big[0]
         raise ReplayError(
-            f"{rel} needs an object of {size} bytes, over RADOS's {RADOS_MAX_OBJECT} (osd_max_object_size): "
+            f"{rel} needs an object of {size} bytes, over RADOS's {ceph.RADOS_MAX_OBJECT} (osd_max_object_size): "
             "replay on rbd: or cephfs: instead"
         )
     find_fio()
@@ -356,10 +415,17 @@ def _replay_cephfs(
     start = time.monotonic()
     result = ceph.run_helper("cephfs", {**plan, "processes": processes}, workdir, conf, _timeout_s(schedule))
     reads = result["latency_ms"].get("read", {})
+    spans = {
+        p["name"]: _Span(p["first_read_s"], p["last_read_s"], p["last_end_s"])
+        for p in result["processes"]
+        if p.get("first_read_s") is not None
+    }
+    _, fidelity, measured_jobs = measured_part(schedule, spans, no_stall=no_stall)
     return _Measured(
         bytes=result["bytes"],
         ops=result["ops"],
         duration_s=result["duration_s"],
+        measured_fidelity=fidelity,
         lat_p50_ms=reads.get("p50", math.nan),
         lat_p99_ms=reads.get("p99", math.nan),
         errors=result["errors"],
@@ -371,6 +437,7 @@ def _replay_cephfs(
             "latency_ms": result["latency_ms"],
             "layout": layout.to_dict(),
             "mapping_file": str(mapping),
+            "measured_jobs": measured_jobs,
         },
         messages=tuple(result["error_messages"]),
     )
@@ -387,11 +454,14 @@ def replay_fio(
     nodes: int = 1,
     no_stall: bool = False,
     time_scale: float = 1.0,
+    fmt: str = "files",
     overwrite: bool = False,
     progress: Progress | None = None,
 ) -> ReplayResult:
     """Replay the trace's data reads on ``target`` (see the module docstring) and measure them.
 
+    ``fmt`` ``shards:SIZE`` lays the traced files out packed into shards of that size and replays each
+    process's reads as a shard reader would issue them (:mod:`trainio.replay.real.shards`).
     ``workdir`` receives the iologs, job files, plans, fio's report and ``mapping.tsv`` (by default a
     new temporary folder, removed again if the replay fails). The data set is laid out in a layout root
     of trainio's own (docs/replay.md); ``overwrite`` lets trainio write where other data lies.
@@ -408,12 +478,18 @@ def replay_fio(
         raise ValueError(f"nodes(={nodes}) must be >= 1")
     say = progress or (lambda _line: None)
     spec = target_of(target)
+    record_format = parse_format(fmt)
+    if record_format.kind == "preload":
+        raise FormatError(f"format {fmt!r}: replay fio replays files or shards:SIZE")
     schedule = build_schedule(trace, nodes=nodes, time_scale=time_scale, command="replay fio")
+    if record_format.kind == "shards":
+        schedule = packed_schedule(schedule, record_format)
     for note in schedule.notes:
         say(f"warning: {note}")
     say(
         f"{schedule.expected_ops:,} data reads ({bytes_text(schedule.expected_bytes)}) of {len(schedule.sizes):,} "
-        f"files, {len(schedule.jobs)} jobs on {nodes} node(s); the trace spans {schedule.traced_duration_s:.2f} s"
+        f"{'shards' if record_format.kind == 'shards' else 'files'}, {len(schedule.jobs)} jobs on {nodes} node(s); "
+        f"the trace spans {schedule.traced_duration_s:.2f} s"
     )
     with work_folder(workdir, prefix="trainio-fio-", overwrite=overwrite) as folder:
         try:
@@ -431,6 +507,7 @@ def replay_fio(
             lat_p99_ms=measured.lat_p99_ms,
             errors=measured.errors,
             mode="no-stall" if no_stall else "as-traced",
+            measured_fidelity=measured.measured_fidelity,
             expected_bytes=schedule.expected_bytes,
             expected_ops=schedule.expected_ops,
             details={
@@ -438,6 +515,7 @@ def replay_fio(
                 "workdir": str(folder),
                 "data_root": schedule.data_root,
                 "files": len(schedule.sizes),
+                "format": str(record_format),
                 "time_scale": time_scale,
                 "planned_duration_s": schedule.planned_duration_s,
                 "messages": list(measured.messages),

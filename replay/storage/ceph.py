@@ -11,9 +11,12 @@ import json
 import os
 import re
 import subprocess
-from collections.abc import Iterable
+import sys
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 from trainio.replay.storage.directory import replace_file
 from trainio.replay.storage.errors import ReplayError, tail
@@ -33,11 +36,15 @@ CEPH_PYTHON = "/usr/bin/python3"
 """The interpreter Debian's python3-rados and python3-cephfs bindings are built for."""
 HELPER = Path(__file__).resolve().with_name("cephfs_helper.py")
 CEPH_TIMEOUT_S = 60
+RADOS_MAX_OBJECT = 128 * 2**20
+"""osd_max_object_size's default: the largest object a pool takes."""
 MOUNT_TIMEOUT_S = "10"
 INSTALL_CEPH = (
     "install the Ceph client packages (Debian: ceph-common python3-rados python3-cephfs, "
     "or scripts/install-system-deps.sh)"
 )
+DEBIAN_DIST_PACKAGES = Path("/usr/lib/python3/dist-packages")
+"""Where Debian installs python3-rados, built for the system Python's version."""
 HELPER_EXIT_CONNECT, HELPER_EXIT_IMPORT = 3, 4
 """cephfs_helper.py's exit status when it cannot connect to Ceph, and when it cannot import a binding."""
 
@@ -228,6 +235,64 @@ class RadosStore:
 
     def remove(self, names: Iterable[str]) -> int:
         return int(self._helper({}, remove=names)["bytes_removed"])
+
+
+def import_rados() -> ModuleType:
+    """The rados binding in this interpreter: importable as is, or Debian's python3-rados when this
+    Python has the system Python's version (its extension is built for that version only)."""
+    try:
+        import rados
+    except ImportError:
+        tag = sys.implementation.cache_tag  # e.g. cpython-311
+        if not list(DEBIAN_DIST_PACKAGES.glob(f"rados.{tag}-*.so")):
+            raise ReplayError(
+                f"this Python ({sys.executable}, {tag}) cannot import the rados binding: {INSTALL_CEPH}, and run "
+                "trainio with a Python of the system's version"
+            ) from None
+        sys.path.append(str(DEBIAN_DIST_PACKAGES))
+        import rados
+    return rados
+
+
+class RadosReader:
+    """Reads a layout's objects in a pool through librados, connected on first use (after a fork: a
+    librados handle must not cross one). Opens and closes have nothing to act on."""
+
+    def __init__(self, pool: str, conf: str, object_name: Callable[[str], str]) -> None:
+        self.pool, self.conf, self.object_name = pool, conf, object_name
+        self.cluster: Any = None
+        self.ioctx: Any = None
+
+    def _connect(self) -> Any:
+        rados = import_rados()
+        try:
+            self.cluster = rados.Rados(conffile=self.conf)
+            self.cluster.conf_set("client_mount_timeout", MOUNT_TIMEOUT_S)
+            self.cluster.connect(timeout=int(MOUNT_TIMEOUT_S))
+            self.ioctx = self.cluster.open_ioctx(self.pool)
+        except rados.Error as exc:
+            raise unreachable(self.conf, str(exc)) from exc
+        return self.ioctx
+
+    def open(self, name: str) -> None:
+        pass
+
+    def close(self, name: str) -> None:
+        pass
+
+    def read(self, name: str, offset: int, length: int) -> int:
+        """Bytes the read returned; :class:`ReplayError` when librados refuses it."""
+        ioctx = self.ioctx or self._connect()
+        try:
+            return len(ioctx.read(self.object_name(name), length, offset))
+        except import_rados().Error as exc:
+            raise ReplayError(f"rados read of {self.object_name(name)} in pool {self.pool}: {exc}") from exc
+
+    def shutdown(self) -> None:
+        if self.ioctx is not None:
+            self.ioctx.close()
+            self.cluster.shutdown()
+            self.ioctx = self.cluster = None
 
 
 class CephFSStore:

@@ -282,6 +282,8 @@ class _Process(threading.Thread):
         self.latency: dict[str, list[float]] = {}
         self.messages: list[str] = []
         self.t0 = self.end = 0.0
+        self.reads: list[float] = []
+        """The first read's issue, the last read's issue and end (monotonic seconds)."""
 
     def _fail(self, message: str) -> None:
         self.errors += 1
@@ -337,7 +339,9 @@ class _Process(threading.Thread):
                 self._fail(f"read {rel} at {offset}: the file is not open (its open failed)")
                 self.ops += 1
                 return
+            issued = time.monotonic()
             data = self._call("read", rel, lambda: self.fs.read(fds[rel], offset, length))
+            self.reads[:] = [self.reads[0] if self.reads else issued, issued, time.monotonic()]
             self.ops += 1
             if data is not None:
                 self.bytes += len(data)
@@ -386,7 +390,14 @@ def replay_cephfs(plan: dict) -> dict:
         "errors": sum(t.errors for t in threads),
         "error_messages": [m for t in threads for m in t.messages][:MAX_MESSAGES],
         "processes": [
-            {"name": t.name, "bytes": t.bytes, "ops": t.ops, "errors": t.errors, "duration_s": t.end - t.t0}
+            {
+                "name": t.name,
+                "bytes": t.bytes,
+                "ops": t.ops,
+                "errors": t.errors,
+                "duration_s": t.end - t.t0,
+                **dict(zip(("first_read_s", "last_read_s", "last_end_s"), t.reads, strict=False)),
+            }
             for t in threads
         ],
     }

@@ -170,6 +170,39 @@ class DirectoryStore:
         return removed
 
 
+class FileReader:
+    """Reads a layout's files (names relative to its root) as a loader does: open, pread, close.
+    A read of a file that is not open opens and closes it around the read."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.fds: dict[str, int] = {}
+
+    def open(self, name: str) -> None:
+        if name not in self.fds:
+            self.fds[name] = os.open(self.root / name, os.O_RDONLY)
+
+    def read(self, name: str, offset: int, length: int) -> int:
+        """Bytes the read returned."""
+        fd = self.fds.get(name)
+        if fd is not None:
+            return len(os.pread(fd, length, offset))
+        fd = os.open(self.root / name, os.O_RDONLY)
+        try:
+            return len(os.pread(fd, length, offset))
+        finally:
+            os.close(fd)
+
+    def close(self, name: str) -> None:
+        fd = self.fds.pop(name, None)
+        if fd is not None:
+            os.close(fd)
+
+    def shutdown(self) -> None:
+        for name in list(self.fds):
+            self.close(name)
+
+
 def _folder_state(path: Path, rel: str) -> Found:
     try:
         st = os.lstat(path)

@@ -243,6 +243,37 @@ class S3Store:
         return sum(present[name] for name in doomed)
 
 
+class S3Reader:
+    """Reads a layout's objects (names under ``prefix``) with GETs: a client of its own, made on first
+    use (after a fork: a connection must not cross one)."""
+
+    def __init__(self, endpoint: str, bucket: str, prefix: str, timeouts: Timeouts, session: Any = None) -> None:
+        self.endpoint, self.bucket, self.prefix, self.timeouts, self.session = (
+            endpoint,
+            bucket,
+            prefix,
+            timeouts,
+            session,
+        )
+        self.client: Any = None
+
+    def open(self, name: str) -> None:
+        """An object store has no opens: nothing to do."""
+
+    def close(self, name: str) -> None:
+        """... nor closes."""
+
+    def get(self, name: str, offset: int, length: int, whole: bool) -> int:
+        """Bytes one GET returned: the object, or ``length`` bytes from ``offset``."""
+        if self.client is None:
+            self.client = s3_client(self.endpoint, pool=1, session=self.session, timeouts=self.timeouts)
+        ranged = None if whole else f"bytes={offset}-{offset + length - 1}"
+        return timed_get(self.client, self.bucket, self.prefix + name, ranged).bytes
+
+    def shutdown(self) -> None:
+        self.client = None
+
+
 @dataclass(frozen=True)
 class TimedGet:
     first_byte_s: float

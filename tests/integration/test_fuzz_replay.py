@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import collections
 import json
+import os
 import random
 import shutil
 import time
@@ -24,7 +25,7 @@ from trainio.replay.cli import main
 from trainio.tracefile.format import file_metadata
 
 SEED = 13
-CASES = 360
+CASES = 1000
 PROCESS_CASES = 8
 ROOT = Path(__file__).resolve().parents[2]
 PROFILE = ROOT / "models" / "profiles" / "cephfs.toml"
@@ -179,7 +180,7 @@ def _targets(folder: Path) -> list[str]:
 
 def _case(rng: random.Random, traces: list[Path], good: Path, profiles: list[Path], targets: list[str], tmp: Path):
     """One command line: mostly valid, with one or more parts broken."""
-    command = rng.choice(["what-if", "what-if", "fio", "fio", "s3", "calibrate", "backends"])
+    command = rng.choice(["what-if", "what-if", "fio", "fio", "s3", "calibrate", "emulate", "backends"])
     trace = str(rng.choice(traces) if rng.random() < 0.5 else good)
     odd = rng.choice
     n = rng.randrange(1000)
@@ -201,8 +202,16 @@ def _case(rng: random.Random, traces: list[Path], good: Path, profiles: list[Pat
         args += ["--bucket", odd(BUCKETS), "--connect-timeout", odd(["0.2", *ODD_VALUES[:8]])]
         if rng.random() < 0.5:
             args += [odd(["--nodes", "--time-scale", "--read-timeout"]), odd(ODD_VALUES)]
+    elif command == "emulate":
+        # the good trace has no per-sample events: a valid command line ends in one line too, quickly
+        args = ["emulate", "--trace", trace, "--target", odd([*targets, str(tmp / f"e{n}"), "s3://b/p"])]
+        options = ["--nodes", "--format", "--epochs", "--compute-scale", "--workers", "--batch-size", "--seed"]
+        for option in rng.sample([*options, "--endpoint", "--read-timeout", "--backend"], rng.randint(1, 3)):
+            args += [option, odd(ODD_VALUES)]
+        if rng.random() < 0.3:
+            args += ["--profile", str(odd(profiles))]
     elif command == "calibrate":
-        kinds = [t for t in targets if not t.startswith(str(tmp)) or t.endswith("a-file")]  # no real directory
+        kinds = [t for t in targets if not os.path.isdir(t)]  # a real directory would run a whole calibration
         args = ["calibrate", "--target", odd(kinds), "--out", str(odd([tmp / f"p{n}.toml", tmp / "a-file", tmp]))]
         if rng.random() < 0.5:
             args += [odd(["--budget-s", "--read-timeout", "--connect-timeout"]), odd(ODD_VALUES)]

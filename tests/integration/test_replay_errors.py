@@ -54,6 +54,7 @@ def damaged(tmp_path_factory) -> Path:
         ["what-if"],
         ["fio", "--no-stall", "--target", "{tmp}/ds"],
         ["s3", "--endpoint", "http://127.0.0.1:1", "--bucket", "b", "--connect-timeout", "0.2"],
+        ["emulate", "--target", "{tmp}/ds", "--epochs", "1", "--compute-scale", "0.01"],
     ],
     ids=lambda args: args[0],
 )
@@ -80,7 +81,7 @@ def test_a_binary_profile_is_one_line_naming_the_file(tmp_path):
 
 def test_a_regular_file_as_target_is_one_line(tmp_path):
     (tmp_path / "a-regular-file").write_text("x")
-    for command in (["fio"],):
+    for command in (["fio"], ["emulate"]):
         proc = run_cli("replay", *command, "--trace", BUNDLED, "--target", tmp_path / "a-regular-file")
         assert "is a file, not a directory" in one_line_error(proc)
     assert (tmp_path / "a-regular-file").read_text() == "x"
@@ -146,6 +147,7 @@ def silent_endpoint():
     [
         ["s3", "--trace", str(BUNDLED), "--bucket", "b", "--endpoint", "{url}"],
         ["calibrate", "--target", "rgw:{url}/b", "--out", "{tmp}/p.toml", "--budget-s", "5"],
+        ["emulate", "--trace", str(BUNDLED), "--target", "s3://b/ds", "--endpoint", "{url}"],
     ],
     ids=lambda args: args[0],
 )
