@@ -33,6 +33,7 @@ bench: install
 	$(PY) bench/overhead.py
 	$(PY) bench/whatif_speed.py
 	$(PY) bench/replay_fidelity.py
+	$(PY) bench/emulate_vs_real.py
 	$(PY) bench/accuracy.py
 	$(PY) bench/sweep_speed.py
 
@@ -40,5 +41,6 @@ bench-smoke: install system-deps
 	$(PY) bench/overhead.py --smoke --out out/bench-smoke/overhead.json
 	$(PY) bench/whatif_speed.py --smoke --out out/bench-smoke/whatif.json
 	$(PY) bench/replay_fidelity.py --smoke --out out/bench-smoke/replay_fidelity.json
+	$(PY) bench/emulate_vs_real.py --smoke --out out/bench-smoke/emulate.json
 	$(PY) bench/accuracy.py --smoke --out out/bench-smoke/accuracy.json
 	$(PY) bench/sweep_speed.py --smoke --out out/bench-smoke/sweep.json

@@ -224,6 +224,8 @@ def load_profile(path: str | Path) -> BackendProfile:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as err:
         raise ProfileError(f"cannot read profile {path}: {err.strerror or err}") from err
+    except UnicodeDecodeError as err:
+        raise ProfileError(f"cannot read profile {path}: not UTF-8 text (byte {err.start}): not a profile") from err
     except tomllib.TOMLDecodeError as err:
         raise ProfileError(f"cannot read profile {path}: {err}") from err
 

@@ -59,6 +59,14 @@ _RATE = {
     "Hz": 1.0,
 }
 
+_LIMITS = {
+    "size": (1e24, "1 YB"),
+    "duration": (86400.0, "one day"),
+    "bandwidth": (1e18, "1 EB/s"),
+    "rate": (1e18, "1e18 IOPS"),
+}
+"""Finite values beyond these are typing slips, not storage: refused ('unlimited' says no limit)."""
+
 _EXAMPLES = {
     "size": "'4KiB', '256MiB' or a plain number of bytes",
     "duration": "'0.08 ms', '2us' or '1.5 s'",
@@ -94,6 +102,11 @@ def _parse(text: object, table: dict[str, float], kind: str, key: str | None) ->
         value = float(match.group(1)) * table[unit]
     if value < 0 or math.isnan(value):
         raise UnitError(f"{_where(key, text)}: a {kind} must be >= 0")
+    limit, spelled = _LIMITS[kind]
+    if value > limit:
+        raise UnitError(
+            f"{_where(key, text)}: a {kind} above {spelled} is beyond any storage; write 'unlimited' for none"
+        )
     return value
 
 

@@ -70,9 +70,13 @@ def coverage_warning(manifest: dict) -> str | None:
 def read_manifest(trace_dir: str | Path) -> dict:
     """Read and check ``manifest.json``; raise TraceFormatError / TraceVersionError naming the file."""
     path = Path(trace_dir) / MANIFEST
-    if not Path(trace_dir).is_dir():
+    try:
+        is_dir, has_manifest = Path(trace_dir).is_dir(), path.exists()
+    except OSError as exc:  # a name too long, a folder on the way not searchable
+        raise TraceFormatError(trace_dir, exc.strerror or str(exc)) from exc
+    if not is_dir:
         raise TraceFormatError(trace_dir, "not a directory (a trace is a directory made by `tracer capture`)")
-    if not path.exists():
+    if not has_manifest:
         raise TraceFormatError(path, "no manifest.json: this is not a trainio trace directory")
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))

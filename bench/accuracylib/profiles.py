@@ -10,6 +10,7 @@ from pathlib import Path
 
 from trainio.models.backend import PROFILE_DIR, BackendProfile, builtin_profile, load_profile
 from trainio.replay.calibration.calibrate import calibrate
+from trainio.replay.calibration.place import Placement
 from trainio.replay.calibration.report import render_calibration
 
 from .conditions import BUILTIN, say
@@ -53,7 +54,8 @@ def calibrate_profiles(
             ) -> object:
                 # each try writes its own file, so that the least disturbed one can be kept
                 path = scratch / f"try-{next(tries)}" / out.name
-                return calibrate(target, path, budget_s=budget_s, colocated=colocated)
+                # kept between tries and rounds: uploaded once, not inside every try's budget
+                return calibrate(target, path, budget_s=budget_s, colocated=colocated, placement=Placement(keep=True))
 
             probe = cpu_probe_ms()
             cal, usage = quietly(meter, f"calibrating {name}", patience, measure)

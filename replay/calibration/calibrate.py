@@ -21,13 +21,15 @@ from trainio.models.units import duration_text, rate_text
 from trainio.replay.calibration.cephfs import calibrate_cephfs
 from trainio.replay.calibration.directory import calibrate_directory
 from trainio.replay.calibration.fit import Fitted, fit_measurements
-from trainio.replay.calibration.measurement import MIN_BUDGET_S, Budget, Cells, Measurement, Progress
+from trainio.replay.calibration.measurement import MAX_BUDGET_S, MIN_BUDGET_S, Budget, Cells, Measurement, Progress
+from trainio.replay.calibration.place import DEFAULT_PLACEMENT, Placement
 from trainio.replay.calibration.profile import profile_toml
 from trainio.replay.calibration.rados import calibrate_rados
 from trainio.replay.calibration.rgw import calibrate_rgw
+from trainio.replay.storage.errors import ReplayError
 from trainio.replay.storage.target import CEPHFS, DIRECTORY, RADOS, RGW, Target, TargetError, expected, parse_target
 
-CELLS: dict[str, Callable[[Target, Budget, Progress, Path], Cells]] = {
+CELLS: dict[str, Callable[[Target, Budget, Progress, Path, Placement], Cells]] = {
     RGW: calibrate_rgw,
     RADOS: calibrate_rados,
     CEPHFS: calibrate_cephfs,
@@ -36,10 +38,26 @@ CELLS: dict[str, Callable[[Target, Budget, Progress, Path], Cells]] = {
 """The target kinds ``replay calibrate`` measures, and how."""
 
 
+def writable(out: Path) -> Path:
+    """``out``, checked before anything is measured: not a folder, its folder one or makeable;
+    :class:`ValueError` naming it else."""
+    try:
+        if out.is_dir():
+            raise ValueError(f"--out {out} is a directory: name the profile file to write")
+        folder = out.parent
+        while not folder.exists():
+            folder = folder.parent
+        if not folder.is_dir() or not os.access(folder, os.W_OK):
+            raise ValueError(f"--out {out}: {folder} is not a folder this user can write in")
+    except OSError as exc:
+        raise ValueError(f"--out {out}: {exc.strerror or exc}") from exc
+    return out
+
+
 def target_of(text: str) -> Target:
     """``text`` parsed as a target ``replay calibrate`` takes: a directory must exist."""
     target = parse_target(text, tuple(CELLS), command="replay calibrate")
-    if target.kind == DIRECTORY and not target.directory.is_dir():
+    if target.kind == DIRECTORY and target.directory_kind() != "directory":
         raise TargetError(f"target(={text!r}) is not a directory, nor {expected(set(CELLS) - {DIRECTORY})}")
     return target
 
@@ -72,26 +90,31 @@ def calibrate(
     *,
     budget_s: float = 60,
     colocated: bool = False,
+    placement: Placement = DEFAULT_PLACEMENT,
     progress: Progress | None = None,
 ) -> Calibration:
     """Measure ``target``, fit the profile numbers and write the profile to ``out`` (TOML).
+
+    The calibration writes its files only in a layout root of its own at the target and removes them
+    afterwards unless ``placement.keep`` (:mod:`.place`).
 
     ``budget_s`` bounds the measurements (set-up included; a measurement runs at least
     ``MIN_CELL_S``). ``colocated``: the storage daemons run on this machine and share its cores with
     training (hyperconverged, or a dev cluster): their CPU per request, the host's busy CPU less the
     client's, is written as ``colocated_cpu`` (else "0 s", and their time stays inside the latency).
     Raises :class:`~trainio.replay.storage.target.TargetError` for a target it does not take,
-    :class:`~trainio.replay.storage.errors.ReplayError` (:class:`CalibrationError`) when a measurement
-    fails or cannot be trusted.
+    :class:`~trainio.replay.storage.layout.ForeignDataError` when that root holds data trainio did not
+    write, :class:`~trainio.replay.storage.errors.ReplayError` (:class:`CalibrationError`) when a
+    measurement fails or cannot be trusted.
     """
-    if not budget_s >= MIN_BUDGET_S:
-        raise ValueError(f"budget_s(={budget_s}) must be >= {MIN_BUDGET_S}")
+    if not MIN_BUDGET_S <= budget_s <= MAX_BUDGET_S:
+        raise ValueError(f"budget_s(={budget_s}) must be {MIN_BUDGET_S:g} to {MAX_BUDGET_S:g}")
     say = progress or (lambda message: None)
     parsed = target_of(target)
-    out = Path(out)
+    out = writable(Path(out))
     budget = Budget(budget_s)
     with tempfile.TemporaryDirectory(prefix="trainio-calibrate-") as scratch:
-        cells = CELLS[parsed.kind](parsed, budget, say, Path(scratch))
+        cells = CELLS[parsed.kind](parsed, budget, say, Path(scratch), placement)
     fitted = fit_measurements(cells.measurements, colocated=colocated)
     notes = [*cells.notes, *_cpu_notes(fitted, colocated)]
     elapsed = time.monotonic() - budget.start
@@ -101,8 +124,11 @@ def calibrate(
         f"{cells.tool}, {len(cells.measurements)} measurements in {elapsed:.0f} s"
     )
     text = profile_toml(out.stem, parsed, fitted, cells.measurements, source=source, fstype=cells.fstype)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text, encoding="utf-8")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise ReplayError(f"cannot write the profile {out}: {exc.strerror or exc}") from exc
     return Calibration(
         target=parsed.text,
         kind=parsed.kind,

@@ -2,8 +2,8 @@
 storage layer's helper under the system Python.
 
 Random reads of a 64 MiB file with libcephfs's object cache off, and open + read + close and stat of
-256 small files, each once on a fresh mount (cold: an MDS round trip each). The files are written
-once and kept under PATH for the next run.
+256 small files, each once on a fresh mount (cold: an MDS round trip each). The files are written in
+PATH, a layout root of trainio's own (:mod:`.place`), and removed afterwards unless kept.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from trainio.replay.calibration.measurement import (
     cpu_fields,
     single_stream_cells,
 )
+from trainio.replay.calibration.place import Placement, calibration_files
 from trainio.replay.storage import ceph
 from trainio.replay.storage.target import Target
 from trainio.tracefile.hostcpu import cpu_ticks
@@ -37,18 +38,30 @@ PER_CELL_S = 0.15
 """The helper's time per measurement besides the timed phase (a metadata cell mounts afresh)."""
 
 
-def calibrate_cephfs(target: Target, budget: Budget, say: Progress, scratch: Path) -> Cells:
+def calibrate_cephfs(target: Target, budget: Budget, say: Progress, scratch: Path, placement: Placement) -> Cells:
     """Random reads of every size from one stream (the fit's), 4 KiB reads from 8 threads and 4 MiB
     from 4, open + read + close and stat of the sample files."""
     conf = ceph.ceph_conf()
     samples = [f"samples/{i:05d}.bin" for i in range(SAMPLE_FILES)]
     files = {DATA_FILE: DATA_BYTES, **{rel: SAMPLE_BYTES for rel in samples}}
-    plan = {"conf": conf, "root": target.path, "seed": 0, "files": files, "data": DATA_FILE, "samples": samples}
-    say(
-        f"checking (or writing) {format_size(DATA_BYTES)} and {SAMPLE_FILES} files of "
-        f"{format_size(SAMPLE_BYTES)} under {target.text}"
-    )
-    ceph.run_helper("calibrate", {**plan, "cells": []}, scratch, conf, 180)
+    plan = {"conf": conf, "root": target.path, "data": DATA_FILE, "samples": samples}
+    say(f"{format_size(DATA_BYTES)} and {SAMPLE_FILES} files of {format_size(SAMPLE_BYTES)} under {target.text}")
+    store = ceph.CephFSStore(target.path, scratch, conf)
+    with calibration_files(store, files, placement, say):
+        measurements, version = _measure(plan, budget, say, scratch, target.text)
+    notes = [
+        "measured through libcephfs (no kernel mount) with its object cache (client_oc) off: every read "
+        "reaches the OSDs",
+        f"open and stat cold: each of {SAMPLE_FILES} files once, on a fresh mount (an MDS round trip each)",
+        f"calibration files under {target.text} ({'kept' if placement.keep else 'removed afterwards'})",
+        f"measured from one Python process ({os.cpu_count()} CPUs): client CPU bounds the rate it can see",
+    ]
+    return Cells(measurements, f"libcephfs {version}".strip(), notes)
+
+
+def _measure(plan: dict, budget: Budget, say: Progress, scratch: Path, where: str) -> tuple[list[Measurement], str]:
+    """The helper's cells on the files in place; the measurements and libcephfs's version."""
+    conf = plan["conf"]
     cells = [
         *single_stream_cells("randread"),
         Cell("randread", SMALL, 8, 1),
@@ -57,7 +70,7 @@ def calibrate_cephfs(target: Target, budget: Budget, say: Progress, scratch: Pat
         Cell("stat", 0, 1, 1),
     ]
     seconds = budget.per_cell(len(cells), PER_CELL_S)
-    say(f"libcephfs: {len(cells)} measurements of up to {seconds:.1f} s under {target.text}")
+    say(f"libcephfs: {len(cells)} measurements of up to {seconds:.1f} s under {where}")
     helper_cells = [
         {
             "name": "stat t1" if cell.pattern == "stat" else cell.name,
@@ -90,12 +103,4 @@ def calibrate_cephfs(target: Target, budget: Budget, say: Progress, scratch: Pat
                 **cpu_fields(ops, got["cpu_s"], cpu_ticks(start), cpu_ticks(end)),
             )
         )
-    notes = [
-        "measured through libcephfs (no kernel mount) with its object cache (client_oc) off: every read "
-        "reaches the OSDs",
-        f"open and stat cold: each of {SAMPLE_FILES} files once, on a fresh mount (an MDS round trip each)",
-        f"the calibration files stay under {target.text} ({format_size(DATA_BYTES)} and {SAMPLE_FILES} files "
-        f"of {format_size(SAMPLE_BYTES)}) for the next run",
-        f"measured from one Python process ({os.cpu_count()} CPUs): client CPU bounds the rate it can see",
-    ]
-    return Cells(measurements, f"libcephfs {result.get('version', '')}".strip(), notes)
+    return measurements, str(result.get("version", ""))

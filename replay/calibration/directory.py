@@ -1,11 +1,11 @@
 """Calibration cells of a directory: fio on a 128 MiB file (``O_DIRECT`` where the file system allows
 it, so that the device and not the page cache is measured) and, for the file-per-sample cost, timed
-``open`` / ``read`` / ``close`` and ``stat`` calls from Python. Its files are removed afterwards."""
+``open`` / ``read`` / ``close`` and ``stat`` calls from Python. Its files go in the sub-folder
+``trainio-calibrate`` (:mod:`.place`) and are removed afterwards unless kept."""
 
 from __future__ import annotations
 
 import os
-import shutil
 import time
 from pathlib import Path
 
@@ -20,7 +20,6 @@ from trainio.replay.calibration.measurement import (
     SAMPLE_FILES,
     SMALL,
     Budget,
-    CalibrationError,
     Cell,
     Cells,
     Measurement,
@@ -29,14 +28,14 @@ from trainio.replay.calibration.measurement import (
     cpu_fields,
     single_stream_cells,
 )
-from trainio.replay.storage.directory import direct_io_works, fs_type
+from trainio.replay.calibration.place import CALIBRATION_FOLDER, Placement, calibration_files
+from trainio.replay.storage.directory import DirectoryStore, check_room, direct_io_works, fs_type
 from trainio.replay.storage.fio import find_fio
-from trainio.replay.storage.seeded import write_seeded_file
 from trainio.replay.storage.target import Target
 from trainio.tracefile.hostcpu import host_ticks
 
 FILE_BYTES = 128 * MiB
-WORK_DIR = ".trainio-calibrate"
+DATA_FILE = "data.bin"
 
 
 def _sample_cells(folder: Path, seconds: float) -> list[Measurement]:
@@ -103,56 +102,48 @@ def _sample_cells(folder: Path, seconds: float) -> list[Measurement]:
     ]
 
 
-def calibrate_directory(target: Target, budget: Budget, say: Progress, scratch: Path) -> Cells:
+def calibrate_directory(target: Target, budget: Budget, say: Progress, scratch: Path, placement: Placement) -> Cells:
     """Random reads of every size from one stream (the fit's), sequential reads, small and large reads
     at queue depth (or from several threads without O_DIRECT), then the file-per-sample cells."""
     root = target.directory
     find_fio()
-    work = root / WORK_DIR
-    if work.exists():
-        shutil.rmtree(work)
-    work.mkdir()
-    try:
-        free = shutil.disk_usage(root).free
-        if free < 2 * FILE_BYTES:
-            raise CalibrationError(
-                f"{root} has {free / 1e6:,.0f} MB free; calibration needs {2 * FILE_BYTES / 1e6:,.0f} MB"
-            )
-        data = work / "data.bin"
-        say(f"writing {format_size(FILE_BYTES)}, {SAMPLE_FILES} files of {format_size(SAMPLE_BYTES)} in {work}")
-        write_seeded_file(data, "data.bin", FILE_BYTES, 0, fsync=True)
-        samples = work / "samples"
-        samples.mkdir()
-        for i in range(SAMPLE_FILES):
-            write_seeded_file(samples / f"{i:05d}.bin", f"samples/{i:05d}.bin", SAMPLE_BYTES, 0, fsync=True)
-        fstype = fs_type(root)
-        direct = direct_io_works(data)
-        notes = [f"file system {fstype or 'unknown'}"]
-        if not direct:
-            notes.append(f"O_DIRECT is refused on {root}: reads were measured through the page cache")
-        notes.append("open/stat measured with the files' metadata and data warm in the page cache")
-        async_engine = "libaio" if direct else "psync"
-        cells = [
-            *single_stream_cells("randread"),
-            Cell("read", SMALL, 1, 1),
-            Cell("read", 1 * MiB, 1, 1),
-            Cell("randread", SMALL, 1, 32) if direct else Cell("randread", SMALL, 8, 1),
-            Cell("randread", SMALL, 4, 32) if direct else Cell("randread", SMALL, 16, 1),
-            Cell("randread", LARGE, 4, 4) if direct else Cell("randread", LARGE, 4, 1),
-        ]
-        seconds = budget.per_cell(len(cells) + 1.5, FIO_PER_CELL_S["directory"])
-        say(f"fio: {len(cells)} measurements of {seconds:.1f} s in {work}")
-        job = job_file(
-            [f"filename={data}", f"size={FILE_BYTES}", f"direct={int(direct)}"],
-            cells,
-            seconds,
-            lambda cell: async_engine if cell.depth > 1 else "psync",
-            scratch,
-        )
-        jobs, version = run_cells(job, scratch, len(cells) * (seconds + 15) + 30, str(root))
-        measurements = fio_measurements(jobs, cells, str(root), scratch)
-        say(f"open + read + close and stat of {SAMPLE_FILES} files for {seconds:.1f} s")
-        measurements += _sample_cells(samples, seconds)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    store = DirectoryStore(root / CALIBRATION_FOLDER)
+    samples = [f"samples/{i:05d}.bin" for i in range(SAMPLE_FILES)]
+    files = {DATA_FILE: FILE_BYTES, **{name: SAMPLE_BYTES for name in samples}}
+    check_room(root, 2 * sum(files.values()))
+    with calibration_files(store, files, placement, say):
+        os.sync()  # the layout's dirty pages written back now, not during the measurements
+        return _measure(store.path, budget, say, scratch, fs_type(root))
+
+
+def _measure(work: Path, budget: Budget, say: Progress, scratch: Path, fstype: str) -> Cells:
+    """The fio cells on the data file and the file-per-sample cells on the samples, in place in ``work``."""
+    data = work / DATA_FILE
+    direct = direct_io_works(data)
+    notes = [f"file system {fstype or 'unknown'}"]
+    if not direct:
+        notes.append(f"O_DIRECT is refused on {work}: reads were measured through the page cache")
+    notes.append("open/stat measured with the files' metadata and data warm in the page cache")
+    async_engine = "libaio" if direct else "psync"
+    cells = [
+        *single_stream_cells("randread"),
+        Cell("read", SMALL, 1, 1),
+        Cell("read", 1 * MiB, 1, 1),
+        Cell("randread", SMALL, 1, 32) if direct else Cell("randread", SMALL, 8, 1),
+        Cell("randread", SMALL, 4, 32) if direct else Cell("randread", SMALL, 16, 1),
+        Cell("randread", LARGE, 4, 4) if direct else Cell("randread", LARGE, 4, 1),
+    ]
+    seconds = budget.per_cell(len(cells) + 1.5, FIO_PER_CELL_S["directory"])
+    say(f"fio: {len(cells)} measurements of {seconds:.1f} s in {work}")
+    job = job_file(
+        [f"filename={data}", f"size={FILE_BYTES}", f"direct={int(direct)}"],
+        cells,
+        seconds,
+        lambda cell: async_engine if cell.depth > 1 else "psync",
+        scratch,
+    )
+    jobs, version = run_cells(job, scratch, len(cells) * (seconds + 15) + 30, str(work))
+    measurements = fio_measurements(jobs, cells, str(work), scratch)
+    say(f"open + read + close and stat of {SAMPLE_FILES} files for {seconds:.1f} s")
+    measurements += _sample_cells(work / "samples", seconds)
     return Cells(measurements, version, notes, fstype)

@@ -24,6 +24,7 @@ does in a loader (docs/calibration.md). The pause is not timed: latencies stay p
 DATA_PATTERNS = ("get", "randread", "read")
 """Measurement patterns that read data (the rest open files or stat them)."""
 MIN_BUDGET_S = 5.0
+MAX_BUDGET_S = 24 * 3600.0
 MIN_CELL_S = 0.3
 """Shortest time one measurement runs, whatever the budget."""
 MIN_OPS = 3

@@ -1,9 +1,9 @@
 """Calibration cells of a Ceph pool (``rados:POOL``): fio's rados engine on eight 8 MiB objects.
 
 fio 3.33's rados engine needs ``conf=`` (it crashes without it) and never checks an I/O's result:
-reads of objects that are not there "succeed" at tens of GB/s. So the objects are written (once,
-kept for the next run) and stat'ed before and after the reads; a missing or short one fails the
-calibration.
+reads of objects that are not there "succeed" at tens of GB/s. So the objects are written (under the
+object-name prefix ``trainio-calibrate/``, :mod:`.place`) and stat'ed after the reads; a missing or
+short one fails the calibration.
 """
 
 from __future__ import annotations
@@ -23,40 +23,29 @@ from trainio.replay.calibration.measurement import (
     Progress,
     single_stream_cells,
 )
+from trainio.replay.calibration.place import CALIBRATION_PREFIX, Placement, calibration_files
 from trainio.replay.storage import ceph
 from trainio.replay.storage.target import Target
 
 RADOS_OBJECTS = 8
 RADOS_BYTES = 64 * MiB
 """Total size of the calibration objects in a pool: 8 objects of 8 MiB (under the OSD's object limit)."""
-RADOS_PREFIX = "trainio-calibrate-"
 
 
-def calibration_objects() -> dict[str, int]:
-    """Object name -> bytes."""
-    return {f"{RADOS_PREFIX}{i}": RADOS_BYTES // RADOS_OBJECTS for i in range(RADOS_OBJECTS)}
-
-
-def check_objects(pool: str, conf: str, work: Path, when: str, *, write: bool = False) -> ceph.RadosObjects:
-    """Stat the calibration objects (``write``: write the missing ones first); a missing or short one
-    is a :class:`CalibrationError`: fio's rados engine does not check its I/O."""
-    checked = ceph.rados_objects(pool, calibration_objects(), work, conf, write=write)
-    if not checked.complete:
-        raise CalibrationError(
-            f"{checked.problem(when)}; fio's rados engine does not check its I/O, so its figures cannot be trusted"
-        )
-    return checked
-
-
-def calibrate_rados(target: Target, budget: Budget, say: Progress, scratch: Path) -> Cells:
+def calibrate_rados(target: Target, budget: Budget, say: Progress, scratch: Path, placement: Placement) -> Cells:
     """Random reads of every size from one stream (the fit's), 4 KiB and 4 MiB reads at queue depth
     from one and four jobs (the best request rate and aggregate bandwidth)."""
     conf = ceph.ceph_conf()
     ceph.check_pool(target.pool, conf)
-    objects = calibration_objects()
-    each = format_size(RADOS_BYTES // RADOS_OBJECTS)
-    say(f"checking (or writing) {RADOS_OBJECTS} objects of {each} in pool {target.pool}")
-    check_objects(target.pool, conf, scratch, "after writing them", write=True)
+    store = ceph.RadosStore(target.pool, CALIBRATION_PREFIX, scratch, conf)
+    sizes = {str(i): RADOS_BYTES // RADOS_OBJECTS for i in range(RADOS_OBJECTS)}
+    say(f"{RADOS_OBJECTS} objects of {format_size(RADOS_BYTES // RADOS_OBJECTS)} in pool {target.pool}")
+    with calibration_files(store, sizes, placement, say):
+        return _measure(target, budget, say, scratch, conf, {store.object_name(n): s for n, s in sizes.items()})
+
+
+def _measure(target: Target, budget: Budget, say: Progress, scratch: Path, conf: str, objects: dict[str, int]) -> Cells:
+    """The fio cells on ``objects`` (name -> bytes), then a stat of every one."""
     # ioengine first: fio knows the engine's options (pool=, conf=, ...) only once the engine is set.
     options = [
         "ioengine=rados",
@@ -78,5 +67,10 @@ def calibrate_rados(target: Target, budget: Budget, say: Progress, scratch: Path
     say(f"fio rados: {len(cells)} measurements of {seconds:.1f} s on pool {target.pool}")
     job = job_file(options, cells, seconds, lambda cell: "rados", scratch)
     jobs, version = run_cells(job, scratch, len(cells) * (seconds + 15) + 30, target.text)
-    check_objects(target.pool, conf, scratch, "after the reads")
+    checked = ceph.rados_objects(target.pool, objects, scratch, conf)
+    if not checked.complete:
+        raise CalibrationError(
+            f"{checked.problem('after the reads')}; fio's rados engine does not check its I/O, so its figures "
+            "cannot be trusted"
+        )
     return Cells(fio_measurements(jobs, cells, target.text, scratch), version)

@@ -36,13 +36,14 @@ from trainio.replay.calibration.measurement import (
     cpu_fields,
     merge_measurements,
 )
+from trainio.replay.calibration.place import CALIBRATION_PREFIX, Placement, calibration_files
 from trainio.replay.storage.errors import ReplayError
 from trainio.replay.storage.s3 import (
-    READ_TIMEOUT_S,
     S3RequestError,
+    S3Store,
     TimedGet,
+    Timeouts,
     boto_version,
-    ensure_objects,
     new_session,
     s3_client,
     timed_get,
@@ -52,7 +53,6 @@ from trainio.tracefile.hostcpu import host_ticks
 
 RGW_COPIES = 4
 """Objects per size (spread over placement groups)."""
-RGW_PREFIX = "trainio-calibrate/"
 RGW_PER_CELL_S = 0.04
 """Start-up of one RGW measurement per client stream: a forked process, its client and connection."""
 CROWDING_STREAMS = (4, 16)
@@ -63,8 +63,25 @@ CROWDING_MAX_PASSES = 4
 STREAM_START_TIMEOUT_S = 30.0
 
 
+def _rgw_names(size: int) -> list[str]:
+    """The calibration objects of ``size``, under the calibration prefix."""
+    return [f"{format_size(size)}/{i}" for i in range(RGW_COPIES)]
+
+
 def _rgw_keys(size: int) -> list[str]:
-    return [f"{RGW_PREFIX}{format_size(size)}/{i}" for i in range(RGW_COPIES)]
+    return [CALIBRATION_PREFIX + name for name in _rgw_names(size)]
+
+
+@dataclass(frozen=True)
+class _Clients:
+    """How a client stream makes its client: from one session (its service models loaded, inherited by
+    forked streams, so that each client costs little), with the calibration's timeouts."""
+
+    session: Any
+    timeouts: Timeouts
+
+    def client(self, target: Target, pool: int) -> Any:
+        return s3_client(target.endpoint, pool=pool, session=self.session, timeouts=self.timeouts)
 
 
 def _checked_get(client: Any, target: Target, key: str, size: int) -> TimedGet:
@@ -106,10 +123,10 @@ def _timed_gets(
     return _Stream(wall, gets, time.process_time() - cpu, host_start, host_ticks())
 
 
-def _rgw_stream(target: Target, size: int, seconds: float, seed: int, session: Any, barrier: Any) -> _Stream:
+def _rgw_stream(target: Target, size: int, seconds: float, seed: int, clients: _Clients, barrier: Any) -> _Stream:
     """One of several concurrent client streams, back to back, after one untimed GET that opens
     its connection and a wait at ``barrier`` for the others."""
-    client = s3_client(target.endpoint, pool=1, session=session)
+    client = clients.client(target, 1)
     rng = random.Random(seed)
     _checked_get(client, target, rng.choice(_rgw_keys(size)), size)
     barrier.wait(STREAM_START_TIMEOUT_S)
@@ -117,11 +134,11 @@ def _rgw_stream(target: Target, size: int, seconds: float, seed: int, session: A
 
 
 def _rgw_stream_process(
-    target: Target, size: int, seconds: float, seed: int, session: Any, barrier: Any, results: Any
+    target: Target, size: int, seconds: float, seed: int, clients: _Clients, barrier: Any, results: Any
 ) -> None:
     """``_rgw_stream`` in a child process: its result, or the error's message, goes on ``results``."""
     try:
-        results.put(_rgw_stream(target, size, seconds, seed, session, barrier))
+        results.put(_rgw_stream(target, size, seconds, seed, clients, barrier))
     except (ReplayError, threading.BrokenBarrierError) as exc:
         results.put(_Stream(0.0, [], 0.0, (0, 0), (0, 0), str(exc) or type(exc).__name__))
 
@@ -149,12 +166,12 @@ def _get_measurement(size: int, streams: int, outcomes: list[_Stream]) -> Measur
     )
 
 
-def _rgw_single_stream(target: Target, seconds: float, session: Any, say: Progress) -> list[Measurement]:
+def _rgw_single_stream(target: Target, seconds: float, clients: _Clients, say: Progress) -> list[Measurement]:
     """The latency and CPU fit's cells: GETs of every size in ``SIZES`` from one client, paced
     as a loader issues them (``PAUSE_S``), in interleaved passes of about ``MIN_CELL_S`` per
     size (small to large, then large to small), so that every size spans the same moments of a
     machine whose speed drifts over seconds (docs/calibration.md)."""
-    client = s3_client(target.endpoint, pool=1, session=session)
+    client = clients.client(target, 1)
     rng = random.Random(0)
     for size in SIZES:  # opens the connection, outside the timed phases
         _checked_get(client, target, rng.choice(_rgw_keys(size)), size)
@@ -169,25 +186,25 @@ def _rgw_single_stream(target: Target, seconds: float, session: Any, say: Progre
     return [merge_measurements(parts[size]) for size in SIZES]
 
 
-def _rgw_cell(target: Target, size: int, streams: int, seconds: float, session: Any) -> Measurement:
+def _rgw_cell(target: Target, size: int, streams: int, seconds: float, clients: _Clients) -> Measurement:
     """GETs of ``size`` from ``streams`` concurrent clients, back to back. They run in forked
     processes, as DataLoader workers do: threads of one Python process would share its GIL and
-    measure the client, not the endpoint. The children inherit ``session`` with its service
-    models loaded, so that making their clients costs little. The client's CPU is that of the
-    stream processes over their timed phases."""
+    measure the client, not the endpoint. The client's CPU is that of the stream processes over
+    their timed phases."""
     context = multiprocessing.get_context("fork")
     barrier = context.Barrier(streams)
     results = context.Queue()
     processes = [
         context.Process(
-            target=_rgw_stream_process, args=(target, size, seconds, i, session, barrier, results), daemon=True
+            target=_rgw_stream_process, args=(target, size, seconds, i, clients, barrier, results), daemon=True
         )
         for i in range(streams)
     ]
     for process in processes:
         process.start()
     try:
-        outcomes = [results.get(timeout=seconds + STREAM_START_TIMEOUT_S + READ_TIMEOUT_S) for _ in processes]
+        wait_s = seconds + STREAM_START_TIMEOUT_S + clients.timeouts.worst_s
+        outcomes = [results.get(timeout=wait_s) for _ in processes]
     except queue.Empty as exc:
         codes = [process.exitcode for process in processes]
         raise CalibrationError(f"a GET process against {target.text} gave no result (exit codes {codes})") from exc
@@ -203,7 +220,7 @@ def _rgw_cell(target: Target, size: int, streams: int, seconds: float, session: 
     return _get_measurement(size, streams, outcomes)
 
 
-def _rgw_crowding(target: Target, seconds: float, session: Any, say: Progress) -> list[Measurement]:
+def _rgw_crowding(target: Target, seconds: float, clients: _Clients, say: Progress) -> list[Measurement]:
     """4 KiB GETs from each of ``CROWDING_STREAMS`` concurrent client processes, back to back, in
     alternating passes (so that both counts span the same moments, as ``_rgw_single_stream``'s
     sizes do): how the CPU per request grows with processes per core (``cpu_crowding``) and the
@@ -218,29 +235,30 @@ def _rgw_crowding(target: Target, seconds: float, session: Any, say: Progress) -
                 f"GET {format_size(SMALL)} from {streams} client streams for {chunk_s:.1f} s, "
                 f"pass {number + 1} of {passes}"
             )
-            parts[streams].append(_rgw_cell(target, SMALL, streams, chunk_s, session))
+            parts[streams].append(_rgw_cell(target, SMALL, streams, chunk_s, clients))
     return [merge_measurements(parts[streams]) for streams in CROWDING_STREAMS]
 
 
-def calibrate_rgw(target: Target, budget: Budget, say: Progress, scratch: Path) -> Cells:
+def calibrate_rgw(target: Target, budget: Budget, say: Progress, scratch: Path, placement: Placement) -> Cells:
     """Single-stream GETs of every size (the fit's), 4 KiB GETs from 4 and 16 processes (the crowding
     and the best request rate), 4 MiB GETs from 4 and 8 (the aggregate bandwidth). The calibration
-    objects are uploaded once and kept for the next run."""
+    objects live under the key prefix ``trainio-calibrate/`` (:mod:`.place`)."""
     concurrent = [(LARGE, 4), (LARGE, 8)]
-    session = new_session()
-    client = s3_client(target.endpoint, pool=8, session=session)
-    sizes = {key: size for size in SIZES for key in _rgw_keys(size)}
-    ensure_objects(client, target.endpoint, target.bucket, sizes, progress=say)
-    cells = len(SIZES) + len(CROWDING_STREAMS) + len(concurrent)
-    measurements = _rgw_single_stream(target, budget.per_cell(cells, RGW_PER_CELL_S) * len(SIZES), session, say)
-    crowding_s = budget.per_cell(len(CROWDING_STREAMS) + len(concurrent)) * len(CROWDING_STREAMS)
-    measurements += _rgw_crowding(target, crowding_s, session, say)
-    for i, (size, streams) in enumerate(concurrent):
-        seconds = budget.per_cell(len(concurrent) - i, RGW_PER_CELL_S * streams)
-        say(f"GET {format_size(size)} from {streams} client streams for {seconds:.1f} s")
-        measurements.append(_rgw_cell(target, size, streams, seconds, session))
+    clients = _Clients(new_session(), placement.timeouts)
+    store = S3Store(clients.client(target, 8), target.endpoint, target.bucket, CALIBRATION_PREFIX)
+    sizes = {name: size for size in SIZES for name in _rgw_names(size)}
+    with calibration_files(store, sizes, placement, say):
+        cells = len(SIZES) + len(CROWDING_STREAMS) + len(concurrent)
+        measurements = _rgw_single_stream(target, budget.per_cell(cells, RGW_PER_CELL_S) * len(SIZES), clients, say)
+        crowding_s = budget.per_cell(len(CROWDING_STREAMS) + len(concurrent)) * len(CROWDING_STREAMS)
+        measurements += _rgw_crowding(target, crowding_s, clients, say)
+        for i, (size, streams) in enumerate(concurrent):
+            seconds = budget.per_cell(len(concurrent) - i, RGW_PER_CELL_S * streams)
+            say(f"GET {format_size(size)} from {streams} client streams for {seconds:.1f} s")
+            measurements.append(_rgw_cell(target, size, streams, seconds, clients))
     notes = [
         f"measured with boto3 on this machine ({os.cpu_count()} CPUs), one process per stream: "
-        "client CPU bounds the GET rate it can see"
+        "client CPU bounds the GET rate it can see",
+        f"calibration objects under {store.root} ({'kept' if placement.keep else 'removed afterwards'})",
     ]
     return Cells(measurements, boto_version(), notes)

@@ -18,7 +18,9 @@ from trainio.replay.projection.report import ReportError
 from trainio.replay.projection.scenario import ScenarioError
 from trainio.replay.projection.sweep import SweepError
 from trainio.replay.projection.sweepfile import SweepFileError
+from trainio.replay.real.iolog import IologError
 from trainio.replay.storage.errors import ReplayError
+from trainio.replay.storage.layout import ForeignDataError
 from trainio.tracefile.cli import OneLineErrors, UserError
 from trainio.tracefile.errors import TraceError
 
@@ -42,6 +44,8 @@ class ReplayGroup(OneLineErrors):
         SweepFileError,
         RayUnavailableError,
         ReportError,
+        ForeignDataError,
+        IologError,
     )
 
 
@@ -53,6 +57,7 @@ def main() -> None:
     \b
       replay what-if --trace TRACE --nodes 4 --backend rgw
       replay what-if --trace TRACE --backend as-captured      (self-check: the captured run)
+      replay emulate --trace TRACE --target /mnt/storage/ds   (the same, measured on real storage)
       replay backends                                         (built-in storage profiles)
       replay sweep --trace TRACE --nodes 1,4,16 --backend cephfs,rgw --out sweep.parquet
       replay report --sweep sweep.parquet --out report/ --deadline 12h
@@ -63,6 +68,7 @@ def main() -> None:
 from trainio.replay.cli import (  # noqa: E402
     backends,  # noqa: F401
     calibrate,  # noqa: F401
+    emulate,  # noqa: F401
     fio,  # noqa: F401
     report,  # noqa: F401
     s3,  # noqa: F401

@@ -7,11 +7,19 @@ from pathlib import Path
 import click
 
 from trainio.replay.calibration.calibrate import calibrate
-from trainio.replay.calibration.measurement import MIN_BUDGET_S
+from trainio.replay.calibration.measurement import MAX_BUDGET_S, MIN_BUDGET_S
+from trainio.replay.calibration.place import Placement
 from trainio.replay.calibration.report import render_calibration
 from trainio.replay.cli import main
+from trainio.replay.cli.options import overwrite_option, timeout_options, timeouts_of
 from trainio.replay.storage.target import TargetError
 from trainio.tracefile.cli import UserError
+
+
+def _budget(value: float) -> float:
+    if not MIN_BUDGET_S <= value <= MAX_BUDGET_S:  # NaN is neither
+        raise click.BadParameter(f"must be {MIN_BUDGET_S:g} to {MAX_BUDGET_S:g} seconds (got {value})")
+    return value
 
 
 @main.command("calibrate")
@@ -31,7 +39,8 @@ from trainio.tracefile.cli import UserError
     "--budget-s",
     default=60.0,
     show_default=True,
-    type=click.FloatRange(min=MIN_BUDGET_S),
+    type=float,
+    callback=lambda ctx, param, value: _budget(value),
     help="Seconds the measurements may take, set-up included.",
 )
 @click.option(
@@ -40,16 +49,35 @@ from trainio.tracefile.cli import UserError
     help="The storage daemons run on this machine and share its cores with training (hyperconverged, "
     "or a dev cluster): write their CPU per request as colocated_cpu.",
 )
-def calibrate_command(target: str, out: Path, budget_s: float, colocated: bool) -> None:
+@click.option("--keep", is_flag=True, help="Keep the calibration files at the target for the next run.")
+@overwrite_option
+@timeout_options
+def calibrate_command(
+    target: str,
+    out: Path,
+    budget_s: float,
+    colocated: bool,
+    keep: bool,
+    overwrite: bool,
+    connect_timeout: float,
+    read_timeout: float,
+) -> None:
     """Measure real storage and write a profile for `replay what-if --profile`.
 
     Runs a small matrix -- request sizes 4 KiB to 4 MiB from one stream, small and large
     requests from several threads or queue depths, open and stat for directories and CephFS --
     with fio (rados:POOL, directories), boto3 GETs (rgw:, s3:; credentials from AWS_ACCESS_KEY_ID
-    and AWS_SECRET_ACCESS_KEY) or libcephfs (cephfs:/PATH; its files are kept there for the next
-    run). Ceph targets read CEPH_CONF (default /etc/ceph/ceph.conf). Fits request latency and per-stream bandwidth
-    (time = latency + size / bandwidth), takes the best aggregate throughput and request rate,
-    prints the fit with its residuals and writes the profile with a comment on every value.
+    and AWS_SECRET_ACCESS_KEY) or libcephfs (cephfs:/PATH). Ceph targets read CEPH_CONF (default
+    /etc/ceph/ceph.conf). Fits request latency and per-stream bandwidth (time = latency + size /
+    bandwidth), takes the best aggregate throughput and request rate, prints the fit with its
+    residuals and writes the profile with a comment on every value.
+
+    Its files go only where trainio owns them, marked by its manifest (.trainio-layout.json): keys
+    and objects under trainio-calibrate/ of a bucket or pool, the sub-folder trainio-calibrate of a
+    directory, the cephfs:/PATH folder itself (new, empty or trainio's). It says where, and removes
+    them at the end unless --keep. A place holding data trainio did not write is refused unless
+    --overwrite. Give calibration a bucket of its own: a training that lists its bucket would
+    otherwise see trainio-calibrate/ while it is there.
 
     CPU per request: request_cpu is the client's CPU per request on this machine (the intercept
     over the single-stream sizes); with --colocated, colocated_cpu is the rest of this machine's
@@ -65,9 +93,10 @@ def calibrate_command(target: str, out: Path, budget_s: float, colocated: bool) 
             out,
             budget_s=budget_s,
             colocated=colocated,
+            placement=Placement(keep=keep, overwrite=overwrite, timeouts=timeouts_of(connect_timeout, read_timeout)),
             progress=lambda message: click.echo(f"replay calibrate: {message}", err=True),
         )
-    except TargetError as exc:
+    except (TargetError, ValueError) as exc:  # a target it does not take, an --out it cannot write
         raise UserError(str(exc)) from exc
     click.echo(render_calibration(result))
     click.echo(f"wrote {result.profile_path}")

@@ -1,10 +1,18 @@
-"""Options and option checks shared by the replay subcommands (click callbacks)."""
+"""Options, option checks and the trace loader shared by the replay subcommands (click callbacks)."""
 
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import click
+
+from trainio.replay.real.schedule import MAX_NODES
+from trainio.replay.storage.s3 import CONNECT_TIMEOUT_S, READ_TIMEOUT_S, Timeouts
+from trainio.tracefile import Trace, open_trace
+
+MAX_EPOCHS = 1000
+"""Epochs a projection (and so an emulation, which is compared with one) may ask for."""
 
 
 def positive_int(ctx: click.Context, param: click.Parameter, value: int | None) -> int | None:
@@ -27,3 +35,57 @@ time_scale_option = click.option(
     callback=positive_float,
     help="Multiply the traced gaps: 2 replays at half the traced pace, 0.5 at double.",
 )
+compute_scale_option = click.option(
+    "--compute-scale",
+    default=1.0,
+    show_default=True,
+    type=float,
+    callback=positive_float,
+    help="Multiply the traced step compute time: 0.5 = an accelerator twice as fast.",
+)
+overwrite_option = click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Let trainio write where data it did not write lies (by default such a target, or work folder, "
+    "is refused; trainio never writes through a symbolic link either way).",
+)
+
+
+def nodes_option(help_text: str):
+    """``--nodes N``: 1 to MAX_NODES (N nodes all run on this host)."""
+    return click.option(
+        "--nodes",
+        default=1,
+        show_default=True,
+        type=click.IntRange(1, MAX_NODES),
+        help=f"{help_text} (at most {MAX_NODES}: they all run on this host).",
+    )
+
+
+def timeout_options(command):
+    """``--connect-timeout`` and ``--read-timeout`` of an S3 endpoint, as ``timeouts`` (a Timeouts)."""
+    for name, default, what in (
+        ("--read-timeout", READ_TIMEOUT_S, "to answer a request (between bytes)"),
+        ("--connect-timeout", CONNECT_TIMEOUT_S, "to accept a connection"),
+    ):
+        command = click.option(
+            name,
+            default=default,
+            show_default=True,
+            type=float,
+            callback=positive_float,
+            help=f"Seconds to wait for the S3 endpoint {what}; each request is retried once.",
+        )(command)
+    return command
+
+
+def timeouts_of(connect_timeout: float, read_timeout: float) -> Timeouts:
+    return Timeouts(connect_s=connect_timeout, read_s=read_timeout)
+
+
+def load_trace(path: Path, command: str) -> Trace:
+    """The trace, its reader's warnings printed on stderr (a damaged per-process file, a busy host)."""
+    trace = open_trace(path)
+    for warning in trace.warnings:
+        click.echo(f"{command}: warning: {warning}", err=True)
+    return trace

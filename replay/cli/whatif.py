@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import click
@@ -12,15 +13,27 @@ from trainio.models.stagein import COPY_STREAMS
 from trainio.models.timeline import Recorder
 from trainio.models.units import parse_bandwidth, parse_size
 from trainio.replay.cli import main
-from trainio.replay.cli.options import positive_int
+from trainio.replay.cli.options import MAX_EPOCHS, compute_scale_option, positive_int
 from trainio.replay.projection.grid import NO_STAGE_IN
 from trainio.replay.projection.render import whatif_table
 from trainio.replay.projection.scenario import Scenario, project_trace
 from trainio.replay.projection.timeline import write_timeline
 
+MAX_GPUS_PER_NODE, MAX_SAMPLES = 256, 10**9
+"""What a projection on one machine takes in reasonable time and memory (with MAX_EPOCHS): the model's
+cost grows with epochs (quadratically), ranks per node and data set size (10^10 samples exhausted 24 GiB)."""
+
 
 def _size(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
     return None if value is None else parse_size(value, f"--{param.name.replace('_', '-')}")
+
+
+def _bytes(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
+    """A size that is a count of bytes: finite."""
+    size = _size(ctx, param, value)
+    if size is not None and not math.isfinite(size):
+        raise click.BadParameter(f"must be a finite size (got {value!r})")
+    return None if size is None else int(size)
 
 
 def _bandwidth(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
@@ -30,7 +43,9 @@ def _bandwidth(ctx: click.Context, param: click.Parameter, value: str | None) ->
 @main.command("what-if")
 @click.option("--trace", "trace_dir", required=True, type=click.Path(path_type=Path), help="Trace directory.")
 @click.option("--nodes", default=1, show_default=True, type=int, callback=positive_int, help="Nodes in the job.")
-@click.option("--gpus-per-node", type=int, callback=positive_int, help="Training processes per node [captured].")
+@click.option(
+    "--gpus-per-node", type=click.IntRange(1, MAX_GPUS_PER_NODE), help="Training processes per node [captured]."
+)
 @click.option(
     "--backend",
     default=AS_CAPTURED,
@@ -43,23 +58,16 @@ def _bandwidth(ctx: click.Context, param: click.Parameter, value: str | None) ->
     help="A storage profile TOML file (e.g. written by `replay calibrate`); overrides --backend.",
 )
 @click.option("--format", "fmt", help="Record format: files, shards:SIZE (e.g. shards:256MiB) or preload [captured].")
-@click.option("--epochs", type=int, callback=positive_int, help="Epochs [captured].")
+@click.option("--epochs", type=click.IntRange(1, MAX_EPOCHS), help="Epochs [captured].")
 @click.option(
     "--dataset-samples",
-    type=int,
-    callback=positive_int,
+    type=click.IntRange(1, MAX_SAMPLES),
     help="Scale the data set to N samples, keeping the per-sample distributions [captured].",
 )
 @click.option("--workers", type=int, help="DataLoader workers per process [captured].")
 @click.option("--batch-size", type=int, callback=positive_int, help="Batch size per process [captured].")
-@click.option(
-    "--compute-scale",
-    default=1.0,
-    show_default=True,
-    type=float,
-    help="Multiply step compute time: 0.5 = an accelerator twice as fast.",
-)
-@click.option("--model-bytes", callback=_size, help="Gradient bytes all-reduced per step, e.g. 100MB [none].")
+@compute_scale_option
+@click.option("--model-bytes", callback=_bytes, help="Gradient bytes all-reduced per step, e.g. 100MB [none].")
 @click.option("--cpus-per-node", type=int, callback=positive_int, help="CPU cores per node [captured host].")
 @click.option("--node-memory", callback=_size, help="Page-cache memory per node, e.g. 256GiB [captured host].")
 @click.option(
@@ -122,7 +130,7 @@ def whatif(
     workers: int | None,
     batch_size: int | None,
     compute_scale: float,
-    model_bytes: float | None,
+    model_bytes: int | None,
     cpus_per_node: int | None,
     node_memory: float | None,
     page_cache: bool | None,
@@ -165,7 +173,7 @@ def whatif(
         workers=workers,
         batch_size=batch_size,
         compute_scale=compute_scale,
-        model_bytes=int(model_bytes) if model_bytes is not None else None,
+        model_bytes=model_bytes,
         cpus_per_node=cpus_per_node,
         node_memory_bytes=node_memory,
         page_cache=page_cache,

@@ -9,6 +9,7 @@ of the captured host, record format). Many projections of one trace (a sweep) re
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -136,8 +137,8 @@ def apply_overrides(workload: Workload, scenario: Scenario) -> Workload:
     if scenario.dataset_samples is not None:
         changes["samples"] = scenario.dataset_samples
     if scenario.compute_scale != 1.0:
-        if not scenario.compute_scale > 0:
-            raise ScenarioError(f"--compute-scale(={scenario.compute_scale}) must be > 0")
+        if not 0 < scenario.compute_scale < math.inf:
+            raise ScenarioError(f"--compute-scale(={scenario.compute_scale}) must be a number > 0")
         changes["step_compute_s"] = np.asarray(workload.step_compute_s) * scenario.compute_scale
     if changes.keys() - {"model_bytes"}:
         changes["captured_duration_s"] = None  # no longer the captured run
@@ -183,9 +184,16 @@ def project_loaded(
     fmt = parse_format(scenario.format) if scenario.format else captured_format(workload)
     if workload.batch_size < 1:
         raise WorkloadError(f"batch_size(={workload.batch_size}) must be >= 1")
+    warnings = list(loaded.warnings)
+    ranks = cluster.nodes * cluster.gpus_per_node
+    if ranks > workload.samples:
+        warnings.append(
+            f"{ranks:,} ranks ({cluster.nodes:,} nodes x {cluster.gpus_per_node}) for {workload.samples:,} samples: "
+            "each rank reads less than one sample per epoch; the projection means little"
+        )
     if scenario.stage_in is None:
         result = project(workload, backend, cluster, fmt, exact=scenario.exact, seed=scenario.seed, recorder=recorder)
-        return result, workload, list(loaded.warnings)
+        return result, workload, warnings
     target = _page_cache(stage_in_target(scenario.stage_in), scenario)
     stage = stage_in(
         backend,
@@ -206,4 +214,4 @@ def project_loaded(
         recorder=recorder,
         fixed_shards=not stage.job.whole_dataset,
     )
-    return with_stage_in(trained, stage), workload, list(loaded.warnings)
+    return with_stage_in(trained, stage), workload, warnings

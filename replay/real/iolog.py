@@ -14,7 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from trainio.replay.real.schedule import Job, Schedule, build_schedule
-from trainio.replay.storage.directory import layout_files
+from trainio.replay.storage.directory import DirectoryStore, replace_file
+from trainio.replay.storage.layout import ensure_layout
+from trainio.replay.storage.workdir import subfolder
 from trainio.tracefile import Trace
 
 IOLOG_HEADER = "fio version 3 iolog"
@@ -99,11 +101,11 @@ def write_fio_jobs(
 ) -> list[Path]:
     """Write each job's iolog into ``iolog_dir``, then ``job_file``: ``comment`` lines and the run
     command, ``[global]`` with ``options``, one section per job. Returns the iologs, then the job file."""
-    iolog_dir.mkdir(parents=True, exist_ok=True)
+    iolog_dir = subfolder(iolog_dir.parent, iolog_dir.name)
     written, sections = [], []
     for job in schedule.jobs:
         path = iolog_dir / f"{job.name}.iolog"
-        path.write_text("\n".join(iolog_lines(job, names or {}, rbd_offsets)) + "\n", encoding="utf-8")
+        replace_file(path, ("\n".join(iolog_lines(job, names or {}, rbd_offsets)) + "\n").encode())
         written.append(path)
         section = [f"[{job.name}]", f"read_iolog={path}"]
         if not no_stall and job.delay_us > 0:
@@ -116,7 +118,7 @@ def write_fio_jobs(
         *options,
         *(["replay_no_stall=1"] if no_stall else []),
     ]
-    job_file.write_text("\n".join(header) + "\n\n" + "\n\n".join(sections) + "\n", encoding="utf-8")
+    replace_file(job_file, ("\n".join(header) + "\n\n" + "\n\n".join(sections) + "\n").encode())
     return [*written, job_file]
 
 
@@ -137,6 +139,7 @@ def write_iologs(
     """
     schedule = build_schedule(trace, time_scale=time_scale)
     out = Path(out_dir).absolute()
+    out.mkdir(parents=True, exist_ok=True)
     target = Path(target).absolute()
     names = mapped(schedule, lambda rel: str(target / rel))
     comment = [
@@ -160,16 +163,17 @@ class LayoutSummary:
     files: int
     bytes: int
     reused_files: int = 0
-    """Files that already existed with the right size and were left as they were."""
+    """Files that were in place (trainio's, with the right size) and were left as they were."""
 
 
 def layout_dataset(
-    trace: Trace | str | os.PathLike | Schedule, target: str | os.PathLike, *, seed: int = 0
+    trace: Trace | str | os.PathLike | Schedule, target: str | os.PathLike, *, seed: int = 0, overwrite: bool = False
 ) -> LayoutSummary:
     """Create every file the trace read under ``target``, sized to the furthest byte read, filled with
-    seeded random bytes (reproducible from the seed and the relative path). A file that already exists
-    with the right size is kept, so laying out again is cheap."""
+    seeded random bytes (reproducible from the seed and the relative path), in a layout root of
+    trainio's own (:mod:`trainio.replay.storage.layout`): files trainio wrote with the right size are
+    kept, so laying out again is cheap; a target holding other data is refused unless ``overwrite``."""
     schedule = trace if isinstance(trace, Schedule) else build_schedule(trace)
-    target = Path(target).absolute()
-    layout = layout_files(schedule.sizes, target, seed=seed)
-    return LayoutSummary(target, schedule.data_root, layout.files, layout.bytes, layout.reused_files)
+    store = DirectoryStore(Path(target))
+    layout = ensure_layout(store, schedule.sizes, purpose="replay", seed=seed, overwrite=overwrite)
+    return LayoutSummary(store.path, schedule.data_root, layout.files, layout.bytes, layout.files - layout.written)

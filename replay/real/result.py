@@ -1,7 +1,8 @@
 """The result of replaying a trace on real storage (``replay fio``, ``replay s3``): one schema.
 
 ``to_dict()`` keys are a stable contract: target, nodes, bytes, ops, duration_s,
-traced_duration_s, fidelity, read_MBps, ops_per_s, lat_p50_ms, lat_p99_ms, errors (plus extras).
+traced_duration_s, fidelity, read_MBps, ops_per_s, lat_p50_ms, lat_p99_ms, errors (plus extras:
+measured_fidelity, mode, expected_bytes, expected_ops, details).
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ class ReplayResult:
     ops: int
     """Read operations (reads, GETs) issued, all nodes together."""
     duration_s: float
-    """Wall time of the replay, from the first node's start to the last node's end."""
+    """Wall time of the replay: its first read's issue to its last read's end, all nodes, as measured
+    (fio: from its per-I/O log, not from planned start delays)."""
     traced_duration_s: float
     """Time the traced process(es) took for the same operations (first to last data op)."""
     lat_p50_ms: float
@@ -33,6 +35,9 @@ class ReplayResult:
     errors: int
     mode: str = "as-traced"
     """``as-traced`` (timing kept) or ``no-stall`` (as fast as possible)."""
+    measured_fidelity: float = math.nan
+    """The part a replay measures: each job's reads, first issue to last issue, against the schedule's,
+    summed over jobs (start delays left out: only the plan knows them); NaN as fast as possible."""
     expected_bytes: int = 0
     expected_ops: int = 0
     details: dict = field(default_factory=dict)
@@ -51,6 +56,7 @@ class ReplayResult:
         return self.ops / self.duration_s if self.duration_s > 0 else 0.0
 
     def to_dict(self) -> dict:
+        """JSON-ready: a figure that cannot be had (NaN) is null."""
         data = asdict(self)
         data.update(fidelity=self.fidelity, read_MBps=self.read_MBps, ops_per_s=self.ops_per_s)
-        return data
+        return {key: None if isinstance(value, float) and math.isnan(value) else value for key, value in data.items()}

@@ -21,13 +21,16 @@ import numpy as np
 from trainio.replay.real.result import ReplayResult, ReplayVerificationError
 from trainio.replay.real.schedule import Op, Schedule, build_schedule
 from trainio.replay.storage.errors import ReplayError
+from trainio.replay.storage.layout import DATA_PREFIX, ensure_layout
 from trainio.replay.storage.s3 import (
+    DEFAULT_TIMEOUTS,
     UPLOAD_THREADS,
     S3RequestError,
+    S3Store,
     S3UnreachableError,
     TimedGet,
+    Timeouts,
     boto_version,
-    ensure_objects,
     s3_client,
     timed_get,
 )
@@ -127,7 +130,7 @@ def runs_to_gets(ops: Sequence[Op], sizes: dict[str, int]) -> tuple[GetOp, ...]:
 
 def plan_gets(trace: Trace | str | os.PathLike, *, nodes: int = 1, time_scale: float = 1.0) -> S3Plan:
     """The objects and the GETs of each job (traced process x node); see the module docstring."""
-    schedule = build_schedule(trace, nodes=nodes, time_scale=time_scale)
+    schedule = build_schedule(trace, nodes=nodes, time_scale=time_scale, command="replay s3")
     jobs = tuple(
         GetJob(job.name, job.node, job.delay_us, runs_to_gets(job.ops, schedule.sizes)) for job in schedule.jobs
     )
@@ -170,7 +173,9 @@ class _Tally:
                 self.first_error = self.first_error or error
 
 
-def _worker(job: GetJob, client, bucket: str, t0: float, tally: _Tally, no_stall: bool) -> tuple[float, float]:
+def _worker(
+    job: GetJob, client, bucket: str, prefix: str, t0: float, tally: _Tally, no_stall: bool
+) -> tuple[float, float]:
     """Replay one job; returns its first GET's issue and its end (perf_counter seconds)."""
     due = t0 + (job.delay_us + job.gets[0].stamp_us) / 1e6
     first = None
@@ -185,7 +190,7 @@ def _worker(job: GetJob, client, bucket: str, t0: float, tally: _Tally, no_stall
         if k + 1 < len(job.gets):
             due = issued + (job.gets[k + 1].stamp_us - get.stamp_us) / 1e6
         try:
-            got = timed_get(client, bucket, get.key, get.range_header)
+            got = timed_get(client, bucket, prefix + get.key, get.range_header)
         except S3UnreachableError as exc:
             with tally.lock:
                 tally.unreachable = tally.unreachable or exc
@@ -214,15 +219,19 @@ def replay_s3(
     time_scale: float = 1.0,
     access_key: str | None = None,
     secret_key: str | None = None,
-    upload: bool = True,
+    prefix: str = DATA_PREFIX,
+    overwrite: bool = False,
+    timeouts: Timeouts = DEFAULT_TIMEOUTS,
     progress: Progress | None = None,
 ) -> ReplayResult:
     """Replay the trace's data reads as GETs against ``endpoint``/``bucket`` (see the module docstring).
 
-    Uploads the data set layout first (unless ``upload`` is false: then the objects must be
-    there). Raises :class:`ReplayError` when the trace has no file reads to replay or the
-    endpoint cannot be reached or stops answering, and :class:`ReplayVerificationError` when the
-    GETs move other bytes than the trace read.
+    Lays the data set out first under the key ``prefix``, a layout root of trainio's own
+    (:mod:`trainio.replay.storage.layout`; ``overwrite`` lets trainio write where other objects are).
+    Every request waits at most ``timeouts`` and is retried once. Raises :class:`ReplayError` when the
+    trace has no file reads to replay or the endpoint cannot be reached or stops answering,
+    :class:`~trainio.replay.storage.layout.ForeignDataError` when the prefix holds objects trainio did
+    not write, and :class:`ReplayVerificationError` when the GETs move other bytes than the trace read.
     """
     if nodes < 1:
         raise ValueError(f"nodes(={nodes}) must be >= 1")
@@ -230,6 +239,8 @@ def replay_s3(
         raise ValueError(f"time_scale(={time_scale}) must be > 0")
     say = progress or (lambda message: None)
     plan = plan_gets(trace, nodes=nodes, time_scale=time_scale)
+    for note in plan.schedule.notes:
+        say(f"warning: {note}")
     if len(plan.jobs) > MAX_WORKERS:
         raise ValueError(f"nodes(={nodes}) needs {len(plan.jobs)} worker threads, more than {MAX_WORKERS}")
     processes = len({job.name for job in plan.jobs if job.node == 0})
@@ -237,17 +248,20 @@ def replay_s3(
         f"plan: {plan.ops:,} GETs ({plan.ranged_ops:,} ranged) of {len(plan.objects):,} objects, "
         f"{plan.bytes / 1e6:,.1f} MB; {processes} traced process(es) x {nodes} node(s)"
     )
-    uploader = s3_client(endpoint, access_key, secret_key, pool=UPLOAD_THREADS)
-    layout = ensure_objects(uploader, endpoint, bucket, plan.objects, upload=upload, progress=say)
+    uploader = s3_client(endpoint, access_key, secret_key, pool=UPLOAD_THREADS, timeouts=timeouts)
+    store = S3Store(uploader, endpoint, bucket, prefix)
+    layout = ensure_layout(store, plan.objects, purpose="replay", overwrite=overwrite, say=say)
     # One client (connection pool) per node, made here: making clients is not thread-safe.
-    clients = [s3_client(endpoint, access_key, secret_key, pool=processes + 1) for _ in range(nodes)]
+    clients = [s3_client(endpoint, access_key, secret_key, pool=processes + 1, timeouts=timeouts) for _ in range(nodes)]
 
     tally = _Tally()
     mode = "no-stall" if no_stall else "as-traced"
     say(f"replaying {plan.ops:,} GETs with {len(plan.jobs)} worker thread(s), {mode}")
     t0 = time.perf_counter() + 0.05  # every worker is up before the first GET is due
     with ThreadPoolExecutor(len(plan.jobs)) as pool:
-        futures = [pool.submit(_worker, job, clients[job.node], bucket, t0, tally, no_stall) for job in plan.jobs]
+        futures = [
+            pool.submit(_worker, job, clients[job.node], bucket, prefix, t0, tally, no_stall) for job in plan.jobs
+        ]
         while wait(futures, timeout=PROGRESS_EVERY_S).not_done:
             with tally.lock:
                 say(f"{tally.ops:,}/{plan.ops:,} GETs, {tally.bytes / 1e6:,.1f} MB, {tally.errors} error(s)")
@@ -283,9 +297,11 @@ def replay_s3(
             "first_byte_p99_ms": _percentile_ms(tally.first_bytes, 99),
             "ranged_gets": plan.ranged_ops,
             "whole_object_gets": plan.ops - plan.ranged_ops,
-            "objects": layout.objects,
-            "objects_uploaded": layout.uploaded,
-            "uploaded_bytes": layout.uploaded_bytes,
+            "objects": layout.files,
+            "objects_uploaded": layout.written,
+            "uploaded_bytes": layout.bytes_written,
+            "layout": layout.to_dict(),
+            "warnings": [*plan.schedule.warnings, *plan.schedule.notes],
             "workers": len(plan.jobs),
             "data_root": plan.data_root,
             "per_node": [

@@ -7,6 +7,7 @@ share one process's reads are in docs/replay.md.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -23,6 +24,8 @@ SEQUENTIAL_READS = ("read", "readv", "fread")
 POSITIONED_READS = ("pread", "preadv")
 OPENS = ("open", "fopen")
 CLOSES = ("close", "fclose")
+MAX_NODES = 1024
+"""Nodes a replay on real storage runs at once, all on this host."""
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,10 @@ class Schedule:
     """The trace's data reads, counted from its rows apart from the schedule: what a replay must match."""
     traced_duration_s: float
     """The trace's span of those reads, first start to last end."""
+    warnings: tuple[str, ...] = ()
+    """What the trace reader said of the trace (a damaged per-process file, a busy host)."""
+    notes: tuple[str, ...] = ()
+    """What the schedule itself warns of (nodes left without reads)."""
 
     @property
     def planned_duration_s(self) -> float:
@@ -102,11 +109,16 @@ def traced_reads(trace: Trace) -> tuple[int, int, float]:
 
 
 @dataclass(frozen=True)
-class _Traced:
+class TracedOp:
+    """One traced open, data read or close of a data file, as the replays and the emulation use it."""
+
+    tid: int
     ns: int
+    end_ns: int
     action: str
+    """``open``, ``read`` or ``close``."""
     path: str
-    """Absolute, as traced."""
+    """Absolute as traced, or (from :func:`traced_ops`) relative to the traced data root."""
     offset: int = 0
     length: int = 0
 
@@ -116,10 +128,10 @@ class _Session:
     """One traced open of a file on one fd: its reads and, once seen, its close."""
 
     path: str
-    open_ns: int
+    opened: TracedOp
     position: int = 0
-    reads: list[_Traced] = field(default_factory=list)
-    close_ns: int | None = None
+    reads: list[TracedOp] = field(default_factory=list)
+    closed: TracedOp | None = None
 
 
 def _absolute(path: str, cwd: str) -> str:
@@ -130,28 +142,29 @@ def _sessions(trace: Trace, cwd: str) -> dict[int, list[_Session]]:
     """Per pid, every fd session that read at least one byte."""
     io = trace.io
     mask = pc.and_(pc.equal(io["io_class"], "data"), pc.equal(io["kind"], "file"))
-    rows = io.filter(mask).select(["pid", "op", "fd", "path", "offset", "bytes_returned", "result", "start_ns"])
-    rows = sorted(rows.to_pylist(), key=lambda r: (r["pid"], r["start_ns"]))  # stable: trace order breaks ties
+    columns = ["pid", "tid", "op", "fd", "path", "offset", "bytes_returned", "result", "start_ns", "duration_ns"]
+    rows = sorted(io.filter(mask).select(columns).to_pylist(), key=lambda r: (r["pid"], r["start_ns"]))  # stable
     by_pid: dict[int, list[_Session]] = {}
     open_fds: dict[tuple[int, int], _Session] = {}
     for row in rows:
         pid, op, fd, ns = row["pid"], row["op"], row["fd"], row["start_ns"]
         path = _absolute(row["path"], cwd)
+        tid, end = row["tid"], ns + (row["duration_ns"] or 0)
         if op in OPENS:
             if fd is not None and fd >= 0 and (row["result"] is None or row["result"] >= 0):
-                open_fds[(pid, fd)] = session = _Session(path, ns)
+                open_fds[(pid, fd)] = session = _Session(path, TracedOp(tid, ns, end, "open", path))
                 by_pid.setdefault(pid, []).append(session)
         elif op in CLOSES:
             closed = open_fds.pop((pid, fd), None)
             if closed is not None:
-                closed.close_ns = ns
+                closed.closed = TracedOp(tid, ns, end, "close", path)
         elif op in READ_OPS:
             nbytes = row["bytes_returned"]
             if not nbytes or nbytes <= 0 or (row["result"] is not None and row["result"] < 0):
                 continue
             found = open_fds.get((pid, fd))
             if found is None or found.path != path:  # fd opened before tracing, or its open/close missed
-                open_fds[(pid, fd)] = found = _Session(path, ns)
+                open_fds[(pid, fd)] = found = _Session(path, TracedOp(tid, ns, ns, "open", path))
                 by_pid.setdefault(pid, []).append(found)
             if op in POSITIONED_READS:
                 if row["offset"] is None:
@@ -160,18 +173,18 @@ def _sessions(trace: Trace, cwd: str) -> dict[int, list[_Session]]:
             else:
                 offset = found.position
                 found.position += nbytes
-            found.reads.append(_Traced(ns, "read", path, offset, nbytes))
+            found.reads.append(TracedOp(tid, ns, end, "read", path, offset, nbytes))
     return {pid: [s for s in sessions if s.reads] for pid, sessions in by_pid.items() if any(s.reads for s in sessions)}
 
 
-def _process_ops(sessions: list[_Session]) -> list[_Traced]:
+def _process_ops(sessions: list[_Session]) -> list[TracedOp]:
     """One process's opens, reads and closes in time order, a file opened once while any fd holds it."""
-    events: list[tuple[int, int, _Traced]] = []
+    events: list[tuple[int, int, TracedOp]] = []
     for session in sessions:
-        events.append((session.open_ns, 0, _Traced(session.open_ns, "open", session.path)))
+        events.append((session.opened.ns, 0, session.opened))
         events.extend((op.ns, 1, op) for op in session.reads)
-        if session.close_ns is not None:
-            events.append((session.close_ns, 2, _Traced(session.close_ns, "close", session.path)))
+        if session.closed is not None:
+            events.append((session.closed.ns, 2, session.closed))
     events.sort(key=lambda e: (e[0], e[1]))
     holders: dict[str, int] = {}
     ops = []
@@ -198,6 +211,22 @@ def _data_root(paths: set[str], data_roots: list[str], cwd: str) -> str:
     inside = [r for r in roots if any(_under(p, r) for p in paths)]
     outside = [os.path.dirname(p) for p in paths if not any(_under(p, r) for r in roots)]
     return os.path.commonpath(inside + outside)
+
+
+def traced_file_ops(trace: Trace, command: str = "this replay") -> tuple[str, dict[int, list[TracedOp]]]:
+    """The traced data root and, per pid that read data from files, its opens, reads and closes in time
+    order, paths relative to that root. Raises :class:`ReplayError` (naming ``command``) for a trace
+    without data reads from files."""
+    cwd = trace.manifest.get("cwd") or "/"
+    sessions = _sessions(trace, cwd)
+    if not sessions or traced_reads(trace)[1] == 0:
+        raise _no_file_reads(trace, command)
+    paths = {s.path for per_pid in sessions.values() for s in per_pid}
+    root = _data_root(paths, trace.manifest.get("data_roots") or [], cwd)
+    return root, {
+        pid: [replace(op, path=str(PurePosixPath(op.path).relative_to(root))) for op in _process_ops(sessions[pid])]
+        for pid in sorted(sessions)
+    }
 
 
 # ---------------------------------------------------------------------------- nodes
@@ -249,25 +278,33 @@ def node_start_delays(processes: dict[str, tuple[int, int, int]]) -> dict[str, i
 # ---------------------------------------------------------------------------- the schedule
 
 
-def build_schedule(trace: Trace | str | os.PathLike, *, nodes: int = 1, time_scale: float = 1.0) -> Schedule:
+def _no_file_reads(trace: Trace, command: str) -> ReplayError:
+    io = trace.io
+    gets = io.filter(pc.and_(pc.equal(io["io_class"], "data"), pc.equal(io["kind"], "object"))).num_rows
+    what = (
+        f"its {gets:,} data operations are object GETs, which {command} does not replay (replay what-if projects them)"
+        if gets
+        else "it read no data"
+    )
+    return ReplayError(
+        f"trace {trace.path} has no data reads from files to replay (io_class 'data', kind 'file', "
+        f"returning bytes): {what}"
+    )
+
+
+def build_schedule(
+    trace: Trace | str | os.PathLike, *, nodes: int = 1, time_scale: float = 1.0, command: str = "this replay"
+) -> Schedule:
     """The jobs to replay: one per traced process that read data and node, at the traced pace x
-    ``time_scale``. Raises :class:`ReplayError` for a trace without data reads from files."""
-    if nodes < 1:
-        raise ValueError(f"nodes(={nodes}) must be >= 1")
-    if not time_scale > 0:
+    ``time_scale``. Raises :class:`ReplayError` for a trace without data reads from files (``command``
+    names the replay in that message)."""
+    if not 1 <= nodes <= MAX_NODES:
+        raise ValueError(f"nodes(={nodes}) must be 1 to {MAX_NODES}")
+    if not 0 < time_scale < math.inf:
         raise ValueError(f"time_scale(={time_scale}) must be > 0")
     trace = _load(trace)
     expected_bytes, expected_ops, traced = traced_reads(trace)
-    cwd = trace.manifest.get("cwd") or "/"
-    sessions = _sessions(trace, cwd)
-    if expected_ops == 0 or not sessions:
-        raise ReplayError(
-            f"trace {trace.path} has no data reads from files to replay (io_class 'data', kind 'file', "
-            "returning bytes); object GETs are replayed by `replay s3`"
-        )
-    paths = {s.path for per_pid in sessions.values() for s in per_pid}
-    root = _data_root(paths, trace.manifest.get("data_roots") or [], cwd)
-    traced_ops = {pid: _process_ops(sessions[pid]) for pid in sorted(sessions)}
+    root, traced_ops = traced_file_ops(trace, command)
     first_ns = min(ops[0].ns for ops in traced_ops.values())
     processes: dict[str, list[Op]] = {}
     delays: dict[str, int] = {}
@@ -276,14 +313,7 @@ def build_schedule(trace: Trace | str | os.PathLike, *, nodes: int = 1, time_sca
         name = f"pid-{pid}"
         delays[name] = int((origin - first_ns) * time_scale / 1000)
         processes[name] = [
-            Op(
-                1 + int((op.ns - origin) * time_scale / 1000),
-                str(PurePosixPath(op.path).relative_to(root)),
-                op.action,
-                op.offset,
-                op.length,
-            )
-            for op in ops
+            Op(1 + int((op.ns - origin) * time_scale / 1000), op.path, op.action, op.offset, op.length) for op in ops
         ]
     shares = {name: split_shares(ops, nodes) for name, ops in processes.items()}
     starts = node_start_delays(
@@ -298,6 +328,11 @@ def build_schedule(trace: Trace | str | os.PathLike, *, nodes: int = 1, time_sca
         for node, share in enumerate(shares[name])
         if share
     ]
+    notes = []
+    busy = len({job.node for job in jobs})
+    if busy < nodes:
+        opens = sum(op.action == "open" for ops in traced_ops.values() for op in ops)
+        notes.append(f"{nodes:,} nodes, but the trace's {opens:,} file opens give {busy:,} of them anything to read")
     sizes: dict[str, int] = {}
     for process in processes.values():
         for op in process:
@@ -313,4 +348,6 @@ def build_schedule(trace: Trace | str | os.PathLike, *, nodes: int = 1, time_sca
         expected_bytes=expected_bytes,
         expected_ops=expected_ops,
         traced_duration_s=traced,
+        warnings=tuple(trace.warnings),
+        notes=tuple(notes),
     )

@@ -11,21 +11,40 @@ import json
 import os
 import re
 import subprocess
+import sys
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 
+from trainio.replay.storage.directory import replace_file
 from trainio.replay.storage.errors import ReplayError, tail
+from trainio.replay.storage.layout import (
+    FILE,
+    MANIFEST_NAME,
+    MISSING,
+    ForeignDataError,
+    Found,
+    Inspection,
+    LayoutPlan,
+    read_manifest,
+)
 
 DEFAULT_CEPH_CONF = "/etc/ceph/ceph.conf"
 CEPH_PYTHON = "/usr/bin/python3"
 """The interpreter Debian's python3-rados and python3-cephfs bindings are built for."""
 HELPER = Path(__file__).resolve().with_name("cephfs_helper.py")
 CEPH_TIMEOUT_S = 60
+RADOS_MAX_OBJECT = 128 * 2**20
+"""osd_max_object_size's default: the largest object a pool takes."""
 MOUNT_TIMEOUT_S = "10"
 INSTALL_CEPH = (
     "install the Ceph client packages (Debian: ceph-common python3-rados python3-cephfs, "
     "or scripts/install-system-deps.sh)"
 )
+DEBIAN_DIST_PACKAGES = Path("/usr/lib/python3/dist-packages")
+"""Where Debian installs python3-rados, built for the system Python's version."""
 HELPER_EXIT_CONNECT, HELPER_EXIT_IMPORT = 3, 4
 """cephfs_helper.py's exit status when it cannot connect to Ceph, and when it cannot import a binding."""
 
@@ -98,7 +117,7 @@ def run_helper(command: str, plan: dict, workdir: Path, conf: str, timeout_s: fl
     if not os.access(CEPH_PYTHON, os.X_OK):
         raise ReplayError(f"{CEPH_PYTHON} not found: the Ceph Python bindings need the system Python; {INSTALL_CEPH}")
     plan_file = workdir / f"{command}-plan.json"
-    plan_file.write_text(json.dumps(plan), encoding="utf-8")
+    replace_file(plan_file, json.dumps(plan).encode())
     try:
         proc = subprocess.run(
             [CEPH_PYTHON, str(HELPER), command, str(plan_file)], capture_output=True, text=True, timeout=timeout_s
@@ -115,7 +134,7 @@ def run_helper(command: str, plan: dict, workdir: Path, conf: str, timeout_s: fl
         result = json.loads(proc.stdout)
     except ValueError as exc:
         raise ReplayError(f"{HELPER.name} {command} printed no JSON result: {tail(proc.stdout)}") from exc
-    (workdir / f"{command}-result.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
+    replace_file(workdir / f"{command}-result.json", json.dumps(result, indent=2).encode())
     return result
 
 
@@ -127,8 +146,6 @@ class RadosObjects:
     objects: int
     ok: int
     """Present with the right size."""
-    written: int
-    bytes_written: int
     bad: tuple[tuple[str, int, int], ...]
     """The first 20 (name, expected bytes, found bytes or -1 when missing)."""
 
@@ -148,19 +165,173 @@ class RadosObjects:
 
 
 def rados_objects(
-    pool: str, sizes: dict[str, int], workdir: Path, conf: str, *, write: bool, seed: int = 0, timeout_s: float = 600
+    pool: str, sizes: dict[str, int], workdir: Path, conf: str, *, timeout_s: float = 600
 ) -> RadosObjects:
-    """Stat every object of ``sizes`` (name -> bytes) in ``pool`` through the rados binding; with
-    ``write``, write the missing or wrongly sized ones first (seeded random bytes). fio's rados engine
-    never checks an I/O's result, so these stats are what says that a read had data to read."""
-    checked = run_helper(
-        "rados", {"conf": conf, "pool": pool, "objects": sizes, "seed": seed, "write": write}, workdir, conf, timeout_s
-    )
+    """Stat every object of ``sizes`` (name -> bytes) in ``pool`` through the rados binding. fio's rados
+    engine never checks an I/O's result, so these stats are what says that a read had data to read."""
+    checked = run_helper("rados", {"conf": conf, "pool": pool, "objects": sizes}, workdir, conf, timeout_s)
     return RadosObjects(
         pool=pool,
         objects=checked["objects"],
         ok=checked["ok"],
-        written=checked["written"],
-        bytes_written=checked["bytes_written"],
         bad=tuple((name, want, have) for name, want, have in checked["bad"]),
     )
+
+
+def rados_object_name(name: str) -> str:
+    """The object that holds ``name`` (a path under a layout root): ``%`` written ``%25``, ``/`` ``%2F``."""
+    return name.replace("%", "%25").replace("/", "%2F")
+
+
+class RadosStore:
+    """A layout root in a pool: the objects whose names start with ``prefix`` (names encoded by
+    :func:`rados_object_name`), with the layout manifest as one more object. A pool is a shared
+    namespace that trainio does not list: only the names it needs are checked."""
+
+    def __init__(self, pool: str, prefix: str, workdir: Path, conf: str) -> None:
+        self.pool, self.prefix, self.workdir, self.conf = pool, prefix, workdir, conf
+        self.root = f"rados:{pool}/{prefix}"
+
+    def object_name(self, name: str) -> str:
+        return rados_object_name(self.prefix + name)
+
+    def _helper(
+        self,
+        sizes: dict[str, int],
+        *,
+        write: Iterable[str] = (),
+        remove: Iterable[str] = (),
+        texts: dict | None = None,
+        seed: int = 0,
+    ) -> dict:
+        plan = {
+            "conf": self.conf,
+            "seed": seed,
+            "pool": self.pool,
+            "objects": {self.object_name(name): size for name, size in sizes.items()},
+            "manifest": {"name": self.object_name(MANIFEST_NAME), **(texts or {})},
+            "write": [self.object_name(name) for name in write],
+            "remove": [self.object_name(name) for name in remove],
+        }
+        return run_helper("rados", plan, self.workdir, self.conf, 600 + sum(sizes.values()) / 10e6)
+
+    def inspect(self, names: Iterable[str]) -> Inspection:
+        names = list(names)
+        checked = self._helper({name: 0 for name in names})
+        text = checked["manifest"]
+        manifest = None if text is None else read_manifest(text, f"{self.root}{MANIFEST_NAME}")
+        found = {}
+        for name in names:
+            have = checked["found"][self.object_name(name)]
+            found[name] = Found(MISSING) if have < 0 else Found(FILE, have)
+        return Inspection(self.root, manifest, None, found)
+
+    def write(self, plan: LayoutPlan, sizes: dict[str, int], seed: int) -> None:
+        texts = {"before": plan.manifest.text(), "after": plan.done.text()}
+        written = self._helper(sizes, write=plan.write, texts=texts, seed=seed)
+        if written["ok"] != written["objects"]:
+            bad = RadosObjects(self.pool, written["objects"], written["ok"], tuple(map(tuple, written["bad"])))
+            raise ReplayError(bad.problem("after writing them"))
+
+    def remove(self, names: Iterable[str]) -> int:
+        return int(self._helper({}, remove=names)["bytes_removed"])
+
+
+def import_rados() -> ModuleType:
+    """The rados binding in this interpreter: importable as is, or Debian's python3-rados when this
+    Python has the system Python's version (its extension is built for that version only)."""
+    try:
+        import rados
+    except ImportError:
+        tag = sys.implementation.cache_tag  # e.g. cpython-311
+        if not list(DEBIAN_DIST_PACKAGES.glob(f"rados.{tag}-*.so")):
+            raise ReplayError(
+                f"this Python ({sys.executable}, {tag}) cannot import the rados binding: {INSTALL_CEPH}, and run "
+                "trainio with a Python of the system's version"
+            ) from None
+        sys.path.append(str(DEBIAN_DIST_PACKAGES))
+        import rados
+    return rados
+
+
+class RadosReader:
+    """Reads a layout's objects in a pool through librados, connected on first use (after a fork: a
+    librados handle must not cross one). Opens and closes have nothing to act on."""
+
+    def __init__(self, pool: str, conf: str, object_name: Callable[[str], str]) -> None:
+        self.pool, self.conf, self.object_name = pool, conf, object_name
+        self.cluster: Any = None
+        self.ioctx: Any = None
+
+    def _connect(self) -> Any:
+        rados = import_rados()
+        try:
+            self.cluster = rados.Rados(conffile=self.conf)
+            self.cluster.conf_set("client_mount_timeout", MOUNT_TIMEOUT_S)
+            self.cluster.connect(timeout=int(MOUNT_TIMEOUT_S))
+            self.ioctx = self.cluster.open_ioctx(self.pool)
+        except rados.Error as exc:
+            raise unreachable(self.conf, str(exc)) from exc
+        return self.ioctx
+
+    def open(self, name: str) -> None:
+        pass
+
+    def close(self, name: str) -> None:
+        pass
+
+    def read(self, name: str, offset: int, length: int) -> int:
+        """Bytes the read returned; :class:`ReplayError` when librados refuses it."""
+        ioctx = self.ioctx or self._connect()
+        try:
+            return len(ioctx.read(self.object_name(name), length, offset))
+        except import_rados().Error as exc:
+            raise ReplayError(f"rados read of {self.object_name(name)} in pool {self.pool}: {exc}") from exc
+
+    def shutdown(self) -> None:
+        if self.ioctx is not None:
+            self.ioctx.close()
+            self.cluster.shutdown()
+            self.ioctx = self.cluster = None
+
+
+class CephFSStore:
+    """A layout root that is a folder inside CephFS, inspected and written by the libcephfs helper with
+    the rules of :mod:`trainio.replay.storage.layout` (no link followed)."""
+
+    def __init__(self, path: str, workdir: Path, conf: str) -> None:
+        self.path, self.workdir, self.conf = path, workdir, conf
+        self.root = f"cephfs:{path}"
+
+    def _helper(self, command: str, timeout_s: float = CEPH_TIMEOUT_S * 5, **plan: object) -> dict:
+        return run_helper(
+            command,
+            {"conf": self.conf, "root": self.path, "manifest": MANIFEST_NAME, **plan},
+            self.workdir,
+            self.conf,
+            timeout_s,
+        )
+
+    def inspect(self, names: Iterable[str]) -> Inspection:
+        names = list(names)
+        seen = self._helper("inspect", names=names)
+        if not seen.get("is_dir", True):
+            raise ForeignDataError(f"{self.root} is not a directory")
+        text = seen["manifest"]
+        manifest = None if text is None else read_manifest(text, f"{self.root}/{MANIFEST_NAME}")
+        found = {name: Found(kind, size, why) for name, (kind, size, why) in seen["found"].items()}
+        return Inspection(self.root, manifest, tuple(seen["others"]), found)
+
+    def write(self, plan: LayoutPlan, sizes: dict[str, int], seed: int) -> None:
+        manifest = {"name": MANIFEST_NAME, "before": plan.manifest.text(), "after": plan.done.text()}
+        self._helper(
+            "layout",
+            600 + sum(sizes.values()) / 10e6,
+            files=sizes,
+            write=list(plan.write),
+            seed=seed,
+            manifest=manifest,
+        )
+
+    def remove(self, names: Iterable[str]) -> int:
+        return int(self._helper("remove", names=list(names))["bytes_removed"])

@@ -5,7 +5,9 @@ Run by Debian's ``/usr/bin/python3`` (the only interpreter that can import the `
 ``python3-rados`` bindings), so this file uses the standard library and those two modules only; it
 imports nothing from trainio, and reports host CPU as /proc/stat's raw numbers.
 
-    /usr/bin/python3 cephfs_helper.py {cephfs,rados,calibrate} PLAN.json     (PLAN.json or - for stdin)
+    /usr/bin/python3 cephfs_helper.py COMMAND PLAN.json     (PLAN.json or - for stdin)
+
+COMMAND: cephfs (replay), calibrate, inspect / layout / remove (a layout root in CephFS), rados.
 
 The plans, the results and the exit statuses are in docs/replay.md (the libcephfs helper).
 """
@@ -15,11 +17,13 @@ from __future__ import annotations
 import json
 import math
 import random
+import stat
 import sys
 import threading
 import time
 
 CHUNK = 8 * 2**20
+MANIFEST_MAX_BYTES = 64 * 2**20
 MOUNT_TIMEOUT_S = "10"
 MAX_MESSAGES = 20
 EXIT_BAD_PLAN, EXIT_CONNECT, EXIT_IMPORT = 2, 3, 4
@@ -93,29 +97,178 @@ def _join(root: str, rel: str) -> str:
     return root.rstrip("/") + "/" + rel
 
 
-def _layout(cephfs, fs, root: str, files: dict, seed: int) -> dict:
-    written = bytes_written = 0
-    for rel in sorted(files):
-        size, path = int(files[rel]), _join(root, rel)
+def _kind(cephfs, fs, path: str):
+    """(kind, size) of ``path`` without following a link: missing, file, link, dir or other."""
+    try:
+        st = fs.lstat(path)
+    except cephfs.ObjectNotFound:
+        return "missing", 0
+    mode = st.st_mode
+    for kind, test in (("link", stat.S_ISLNK), ("file", stat.S_ISREG), ("dir", stat.S_ISDIR)):
+        if test(mode):
+            return kind, st.st_size
+    return "other", 0
+
+
+def _found(cephfs, fs, root: str, rel: str, folders: dict) -> list:
+    """[kind, size, why] of a layout name, as trainio's layout rules read it: a link or a file on the
+    way to it blocks it."""
+    parts = rel.split("/")
+    for depth in range(1, len(parts)):
+        folder = "/".join(parts[:depth])
+        if folder not in folders:
+            kind, _ = _kind(cephfs, fs, _join(root, folder))
+            folders[folder] = {
+                "dir": None,
+                "missing": ["missing", 0, ""],
+                "link": ["blocked", 0, f"a symbolic link on the way ({folder}); trainio never follows one"],
+            }.get(kind, ["blocked", 0, f"a file where the layout needs a folder ({folder})"])
+        if folders[folder] is not None:
+            return folders[folder]
+    kind, size = _kind(cephfs, fs, _join(root, rel))
+    if kind in ("dir", "other"):
+        return ["blocked", 0, "a folder (or other non-file) where the layout puts a file"]
+    return [kind, size, ""]
+
+
+def _read_whole(fs, path: str) -> bytes:
+    fd = fs.open(path, "r")
+    try:
+        return fs.read(fd, 0, MANIFEST_MAX_BYTES)
+    finally:
+        fs.close(fd)
+
+
+def _fields(plan: dict, *keys: str) -> list:
+    """The plan's values of ``keys``; a missing one is a bad plan."""
+    try:
+        return [plan[key] for key in keys]
+    except (KeyError, TypeError) as exc:
+        raise HelperError(EXIT_BAD_PLAN, f"plan is missing or mistypes {exc}") from exc
+
+
+def inspect(plan: dict) -> dict:
+    """The layout root: does it exist, a few names in it, the manifest's text, and each needed name."""
+    cephfs = _import_cephfs()
+    conf, root, names, manifest = _fields(plan, "conf", "root", "names", "manifest")
+    fs = _mount(cephfs, conf)
+    try:
+        kind, _ = _kind(cephfs, fs, root)
+        if kind == "missing":
+            return {"exists": False, "others": [], "manifest": None, "found": {n: ["missing", 0, ""] for n in names}}
+        if kind != "dir":
+            return {"exists": True, "is_dir": False}
+        others: list[str] = []
+        handle = fs.opendir(root)
         try:
-            if fs.stat(path).st_size == size:
-                continue
-        except cephfs.ObjectNotFound:
-            pass
-        parent = path.rsplit("/", 1)[0]
-        if parent:
-            fs.mkdirs(parent, 0o755)
-        fd = fs.open(path, "w", 0o644)
-        try:
-            for start, data in _random_bytes(seed, rel, size):
-                done = fs.write(fd, data, start)
-                if done != len(data):
-                    raise HelperError(1, f"short write to {path}: {done} of {len(data)} bytes at {start}")
+            while len(others) < 4:
+                entry = fs.readdir(handle)
+                if entry is None:
+                    break
+                name = entry.d_name.decode("utf-8", "replace")
+                if name not in (".", "..", manifest):
+                    others.append(name)
         finally:
-            fs.close(fd)
-        written += 1
-        bytes_written += size
+            fs.closedir(handle)
+        text = None
+        manifest_kind, _ = _kind(cephfs, fs, _join(root, manifest))
+        if manifest_kind == "file":
+            text = _read_whole(fs, _join(root, manifest)).decode("utf-8", "replace")
+        elif manifest_kind != "missing":
+            text = f"(a {manifest_kind}, not a file)"
+        folders: dict = {}
+        found = {name: _found(cephfs, fs, root, name, folders) for name in names}
+        return {"exists": True, "is_dir": True, "others": sorted(others), "manifest": text, "found": found}
+    except cephfs.Error as exc:
+        raise HelperError(1, f"cannot inspect {root}: {exc}") from exc
+    finally:
+        fs.shutdown()
+
+
+def _write_text(fs, path: str, text: str) -> None:
+    """Replace ``path`` with ``text``: a new file renamed over it (a link there is replaced, not followed)."""
+    temp = path + ".tmp"
+    fd = fs.open(temp, "w", 0o644)
+    try:
+        fs.write(fd, text.encode(), 0)
+    finally:
+        fs.close(fd)
+    fs.rename(temp, path)
+
+
+def layout(plan: dict) -> dict:
+    """Write the manifest (``before``), every name of ``write`` (seeded bytes; a file or link there is
+    unlinked first, never written through), then the manifest (``after``)."""
+    cephfs = _import_cephfs()
+    try:
+        conf, root, files, write = plan["conf"], plan["root"], plan["files"], plan["write"]
+        manifest, seed = plan["manifest"], int(plan.get("seed", 0))
+        names = [(rel, int(files[rel])) for rel in write]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise HelperError(EXIT_BAD_PLAN, f"plan is missing or mistypes {exc}") from exc
+    fs = _mount(cephfs, conf)
+    written = bytes_written = 0
+    try:
+        fs.mkdirs(root, 0o755)
+        _write_text(fs, _join(root, manifest["name"]), manifest["before"])
+        folders: dict = {}
+        made: set = set()
+        for rel, size in names:
+            kind, _, why = _found(cephfs, fs, root, rel, folders)
+            if kind == "blocked":
+                raise HelperError(EXIT_BAD_PLAN, f"{_join(root, rel)}: {why}")
+            path = _join(root, rel)
+            if kind in ("file", "link"):
+                fs.unlink(path)
+            folder = rel.rpartition("/")[0]
+            if folder and folder not in made:
+                fs.mkdirs(_join(root, folder), 0o755)
+                made.add(folder)
+            fd = fs.open(path, "w", 0o644)
+            try:
+                for start, data in _random_bytes(seed, rel, size):
+                    done = fs.write(fd, data, start)
+                    if done != len(data):
+                        raise HelperError(1, f"short write to {path}: {done} of {len(data)} bytes at {start}")
+            finally:
+                fs.close(fd)
+            written += 1
+            bytes_written += size
+        _write_text(fs, _join(root, manifest["name"]), manifest["after"])
+    except cephfs.Error as exc:
+        raise HelperError(1, f"cannot write the layout under {root}: {exc}") from exc
+    finally:
+        fs.shutdown()
     return {"files": len(files), "written": written, "bytes_written": bytes_written}
+
+
+def remove(plan: dict) -> dict:
+    """Unlink the regular files ``names`` (nothing else, no link followed), the manifest, then the
+    folders left empty."""
+    cephfs = _import_cephfs()
+    conf, root, names, manifest = _fields(plan, "conf", "root", "names", "manifest")
+    fs = _mount(cephfs, conf)
+    removed = 0
+    try:
+        folders: dict = {}
+        emptied: set[str] = set()
+        for rel in [*names, manifest]:
+            kind, size, _ = _found(cephfs, fs, root, rel, folders)
+            if kind == "file":
+                fs.unlink(_join(root, rel))
+                removed += size
+            parts = rel.split("/")
+            emptied.update("/".join(parts[:depth]) for depth in range(1, len(parts)))
+        for folder in sorted(emptied, key=lambda f: f.count("/"), reverse=True) + [""]:
+            try:
+                fs.rmdir(_join(root, folder).rstrip("/"))
+            except cephfs.Error:
+                pass  # not empty: something else is in it
+    except cephfs.Error as exc:
+        raise HelperError(1, f"cannot remove the layout under {root}: {exc}") from exc
+    finally:
+        fs.shutdown()
+    return {"bytes_removed": removed}
 
 
 class _Process(threading.Thread):
@@ -129,6 +282,8 @@ class _Process(threading.Thread):
         self.latency: dict[str, list[float]] = {}
         self.messages: list[str] = []
         self.t0 = self.end = 0.0
+        self.reads: list[float] = []
+        """The first read's issue, the last read's issue and end (monotonic seconds)."""
 
     def _fail(self, message: str) -> None:
         self.errors += 1
@@ -184,7 +339,9 @@ class _Process(threading.Thread):
                 self._fail(f"read {rel} at {offset}: the file is not open (its open failed)")
                 self.ops += 1
                 return
+            issued = time.monotonic()
             data = self._call("read", rel, lambda: self.fs.read(fds[rel], offset, length))
+            self.reads[:] = [self.reads[0] if self.reads else issued, issued, time.monotonic()]
             self.ops += 1
             if data is not None:
                 self.bytes += len(data)
@@ -197,16 +354,15 @@ class _Process(threading.Thread):
 def replay_cephfs(plan: dict) -> dict:
     cephfs = _import_cephfs()
     try:
-        conf, root, files, processes = plan["conf"], plan["root"], plan["files"], plan["processes"]
-        no_stall, seed = bool(plan.get("no_stall", False)), int(plan.get("seed", 0))
+        conf, root, processes = plan["conf"], plan["root"], plan["processes"]
+        no_stall = bool(plan.get("no_stall", False))
     except (KeyError, TypeError, ValueError) as exc:
         raise HelperError(EXIT_BAD_PLAN, f"plan is missing or mistypes {exc}") from exc
     if not str(root).startswith("/"):
         raise HelperError(EXIT_BAD_PLAN, f"root(={root!r}) must be an absolute path inside the file system")
     mounts: dict = {}
+    threads: list[_Process] = []
     try:
-        layout_fs = mounts.setdefault(None, _mount(cephfs, conf))
-        layout = _layout(cephfs, layout_fs, root, files, seed)
         for spec in processes:
             if spec.get("node") not in mounts:
                 mounts[spec.get("node")] = _mount(cephfs, conf)
@@ -233,9 +389,15 @@ def replay_cephfs(plan: dict) -> dict:
         "latency_ms": {op: _summary(values) for op, values in sorted(latency.items())},
         "errors": sum(t.errors for t in threads),
         "error_messages": [m for t in threads for m in t.messages][:MAX_MESSAGES],
-        "layout": layout,
         "processes": [
-            {"name": t.name, "bytes": t.bytes, "ops": t.ops, "errors": t.errors, "duration_s": t.end - t.t0}
+            {
+                "name": t.name,
+                "bytes": t.bytes,
+                "ops": t.ops,
+                "errors": t.errors,
+                "duration_s": t.end - t.t0,
+                **dict(zip(("first_read_s", "last_read_s", "last_end_s"), t.reads, strict=False)),
+            }
             for t in threads
         ],
     }
@@ -380,10 +542,9 @@ def _cal_metadata(cephfs, conf: str, root: str, plan: dict, cell: dict) -> dict:
 def calibrate(plan: dict) -> dict:
     cephfs = _import_cephfs()
     try:
-        conf, root, files, cells = plan["conf"], plan["root"], plan["files"], plan["cells"]
-        seed = int(plan.get("seed", 0))
-        if plan["data"] not in files or not all(rel in files for rel in plan["samples"]):
-            raise KeyError("data / samples: every one must be in files")
+        conf, root, cells = plan["conf"], plan["root"], plan["cells"]
+        if "data" not in plan or "samples" not in plan:
+            raise KeyError("data / samples")
         ops = {cell["op"] for cell in cells}
     except (KeyError, TypeError, ValueError) as exc:
         raise HelperError(EXIT_BAD_PLAN, f"plan is missing or mistypes {exc}") from exc
@@ -391,18 +552,10 @@ def calibrate(plan: dict) -> dict:
         raise HelperError(EXIT_BAD_PLAN, f"unknown cell op(s) {sorted(ops - {'randread', 'open-read-close', 'stat'})}")
     if not str(root).startswith("/"):
         raise HelperError(EXIT_BAD_PLAN, f"root(={root!r}) must be an absolute path inside the file system")
-    fs = _calibrate_mount(cephfs, conf)
-    try:
-        try:
-            version = ".".join(str(part) for part in fs.version())
-            layout = _layout(cephfs, fs, root, files, seed)
-        except cephfs.Error as exc:
-            raise HelperError(1, f"cannot lay out the calibration files under {root}: {exc}") from exc
-    finally:
-        fs.shutdown()  # its write caps would otherwise be recalled during the reads
     results = []
-    fs = _calibrate_mount(cephfs, conf)
+    fs = _calibrate_mount(cephfs, conf)  # a mount of its own: the layout's write caps are gone
     try:
+        version = ".".join(str(part) for part in fs.version())
         for index, cell in enumerate(cells):
             if cell["op"] == "randread":
                 try:
@@ -413,21 +566,29 @@ def calibrate(plan: dict) -> dict:
                 results.append(_cal_metadata(cephfs, conf, root, plan, cell))
     finally:
         fs.shutdown()
-    return {"version": version, "layout": layout, "cells": results}
+    return {"version": version, "cells": results}
 
 
 # ----------------------------------------------------------------------------------------- RADOS
 
 
 def rados_objects(plan: dict) -> dict:
+    """Stat ``objects`` (name -> bytes) in ``pool``; with ``manifest`` ({"name"}) read it too; with
+    ``write`` (names), write ``manifest.before``, those objects (seeded bytes, replacing what is there),
+    then ``manifest.after``; with ``remove`` (names), delete those and the manifest."""
     try:
         import rados
     except ImportError as exc:
         raise HelperError(EXIT_IMPORT, f"{sys.executable} cannot import the rados binding: {exc}") from exc
     try:
-        conf, pool, objects = plan["conf"], plan["pool"], plan["objects"]
-        write, seed = bool(plan.get("write", False)), int(plan.get("seed", 0))
-    except (KeyError, TypeError, ValueError) as exc:
+        conf, pool, objects = plan["conf"], plan["pool"], {name: int(size) for name, size in plan["objects"].items()}
+        write, remove, seed = list(plan.get("write", [])), list(plan.get("remove", [])), int(plan.get("seed", 0))
+        manifest = plan.get("manifest") or {}
+        if (write or remove) and "name" not in manifest:
+            raise KeyError("manifest: writing or removing needs the manifest's name")
+        if not set(write) <= set(objects):
+            raise KeyError("write: every name must be in objects")
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise HelperError(EXIT_BAD_PLAN, f"plan is missing or mistypes {exc}") from exc
     cluster = rados.Rados(conffile=conf)
     try:
@@ -440,39 +601,53 @@ def rados_objects(plan: dict) -> dict:
             ioctx = cluster.open_ioctx(pool)
         except rados.ObjectNotFound as exc:
             raise HelperError(1, f"rados pool {pool!r} does not exist") from exc
-        ok = written = bytes_written = 0
-        bad: list[list] = []
+        result: dict = {"manifest": None, "written": 0, "bytes_written": 0, "bytes_removed": 0}
         try:
-            for name in sorted(objects):
-                size = int(objects[name])
+            if "name" in manifest:
                 try:
-                    found = ioctx.stat(name)[0]
+                    result["manifest"] = ioctx.read(manifest["name"], MANIFEST_MAX_BYTES).decode("utf-8", "replace")
                 except rados.ObjectNotFound:
-                    found = -1
-                if found != size and write:
-                    if found >= 0:
-                        ioctx.remove_object(name)
-                    for start, data in _random_bytes(seed, name, size):
+                    pass
+            if write:
+                ioctx.write_full(manifest["name"], manifest["before"].encode())
+                for name in write:
+                    ioctx.write_full(name, b"")  # replaces the object whole: nothing of it is left
+                    for start, data in _random_bytes(seed, name, objects[name]):
                         ioctx.write(name, data, start)  # raises on failure, e.g. past osd_max_object_size
-                    if size == 0:
-                        ioctx.write_full(name, b"")
-                    written += 1
-                    bytes_written += size
-                    found = ioctx.stat(name)[0]
-                if found == size:
-                    ok += 1
-                elif len(bad) < MAX_MESSAGES:
-                    bad.append([name, size, found])
+                    result["written"] += 1
+                    result["bytes_written"] += objects[name]
+                ioctx.write_full(manifest["name"], manifest["after"].encode())
+            found = {}
+            for name in sorted(objects):
+                try:
+                    found[name] = ioctx.stat(name)[0]
+                except rados.ObjectNotFound:
+                    found[name] = -1
+            for name in [*remove, *([manifest["name"]] if remove else [])]:
+                try:
+                    size = ioctx.stat(name)[0]
+                    ioctx.remove_object(name)
+                    result["bytes_removed"] += size
+                except rados.ObjectNotFound:
+                    pass
         except rados.Error as exc:
             raise HelperError(1, f"rados pool {pool!r}: {exc}") from exc
         finally:
             ioctx.close()
     finally:
         cluster.shutdown()
-    return {"objects": len(objects), "ok": ok, "written": written, "bytes_written": bytes_written, "bad": bad}
+    bad = [[name, objects[name], have] for name, have in found.items() if have != objects[name]]
+    return {**result, "objects": len(objects), "ok": len(objects) - len(bad), "bad": bad[:MAX_MESSAGES], "found": found}
 
 
-COMMANDS = {"cephfs": replay_cephfs, "rados": rados_objects, "calibrate": calibrate}
+COMMANDS = {
+    "cephfs": replay_cephfs,
+    "rados": rados_objects,
+    "calibrate": calibrate,
+    "inspect": inspect,
+    "layout": layout,
+    "remove": remove,
+}
 
 
 def main(argv: list[str]) -> int:

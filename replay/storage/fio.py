@@ -238,6 +238,69 @@ def _result(source: str, document: dict, messages: tuple[str, ...]) -> FioResult
     return FioResult(top.text("fio version"), top.integer("timestamp"), jobs, messages)
 
 
+# ---------------------------------------------------------------------------- per-I/O latency logs
+
+LAT_LOG_MAX_LINE = 200
+"""A latency log line is a few numbers: anything longer is not one."""
+
+
+def lat_log_options(prefix: Path) -> list[str]:
+    """Job options that make fio log every I/O's completion time (Unix epoch milliseconds) and total
+    latency to ``PREFIX_lat.N.log`` (N: the job's place in the job file, from 1), with its
+    ``_clat``/``_slat`` siblings: fio 3.33's JSON has no job start times, its per-I/O log has the I/Os'."""
+    return [f"write_lat_log={prefix}", "log_unix_epoch=1"]
+
+
+@dataclass(frozen=True)
+class IoSpan:
+    """One job's I/O as fio's per-I/O latency log saw it (Unix seconds, millisecond resolution)."""
+
+    ios: int
+    first_issue_s: float
+    """The first I/O's completion less its latency."""
+    last_issue_s: float
+    last_end_s: float
+
+
+def read_lat_log(path: Path) -> IoSpan | None:
+    """One job's span from its latency log (lines ``time_ms, latency_ns, ddir, bs, offset[, prio]``);
+    None when the job logged no I/O. :class:`FioOutputError` for a log that is not one."""
+    first: tuple[float, float] | None = None
+    last = (0.0, 0.0)
+    count = 0
+    try:
+        with open(path, encoding="ascii", errors="strict") as f:
+            for lineno, line in enumerate(f, 1):
+                fields = line.split(",")
+                try:
+                    if len(line) > LAT_LOG_MAX_LINE or len(fields) < 5:
+                        raise ValueError(line)
+                    end_s, latency_s = int(fields[0]) / 1e3, int(fields[1]) / 1e9
+                except ValueError:
+                    raise FioOutputError(
+                        str(path), f"line {lineno} is not a latency log line: {_quote(line)}"
+                    ) from None
+                first = first or (end_s, latency_s)
+                last = (end_s, latency_s)
+                count += 1
+    except OSError as exc:
+        raise FioOutputError(str(path), exc.strerror or str(exc)) from exc
+    except UnicodeDecodeError as exc:
+        raise FioOutputError(str(path), f"not text (byte {exc.start})") from exc
+    if first is None:
+        return None
+    return IoSpan(count, first[0] - first[1], last[0] - last[1], last[0])
+
+
+def job_spans(prefix: Path, jobs: int) -> list[IoSpan | None]:
+    """The span of each of ``jobs`` jobs (in job-file order) from the logs :func:`lat_log_options` asked for."""
+    spans = []
+    for number in range(1, jobs + 1):
+        path = prefix.with_name(f"{prefix.name}_lat.{number}.log")
+        spans.append(read_lat_log(path) if path.exists() else None)
+    return spans
+
+
 # ---------------------------------------------------------------------------- running fio
 
 

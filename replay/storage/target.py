@@ -5,6 +5,7 @@
     rados:POOL         a Ceph pool
     cephfs:/PATH       a folder inside CephFS, reached through libcephfs (no mount)
     rgw:URL/BUCKET     a bucket of an S3 endpoint (Ceph RGW, MinIO, AWS); s3:URL/BUCKET is the same
+    s3://BUCKET/PREFIX a key prefix of a bucket, the endpoint given apart (--endpoint)
 
 Each command names the kinds it takes (``accepts``); any other target is a one-line
 :class:`TargetError` that says what the command takes.
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 import posixpath
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -24,7 +25,7 @@ SYNTAX = {
     RBD: "rbd:POOL/IMAGE",
     RADOS: "rados:POOL",
     CEPHFS: "cephfs:/PATH",
-    RGW: "rgw:http://HOST:PORT/BUCKET (or s3:...)",
+    RGW: "rgw:http://HOST:PORT/BUCKET (or s3:..., s3://BUCKET/PREFIX)",
 }
 """Each kind's spelling, in the order the commands list them."""
 SCHEMES = {"rbd": RBD, "rados": RADOS, "cephfs": CEPHFS, "rgw": RGW, "s3": RGW}
@@ -46,13 +47,39 @@ class Target:
     pool: str = ""
     image: str = ""
     endpoint: str = ""
-    """``rgw``: ``http(s)://HOST:PORT``."""
+    """``rgw``: ``http(s)://HOST:PORT`` (empty for ``s3://BUCKET/PREFIX`` until :func:`with_endpoint`)."""
     bucket: str = ""
+    prefix: str = ""
+    """``rgw``: the key prefix ``s3://BUCKET/PREFIX`` names (ending in ``/``), else empty."""
 
     @property
     def directory(self) -> Path:
         """``directory``: the absolute path (``~`` expanded)."""
         return Path(self.path).expanduser().absolute()
+
+    def directory_kind(self) -> str:
+        """``directory``: what is there, ``missing``, ``directory`` or ``other``; :class:`TargetError`
+        when the path cannot even be looked at (a name too long, a folder on the way not searchable)."""
+        try:
+            path = self.directory
+            return "directory" if path.is_dir() else "other" if path.exists() else "missing"
+        except (OSError, RuntimeError) as exc:  # RuntimeError: a ~user that does not exist
+            raise TargetError(f"target(={self.text!r}): {getattr(exc, 'strerror', None) or exc}") from exc
+
+
+def with_endpoint(target: Target, endpoint: str | None) -> Target:
+    """An S3 target with its endpoint: the one it names, else ``endpoint`` (--endpoint);
+    :class:`TargetError` when it has none, or two."""
+    if target.kind != RGW:
+        return target
+    if target.endpoint and endpoint and endpoint.rstrip("/") != target.endpoint:
+        raise TargetError(f"target(={target.text!r}) names its endpoint; --endpoint {endpoint} says another")
+    if target.endpoint:
+        return target
+    url = urlsplit(endpoint or "")
+    if url.scheme not in ("http", "https") or not url.netloc:
+        raise TargetError(f"target(={target.text!r}) needs --endpoint http(s)://HOST:PORT (or TRAINIO_S3_ENDPOINT)")
+    return replace(target, endpoint=f"{url.scheme}://{url.netloc}")
 
 
 def expected(accepts: Iterable[str]) -> str:
@@ -90,6 +117,12 @@ def _parse(text: str) -> Target:
         if not folder.startswith("/") or folder == "/" or folder.startswith("//"):
             raise TargetError(f"target(={text!r}): expected cephfs:/PATH (a folder inside the file system, not /)")
         return Target(CEPHFS, text, path=folder)
+    if kind == RGW and rest.startswith("//"):
+        bucket, _, prefix = rest[2:].partition("/")
+        prefix = prefix.strip("/")
+        if not bucket or any(part in ("", ".", "..") for part in prefix.split("/") if prefix):
+            raise TargetError(f"target(={text!r}): expected s3://BUCKET or s3://BUCKET/PREFIX")
+        return Target(RGW, text, bucket=bucket, prefix=f"{prefix}/" if prefix else "")
     if kind == RGW:
         url = urlsplit(rest)
         bucket = url.path.strip("/")

@@ -13,29 +13,43 @@ import pytest
 from tests.helpers import run_cli
 from trainio.models.backend import load_profile
 from trainio.replay.calibration.calibrate import calibrate
-from trainio.replay.calibration.measurement import CalibrationError
-from trainio.replay.calibration.rados import RADOS_PREFIX, check_objects
+from trainio.replay.calibration.place import Placement
 from trainio.replay.calibration.report import render_calibration
+from trainio.replay.storage import ceph
 from trainio.replay.storage.errors import ReplayError
+from trainio.replay.storage.layout import MANIFEST_NAME
+from trainio.replay.storage.s3 import s3_client
 
 BUNDLED = Path(__file__).resolve().parents[2] / "traces" / "imagenet_jpeg-cpu"
 BUDGET_S = 15
 
 
-@pytest.fixture
-def ceph_env(ceph, monkeypatch) -> dict:
-    _, env = ceph
-    for name in ("CEPH_CONF", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
-        monkeypatch.setenv(name, env[name])
-    return env
+def _keys(client, bucket: str) -> dict[str, int]:
+    pages = client.get_paginator("list_objects_v2").paginate(Bucket=bucket)
+    return {item["Key"]: item["Size"] for page in pages for item in page.get("Contents", [])}
 
 
 @pytest.mark.slow
 def test_rgw_calibration_colocated_writes_a_loadable_object_profile_with_its_cpu(ceph_env, tmp_path):
     out = tmp_path / "my-rgw.toml"
+    client = s3_client(ceph_env["TRAINIO_S3_ENDPOINT"])
+    client.create_bucket(Bucket="trainio-calibrate")
+    client.put_object(Bucket="trainio-calibrate", Key="train/theirs.jpg", Body=b"y" * 20_000)
+    said: list[str] = []
     started = time.monotonic()
-    cal = calibrate(f"rgw:{ceph_env['TRAINIO_S3_ENDPOINT']}/trainio-calibrate", out, budget_s=BUDGET_S, colocated=True)
+    cal = calibrate(
+        f"rgw:{ceph_env['TRAINIO_S3_ENDPOINT']}/trainio-calibrate",
+        out,
+        budget_s=BUDGET_S,
+        colocated=True,
+        progress=said.append,
+    )
     assert time.monotonic() - started < 40
+    # It said where its objects went, and they are gone; the bucket's own object is as it was.
+    where = f"{ceph_env['TRAINIO_S3_ENDPOINT']}/trainio-calibrate/trainio-calibrate/"
+    assert any(f"calibration files at {where} (removed afterwards)" in line for line in said), said
+    assert any(line.startswith("removed the calibration files (") for line in said), said
+    assert _keys(client, "trainio-calibrate") == {"train/theirs.jpg": 20_000}
     profile = load_profile(out)
     assert (profile.name, profile.access, profile.shared) == ("my-rgw", "object", True)
     assert 0.2e-3 <= cal.fitted.latency_s <= 50e-3
@@ -64,7 +78,7 @@ def test_rgw_calibration_colocated_writes_a_loadable_object_profile_with_its_cpu
 def test_rados_calibration_checks_its_objects_and_writes_a_block_profile(ceph_env, tmp_path):
     out = tmp_path / "my-rados.toml"
     started = time.monotonic()
-    cal = calibrate("rados:trainpool", out, budget_s=BUDGET_S)
+    cal = calibrate("rados:trainpool", out, budget_s=BUDGET_S, placement=Placement(keep=True))
     assert time.monotonic() - started < 40
     profile = load_profile(out)
     assert (profile.access, profile.shared) == ("block", True)
@@ -73,18 +87,20 @@ def test_rados_calibration_checks_its_objects_and_writes_a_block_profile(ceph_en
     assert cal.tool.startswith("fio-") and cal.tool in profile.source
     # librados' CPU, read from the fio process (fio's own usr/sys figures hold the job thread only).
     assert profile.request_cpu_s > 0 and profile.colocated_cpu_s == 0  # not asked to be co-located
+    # Kept (--keep): eight objects and the manifest under its own prefix.
+    listed = subprocess.run(
+        ["rados", "-p", "trainpool", "ls"], check=True, timeout=30, env=ceph_env, capture_output=True, text=True
+    ).stdout.split()
+    ours = sorted(name for name in listed if name.startswith("trainio-calibrate%2F"))
+    assert ours == sorted([f"trainio-calibrate%2F{i}" for i in range(8)] + [f"trainio-calibrate%2F{MANIFEST_NAME}"])
     # fio's rados engine reports reads of a missing object as fast successes; the stat check catches it.
-    subprocess.run(
-        ["rados", "-p", "trainpool", "rm", f"{RADOS_PREFIX}3"],
-        check=True,
-        timeout=30,
-        env=ceph_env,
-        capture_output=True,
-    )
-    with pytest.raises(
-        CalibrationError, match=rf"{RADOS_PREFIX}3 \(expected 8388608 bytes, found none\).*cannot be trusted"
-    ):
-        check_objects("trainpool", ceph_env["CEPH_CONF"], tmp_path, "before the reads")
+    subprocess.run(["rados", "-p", "trainpool", "rm", "trainio-calibrate%2F3"], check=True, timeout=30, env=ceph_env)
+    sizes = {f"trainio-calibrate%2F{i}": 8 * 2**20 for i in range(8)}
+    checked = ceph.rados_objects("trainpool", sizes, tmp_path, ceph_env["CEPH_CONF"])
+    assert "trainio-calibrate%2F3 (expected 8388608 bytes, found none)" in checked.problem("before the reads")
+    store = ceph.RadosStore("trainpool", "trainio-calibrate/", tmp_path, ceph_env["CEPH_CONF"])
+    removed = store.remove(map(str, range(8)))
+    assert 7 * 8 * 2**20 < removed < 7 * 8 * 2**20 + 10_000  # seven objects and the manifest
 
 
 @pytest.mark.slow
@@ -101,6 +117,9 @@ def test_cephfs_calibration_through_libcephfs_writes_a_shared_posix_profile(ceph
     assert cal.tool.startswith("libcephfs ") and len(cal.residuals) == 5
     assert {m.pattern for m in cal.measurements} == {"randread", "open-read-close", "stat"}
     assert "open-read-close 16KiB" in render_calibration(cal)
+    # its files are gone, the folder too
+    seen = ceph.CephFSStore("/trainio-calibrate", tmp_path, ceph_env["CEPH_CONF"]).inspect(["data.bin"])
+    assert seen.manifest is None and seen.others == () and seen.found["data.bin"].kind == "missing"
 
 
 @pytest.mark.slow
@@ -128,6 +147,16 @@ def test_directory_calibration_from_the_cli_prints_the_fit_and_the_next_command(
     whatif = run_cli("replay", "what-if", "--trace", BUNDLED, "--profile", out, "--json", timeout=120)
     assert whatif.returncode == 0, whatif.stderr
     assert json.loads(whatif.stdout)["time_to_train_s"] > 0
+
+
+def test_directory_calibration_never_writes_in_a_users_folder_of_its_name(tmp_path):
+    theirs = tmp_path / "storage" / "trainio-calibrate" / "notes.txt"
+    theirs.parent.mkdir(parents=True)
+    theirs.write_text("mine")
+    proc = run_cli("replay", "calibrate", "--target", tmp_path / "storage", "--out", tmp_path / "x.toml", timeout=60)
+    assert proc.returncode == 2 and "holds data trainio did not write" in proc.stderr, proc.stderr
+    assert len(proc.stderr.splitlines()) == 2  # where it would go, then the one-line refusal
+    assert [p.name for p in theirs.parent.iterdir()] == ["notes.txt"] and theirs.read_text() == "mine"
 
 
 def test_a_target_that_is_not_storage_is_a_usage_error(tmp_path):

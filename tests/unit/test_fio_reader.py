@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from trainio.replay.storage.fio import FioLatency, FioOutputError, read_fio_json
+from trainio.replay.storage.fio import FioLatency, FioOutputError, job_spans, read_fio_json, read_lat_log
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "fio"
 
@@ -178,3 +178,42 @@ def test_a_missing_required_field_is_named_with_its_path(tmp_path, edit, field):
 )
 def test_a_mistyped_field_is_named_with_its_value(tmp_path, edit, expected):
     assert expected in _error(_variant(tmp_path, edit))
+
+
+# ------------------------------------------------------------------------------ per-I/O latency logs
+
+
+def test_a_latency_log_gives_the_first_issue_and_the_last_end(tmp_path):
+    log = tmp_path / "job_lat.1.log"
+    log.write_text("1000, 2000000, 0, 4096, 0\n1005, 1000000, 0, 4096, 0\n1010, 4000000, 0, 4096, 0, 0\n")
+    span = read_lat_log(log)
+    assert span is not None and span.ios == 3
+    assert (span.first_issue_s, span.last_issue_s, span.last_end_s) == pytest.approx((0.998, 1.006, 1.010))
+    (tmp_path / "empty.log").write_text("")
+    assert read_lat_log(tmp_path / "empty.log") is None
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (b"1000, 2000\n", "line 1 is not a latency log line"),
+        (b"1000, x, 0, 4096, 0\n", "line 1 is not a latency log line"),
+        (b"1000, 2000, 0, 4096, 0\n1001, 2", "line 2 is not a latency log line"),
+        (b"\xff\xfe binary", "not text"),
+        (b"1, 2, 3, 4, 5" + b"9" * 300 + b"\n", "not a latency log line"),
+    ],
+)
+def test_a_latency_log_that_is_not_one_is_one_line_naming_the_file(tmp_path, data, reason):
+    log = tmp_path / "job_lat.1.log"
+    log.write_bytes(data)
+    with pytest.raises(FioOutputError, match=f"cannot read fio output {log}: .*{reason}"):
+        read_lat_log(log)
+    with pytest.raises(FioOutputError, match="No such file"):
+        read_lat_log(tmp_path / "missing.log")
+
+
+def test_job_spans_follow_the_job_files_order_and_miss_jobs_without_io(tmp_path):
+    (tmp_path / "job_lat.1.log").write_text("2000, 1000000, 0, 4096, 0\n")
+    (tmp_path / "job_lat.3.log").write_text("3000, 1000000, 0, 4096, 0\n")
+    spans = job_spans(tmp_path / "job", 3)
+    assert [span.last_end_s if span else None for span in spans] == [2.0, None, 3.0]

@@ -12,11 +12,14 @@ import pytest
 
 from tests.unit.synthetic import io_row, make_trace
 from trainio.replay.real import fioreplay
-from trainio.replay.real.fioreplay import mixed_percentile, rados_object_name, rbd_layout, replay_fio
+from trainio.replay.real.fioreplay import mixed_percentile, rbd_layout, replay_fio
+from trainio.replay.real.iolog import IologError
 from trainio.replay.real.result import ReplayVerificationError
 from trainio.replay.real.s3replay import plan_gets
 from trainio.replay.real.schedule import Op, build_schedule, node_start_delays, split_shares
+from trainio.replay.storage.ceph import rados_object_name
 from trainio.replay.storage.errors import ReplayError
+from trainio.replay.storage.layout import ForeignDataError
 
 BUNDLED = Path(__file__).resolve().parents[2] / "traces" / "imagenet_jpeg-cpu"
 BUNDLED_BYTES, BUNDLED_READS, BUNDLED_FILE_BYTES = 14_044_054, 4_097, 7_022_041
@@ -120,15 +123,16 @@ def test_a_directory_without_room_is_refused_saying_how_much_is_needed(tmp_path,
     assert not target.exists()
 
 
-def test_files_larger_than_the_trace_reads_are_not_overwritten(tmp_path):
+@pytest.mark.parametrize("extra", [-1, 0, 1])
+def test_a_users_file_where_the_layout_goes_is_never_overwritten_whatever_its_size(tmp_path, extra):
     plan = build_schedule(BUNDLED)
     rel, size = next(iter(plan.sizes.items()))
     theirs = tmp_path / "target" / rel
     theirs.parent.mkdir(parents=True)
-    theirs.write_bytes(b"x" * (size + 1))
-    with pytest.raises(ReplayError, match="will not be overwritten"):
+    theirs.write_bytes(b"x" * (size + extra))
+    with pytest.raises(ForeignDataError, match="holds data trainio did not write"):
         replay_fio(BUNDLED, str(tmp_path / "target"), tmp_path / "work")
-    assert theirs.read_bytes() == b"x" * (size + 1)
+    assert theirs.read_bytes() == b"x" * (size + extra)
 
 
 def test_a_trace_without_data_reads_is_refused(tmp_path):
@@ -148,7 +152,7 @@ def test_a_file_over_the_rados_object_limit_is_refused_before_touching_ceph(tmp_
 
 
 def test_a_replay_that_read_other_bytes_than_the_trace_fails_naming_both(tmp_path, monkeypatch):
-    def short_runner(schedule, target, workdir, no_stall, say):  # fault injection: a target losing reads
+    def short_runner(schedule, target, workdir, no_stall, overwrite, say):  # fault injection: a target losing reads
         return fioreplay._Measured(BUNDLED_BYTES - 100, BUNDLED_READS - 1, 1.0, 0.1, 0.2, 1, messages=("job: error 5",))
 
     monkeypatch.setitem(fioreplay.RUNNERS, "directory", short_runner)
@@ -163,7 +167,7 @@ def test_a_replay_that_read_other_bytes_than_the_trace_fails_naming_both(tmp_pat
 def test_names_fio_cannot_express_are_refused_by_fio_alone(tmp_path):
     # fio's iolog reads a name as one word: the fio replay refuses it before writing; S3 has no such limit
     trace = make_trace(tmp_path / "trace", [], io_rows=[io_row(1, "/data/set/my file.bin", 4096, 1)])
-    with pytest.raises(ReplayError, match="it contains whitespace"):
+    with pytest.raises(IologError, match="it contains whitespace"):
         replay_fio(trace, str(tmp_path / "target"), tmp_path / "work")
     assert not (tmp_path / "target").exists()
     assert plan_gets(trace).objects == {"my file.bin": 4096}

@@ -16,6 +16,7 @@ from tests.unit.synthetic import io_row, make_trace
 from trainio.replay.real.iolog import IOLOG_HEADER, JOB_FILE, IologError, layout_dataset, write_iologs
 from trainio.replay.real.schedule import build_schedule
 from trainio.replay.storage.errors import ReplayError
+from trainio.replay.storage.layout import MANIFEST_NAME
 from trainio.tracefile import open_trace
 
 GOLDEN = Path(__file__).resolve().parents[1] / "fixtures" / "iolog"
@@ -173,6 +174,7 @@ def test_layout_creates_each_read_file_as_large_as_its_furthest_byte(tmp_path, t
     target = tmp_path / "target"
     summary = layout_dataset(trace_dir, target)
     sizes = {str(p.relative_to(target)): p.stat().st_size for p in target.rglob("*") if p.is_file()}
+    assert sizes.pop(MANIFEST_NAME) > 0
     assert sizes == {"a.bin": 4196, "sub/b.bin": 8192 + 512, "d.bin": 128}
     assert (summary.files, summary.bytes, summary.data_root, summary.target) == (
         3,

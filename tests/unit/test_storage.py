@@ -12,8 +12,9 @@ from scripts.ceph_dev import CephDevError, free_base
 from trainio.replay.calibration.calibrate import calibrate
 from trainio.replay.real.fioreplay import replay_fio
 from trainio.replay.storage import ceph
-from trainio.replay.storage.directory import layout_files, room_needed
+from trainio.replay.storage.directory import DirectoryStore
 from trainio.replay.storage.errors import ReplayError
+from trainio.replay.storage.layout import ensure_layout
 from trainio.replay.storage.seeded import PART_BYTES, seeded_part, seeded_parts, write_seeded_file
 
 BUNDLED = Path(__file__).resolve().parents[2] / "traces" / "imagenet_jpeg-cpu"
@@ -60,14 +61,15 @@ def test_seeded_parts_can_be_made_alone_and_a_file_holds_the_same_bytes(tmp_path
         seeded_part("a/b.bin", 5, 10, 7)
 
 
-def test_layout_keeps_right_sized_files_and_room_counts_only_what_is_missing(tmp_path):
+def test_layout_keeps_its_right_sized_files_and_writes_only_what_is_missing_or_changed(tmp_path):
     sizes = {"x/a.bin": 100, "b.bin": 50}
-    assert room_needed(sizes, tmp_path) == 150
-    first = layout_files(sizes, tmp_path)
-    assert (first.files, first.bytes, first.reused_files) == (2, 150, 0)
-    (tmp_path / "b.bin").write_bytes(b"z" * 10)
-    assert room_needed(sizes, tmp_path) == 40
-    assert layout_files(sizes, tmp_path).reused_files == 1 and (tmp_path / "b.bin").stat().st_size == 50
+    store = DirectoryStore(tmp_path / "root")
+    first = ensure_layout(store, sizes, purpose="replay")
+    assert (first.files, first.bytes, first.written, first.bytes_written, first.reused) == (2, 150, 2, 150, False)
+    assert ensure_layout(store, sizes, purpose="replay").reused
+    (tmp_path / "root" / "b.bin").write_bytes(b"z" * 10)  # trainio's file, changed: trainio may rewrite it
+    again = ensure_layout(store, sizes, purpose="replay")
+    assert (again.written, again.bytes_written) == (1, 50) and (tmp_path / "root" / "b.bin").stat().st_size == 50
 
 
 def test_the_dev_ceph_skips_a_port_base_in_use():
