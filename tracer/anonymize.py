@@ -23,6 +23,7 @@ import pyarrow.parquet as pq
 from trainio.tracefile.format import EVENTS_DIR, EVENTS_SCHEMA, IO_DIR, IO_SCHEMA
 from trainio.tracefile.reader import read_manifest, read_parquet_part
 from trainio.tracer.errors import CaptureError
+from trainio.tracer.finalize import COMPRESSION
 from trainio.tracer.manifest import write_manifest
 
 KEPT = (
@@ -114,7 +115,7 @@ def anonymize_trace(src: Path, dst: Path, anon: Anonymizer) -> dict:
                 for column in ("path", "bucket", "key"):
                     table = _hash_column(table, column, anon.path)
             metadata = pq.read_schema(part).metadata
-            pq.write_table(table.replace_schema_metadata(metadata), dst / folder / part.name, compression="snappy")
+            pq.write_table(table.replace_schema_metadata(metadata), dst / folder / part.name, compression=COMPRESSION)
     copy = _manifest(manifest, anon)
     write_manifest(dst, copy)
     return copy

@@ -92,7 +92,7 @@ def new_trace_dir(out: Path | None) -> tuple[Path, list[Path]]:
 def discard_trace_dir(trace_dir: Path, made: list[Path]) -> None:
     """Remove what the capture wrote into a trace directory whose command never started, and the
     folders it created, if they hold nothing else."""
-    for name in (f"{SPOOL_DIR}/{BALLAST}", MANIFEST, f"{MANIFEST[: -len('.json')]}.tmp"):
+    for name in (f"{SPOOL_DIR}/{BALLAST}", MANIFEST, Path(MANIFEST).with_suffix(".tmp").name):
         (trace_dir / name).unlink(missing_ok=True)
     for folder in (trace_dir / SPOOL_DIR, *made):
         try:

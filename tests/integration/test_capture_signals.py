@@ -198,3 +198,35 @@ def test_a_signal_ignored_by_the_capture_s_parent_stays_ignored_in_the_training(
     traced = subprocess.run([*ignoring, *cmd, "-c", show], capture_output=True, text=True, timeout=TIMEOUT_S)
     assert plain.stdout == "[True, True]\n"
     assert traced.stdout == plain.stdout, traced.stderr
+
+
+INTERRUPTED_FINALIZE = """
+import json, os, signal, sys, time
+from pathlib import Path
+import trainio.tracer.finalize
+from trainio.tracer.capture import capture
+
+def slow_finalize(*args, **kwargs):  # a long finalize, and a Ctrl-C during it
+    os.kill(os.getpid(), signal.SIGINT)
+    time.sleep(30)
+
+trainio.tracer.finalize.finalize = slow_finalize
+said = []
+result = capture([sys.executable, "-c", "import sys; sys.exit(3)"], Path(sys.argv[1]), warn=said.append)
+print(json.dumps({"code": result.exit_code, "summary": result.summary, "said": said}))
+"""
+
+
+def test_a_signal_while_the_trace_is_finalized_keeps_the_spool_and_the_exit_code(tmp_path):
+    trace = tmp_path / "t"
+    proc = subprocess.run(
+        [sys.executable, "-c", INTERRUPTED_FINALIZE, str(trace)], capture_output=True, text=True, timeout=TIMEOUT_S
+    )
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["code"] == 3 and result["summary"] is None
+    assert [s for s in result["said"] if "stopped by SIGINT" in s and "tracer finalize" in s], result["said"]
+    assert (trace / "spool").is_dir()
+    assert json.loads((trace / "manifest.json").read_text())["exit_code"] == 3
+    finalized = subprocess.run([sys.executable, "-m", "trainio.tracer", "finalize", str(trace)], timeout=TIMEOUT_S)
+    assert finalized.returncode == 0

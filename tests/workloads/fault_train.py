@@ -41,6 +41,15 @@ class Files:
         return total
 
 
+def data_set(folder: Path) -> list[Path]:
+    """The files, made with known contents on first use."""
+    if not folder.is_dir():
+        folder.mkdir(parents=True)
+        for i in range(FILES):
+            (folder / f"{i:05d}.bin").write_bytes(bytes((i * 7 + j) % 251 for j in range(SIZE)))
+    return sorted(folder.glob("*.bin"))
+
+
 def batches(dataset: Files, loader: str):
     """(batch of checksums, the loader's worker pids) in order."""
     if loader == "none":
@@ -63,12 +72,7 @@ def main() -> None:
     parser.add_argument("--exit", type=int, default=0)
     parser.add_argument("--silent", action="store_true")
     args = parser.parse_args()
-    files = args.data / "files"
-    if not files.is_dir():
-        files.mkdir(parents=True)
-        for i in range(FILES):
-            (files / f"{i:05d}.bin").write_bytes(bytes((i * 7 + j) % 251 for j in range(SIZE)))
-    dataset = Files(sorted(files.glob("*.bin")), args.data / "marks")
+    dataset = Files(data_set(args.data / "files"), args.data / "marks")
     (args.data / "marks").unlink(missing_ok=True)
     done = 0
     try:
