@@ -190,23 +190,27 @@ def _set_subreaper(problems: list[str]) -> None:
         problems.append(f"cannot become the run's subreaper ({exc}): orphaned processes' reads may miss the coverage")
 
 
-def _run(command: list[str], env: dict[str, str], tree: _Tree | None) -> tuple[int, list[dict]]:
-    """Run the child (each signal reaching it as often as without the capture, see ``signals``);
-    return its Popen return code (-N: killed by signal N) and what became of the signals received."""
-    delivery = signals.Delivery()
+def _run(command: list[str], env: dict[str, str], tree: _Tree | None, delivery: signals.Delivery) -> int:
+    """Run the child, each signal reaching it as often as without the capture (``delivery``);
+    return its Popen return code (-N: killed by signal N)."""
     try:
-        try:
-            child = subprocess.Popen(command, env=env)
-        except OSError as exc:
-            raise CommandError(command[0], exc) from exc
-        delivery.started(child.pid)
-        if tree is None:
-            return child.wait(), delivery.log
-        os.waitid(os.P_PID, child.pid, os.WEXITED | os.WNOWAIT)
-        child.returncode = os.waitstatus_to_exitcode(tree.reap(child.pid))
-        return child.returncode, delivery.log
-    finally:
-        delivery.close()
+        child = subprocess.Popen(command, env=env)
+    except OSError as exc:
+        raise CommandError(command[0], exc) from exc
+    delivery.started(child.pid)
+    os.waitid(os.P_PID, child.pid, os.WEXITED | os.WNOWAIT)  # exited, not reaped: the pid is still its own
+    delivery.ended()
+    if tree is None:
+        return child.wait()
+    return os.waitstatus_to_exitcode(tree.reap(child.pid))
+
+
+def _untraced(command: list[str], where: Path, exc: OSError, warn: Callable[[str], None]) -> CaptureResult:
+    """The trace cannot be written: the command runs all the same, and the problem is said once."""
+    warn(f"trainio: cannot write the trace to {where}: {exc.strerror or exc}; running untraced")
+    with signals.Delivery() as delivery:
+        returncode = _run(command, dict(os.environ), None, delivery)
+    return CaptureResult(_exit_code(returncode), None, [str(exc)], killed_by=_killed_by(returncode))
 
 
 def _cpu_counters(problems: list[str], warn: Callable[[str], None]) -> hostcpu.CpuCounters | None:
@@ -253,10 +257,7 @@ def capture(
     try:
         trace_dir, made = new_trace_dir(out)
     except OSError as exc:
-        where = out.resolve() if out is not None else Path.cwd()
-        warn(f"trainio: cannot write the trace to {where}: {exc.strerror or exc}; running untraced")
-        returncode, _ = _run(command, dict(os.environ), None)
-        return CaptureResult(_exit_code(returncode), None, [str(exc)], killed_by=_killed_by(returncode))
+        return _untraced(command, out.resolve() if out is not None else Path.cwd(), exc, warn)
     problems: list[str] = []
     manifest = new_manifest(command, dict(os.environ), redactor)
     manifest["capture_pid"] = os.getpid()
@@ -265,9 +266,7 @@ def capture(
         write_manifest(trace_dir, manifest)
     except OSError as exc:
         discard_trace_dir(trace_dir, made)
-        warn(f"trainio: cannot write the trace to {trace_dir}: {exc.strerror or exc}; running untraced")
-        returncode, _ = _run(command, dict(os.environ), None)
-        return CaptureResult(_exit_code(returncode), None, [str(exc)], killed_by=_killed_by(returncode))
+        return _untraced(command, trace_dir, exc, warn)
     ballast = _hold_ballast(spool)
     env = traced_env(dict(os.environ), trace_dir, problems, interposer)
     _set_subreaper(problems)
@@ -277,22 +276,23 @@ def capture(
     write_manifest(trace_dir, manifest)
     cpu_before = _cpu_counters(problems, warn)
     tree = _Tree()
-    try:
-        returncode, manifest["signals"] = _run(command, env, tree)
-    except CommandError:
-        discard_trace_dir(trace_dir, made)
-        raise
-    code, killed_by = _exit_code(returncode), _killed_by(returncode)
-    end_ns, end_time = now_ns(), time.time()
-    cpu_after = _cpu_counters(problems, warn) if cpu_before is not None else None
-    if ballast is not None:
-        ballast.unlink(missing_ok=True)
-    manifest["exit_code"] = code
-    if cpu_before is not None and cpu_after is not None:
-        manifest["host_cpu"] = hostcpu.host_cpu(cpu_before, cpu_after)
-    unfinished = f"the spool is kept, run `tracer finalize {trace_dir}`"
-    try:
-        with signals.interruptible():
+    with signals.Delivery() as delivery:
+        try:
+            returncode = _run(command, env, tree, delivery)
+        except CommandError:
+            discard_trace_dir(trace_dir, made)
+            raise
+        code, killed_by = _exit_code(returncode), _killed_by(returncode)
+        end_ns, end_time = now_ns(), time.time()
+        cpu_after = _cpu_counters(problems, warn) if cpu_before is not None else None
+        if ballast is not None:
+            ballast.unlink(missing_ok=True)
+        manifest.update(exit_code=code, signals=delivery.log)
+        if cpu_before is not None and cpu_after is not None:
+            manifest["host_cpu"] = hostcpu.host_cpu(cpu_before, cpu_after)
+        unfinished = f"the spool is kept, run `tracer finalize {trace_dir}`"
+        try:
+            delivery.finished()  # a signal now stops the finalizing, never the exit code
             write_manifest(trace_dir, manifest)  # the exit code first: a `tracer finalize` later keeps it
             tree.reap_leftovers(spool, warn)
             manifest["tree_io"] = tree.as_manifest()
@@ -301,13 +301,13 @@ def capture(
             from trainio.tracer.finalize import finalize  # pyarrow: loaded once the command has ended
 
             done = finalize(trace_dir, exit_code=code, end_monotonic_ns=end_ns, end_time=end_time)
-    except KeyboardInterrupt as exc:
-        warn(f"trainio: stopped by {exc} before the trace was finalized; {unfinished}")
-        return CaptureResult(code, trace_dir, problems + [f"interrupted by {exc}"], killed_by=killed_by)
-    except (FinalizeError, OSError) as exc:
-        warn(f"trainio: could not finalize {trace_dir}: {exc}")
-        return CaptureResult(code, trace_dir, problems + [str(exc)], killed_by=killed_by)
-    except Exception as exc:  # noqa: BLE001 - the training's result stands whatever finalize does
-        warn(f"trainio: could not finalize {trace_dir}: {exc!r}; {unfinished}")
-        return CaptureResult(code, trace_dir, problems + [str(exc)], killed_by=killed_by)
+        except KeyboardInterrupt as exc:
+            warn(f"trainio: stopped by {exc} before the trace was finalized; {unfinished}")
+            return CaptureResult(code, trace_dir, problems + [f"interrupted by {exc}"], killed_by=killed_by)
+        except (FinalizeError, OSError) as exc:
+            warn(f"trainio: could not finalize {trace_dir}: {exc}")
+            return CaptureResult(code, trace_dir, problems + [str(exc)], killed_by=killed_by)
+        except Exception as exc:  # noqa: BLE001 - the training's result stands whatever finalize does
+            warn(f"trainio: could not finalize {trace_dir}: {exc!r}; {unfinished}")
+            return CaptureResult(code, trace_dir, problems + [str(exc)], killed_by=killed_by)
     return CaptureResult(code, trace_dir, problems, done.manifest, done.summary, killed_by)

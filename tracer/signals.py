@@ -22,8 +22,7 @@ import select
 import signal
 import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from types import FrameType
 from typing import NoReturn
 
@@ -126,13 +125,13 @@ class Delivery:
         self._queue: list[int] = []
         self._early: list[int] = []
         self._busy = False
-        self._previous: dict[int, Callable | int | None] = {}
+        self._ended = False
         signal.pthread_sigmask(signal.SIG_BLOCK, self.signals)
         try:
             self.witness: Witness | None = Witness(self.signals)
         except OSError:
             self.witness = None  # without one every signal is forwarded, as before
-        self._previous = {s: signal.signal(s, self._on_signal) for s in self.signals}
+        self._previous: dict[int, Callable | int | None] = {s: signal.signal(s, self._on_signal) for s in self.signals}
         signal.pthread_sigmask(signal.SIG_UNBLOCK, self.signals)
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
@@ -155,7 +154,15 @@ class Delivery:
                 self.witness.group_got(signum)  # consumed: the command did not exist to get it
             self._forward(signum, "it came before the command started")
 
+    def ended(self) -> None:
+        """The command has exited and is not reaped yet: nothing more goes to its pid, which another
+        process may have once it is reaped."""
+        self._ended = True
+
     def _decide(self, signum: int) -> None:
+        if self._ended:
+            self._note(signum, False, "the command had ended")
+            return
         if self.child_pid is None:
             self._early.append(signum)
             return
@@ -175,38 +182,40 @@ class Delivery:
     def _forward(self, signum: int, why: str) -> None:
         assert self.child_pid is not None
         try:
-            os.kill(self.child_pid, signum)
-        except ProcessLookupError:
-            self._note(signum, False, "the command had ended")
+            os.kill(self.child_pid, signum)  # a zombie at worst: it is reaped only after ended()
+        except OSError as exc:  # raised here it would end the capture, and with it the trace
+            self._note(signum, False, f"cannot send it: {exc.strerror}")
             return
         self._note(signum, True, why)
 
     def _note(self, signum: int, forwarded: bool, why: str) -> None:
         self.log.append({"signal": signal.Signals(signum).name, "forwarded": forwarded, "why": why})
 
-    def close(self) -> None:
-        """Restore the signal handlers and end the witness."""
+    def finished(self) -> None:
+        """The command has ended: from now on each of the signals stops the capture's own work
+        (reaping, finalizing) with KeyboardInterrupt, instead of killing the capture; the caller
+        keeps the spool and the command's exit code."""
+        for signum in self.signals:
+            signal.signal(signum, _interrupt)
+        self._end_witness()
+
+    def __enter__(self) -> Delivery:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        """Restore the signal handlers the capture started with."""
         for signum, previous in self._previous.items():
             signal.signal(signum, previous)
+        self._end_witness()
+
+    def _end_witness(self) -> None:
         if self.witness is not None:
             self.witness.close()
+            self.witness = None
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt(signal.Signals(signum).name)
-
-
-@contextmanager
-def interruptible(signals: tuple[int, ...] = FORWARDED) -> Iterator[None]:
-    """After the command: any of ``signals`` stops the capture's own work with KeyboardInterrupt
-    (the caller keeps the spool and the command's exit code) instead of killing it."""
-    active = [s for s in signals if signal.getsignal(s) is not signal.SIG_IGN]
-    previous = {s: signal.signal(s, _interrupt) for s in active}
-    try:
-        yield
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
 
 
 def end_like(exit_code: int, killed_by: int | None) -> NoReturn:

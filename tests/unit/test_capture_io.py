@@ -1,4 +1,4 @@
-"""The tracer's own messages, its standard descriptors and its signal handling, in this process."""
+"""The tracer's own messages, its standard descriptors and its exit, in this process."""
 
 from __future__ import annotations
 
@@ -71,12 +71,6 @@ def test_while_stderr_is_closed_files_opened_land_above_it_and_it_is_closed_agai
             fd = os.open(tmp_path / "f", os.O_WRONLY | os.O_CREAT)
         assert fd > 2 and stdfds.closed() == [2]
         os.close(fd)
-
-
-def test_a_signal_while_the_capture_finishes_its_own_work_interrupts_that_work():
-    with pytest.raises(KeyboardInterrupt, match="SIGTERM"), signals.interruptible():
-        os.kill(os.getpid(), signal.SIGTERM)
-    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
 
 
 def test_the_capture_exits_with_the_command_s_code_when_no_signal_killed_it():
