@@ -80,8 +80,8 @@ def test_a_closed_standard_stream_stays_closed_for_the_training_and_keeps_the_ex
 
 
 def test_a_command_that_is_not_found_exits_127_in_one_line_and_leaves_no_trace_directory(tmp_path):
-    for args in (["nosuchcmd-trainio"], ["--out", "deep/er/trace", "--", "nosuchcmd-trainio"]):
-        proc = run_cli("tracer", "capture", *([] if args[0] == "--out" else ["--"]), *args, cwd=tmp_path)
+    for options in ([], ["--out", "deep/er/trace"]):
+        proc = run_cli("tracer", "capture", *options, "--", "nosuchcmd-trainio", cwd=tmp_path)
         assert proc.returncode == 127, proc.stderr
         assert proc.stderr == "tracer capture: cannot run 'nosuchcmd-trainio': command not found\n"
         assert list(tmp_path.iterdir()) == []  # nor the folders --out would have needed
