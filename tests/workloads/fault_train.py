@@ -58,9 +58,12 @@ def batches(dataset: Files, loader: str):
         return
     from torch.utils.data import DataLoader
 
-    it = iter(DataLoader(dataset, batch_size=4, num_workers=2))
+    # Batches as plain lists, not tensors: a tensor crosses to the main process as a file descriptor,
+    # and a worker killed in the middle of that hand-over makes the main process print a traceback
+    # from multiprocessing's resource sharer thread, or not, by chance.
+    it = iter(DataLoader(dataset, batch_size=4, num_workers=2, collate_fn=list))
     for batch in it:
-        yield [int(x) for x in batch], [w.pid for w in it._workers]
+        yield batch, [w.pid for w in it._workers]
 
 
 def main() -> None:
