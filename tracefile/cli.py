@@ -6,8 +6,15 @@ import sys
 
 import click
 
+from trainio.tracefile.redact import Redactor
+
 BAD_INPUT = 2
 FAILURE = 1
+
+
+def _shown(message: str) -> str:
+    """An error message as printed: a secret it quotes (a URL's password, a token) is redacted."""
+    return Redactor().text(message)
 
 
 class UserError(Exception):
@@ -29,7 +36,7 @@ class OneLineErrors(click.Group):
             return super().main(*args, standalone_mode=False, **kwargs)
         except click.UsageError as exc:
             name = exc.ctx.command_path if exc.ctx else self.name
-            click.echo(f"{name}: error: {exc.format_message()} (see --help)", err=True)
+            click.echo(f"{name}: error: {_shown(exc.format_message())} (see --help)", err=True)
             sys.exit(BAD_INPUT)
         except click.Abort:
             click.echo("Aborted!", err=True)
@@ -41,8 +48,8 @@ class OneLineErrors(click.Group):
         try:
             return super().invoke(ctx)
         except self.bad_input as exc:
-            click.echo(f"{ctx.info_name}: error: {exc}", err=True)
+            click.echo(f"{ctx.info_name}: error: {_shown(str(exc))}", err=True)
             sys.exit(BAD_INPUT)
         except self.failures as exc:
-            click.echo(f"{ctx.info_name}: failed: {exc}", err=True)
+            click.echo(f"{ctx.info_name}: failed: {_shown(str(exc))}", err=True)
             sys.exit(FAILURE)

@@ -15,6 +15,7 @@ import pyarrow.compute as pc
 from trainio.tracefile.classify import data_roots
 from trainio.tracefile.format import OBJECT_READ_OPS, READ_OPS
 from trainio.tracefile.reader import Trace
+from trainio.tracefile.redact import Redactor
 
 PRELOAD_FRACTION = 0.8
 """Share of data bytes read before the first training step above which a run is a bulk preload."""
@@ -237,7 +238,7 @@ def summarize(trace: Trace) -> dict:
         "bytes_read": total,
         "runtime_bytes_read": int(pc.sum(runtime).as_py() or 0),
         "ipc_bytes_read": int(pc.sum(ipc).as_py() or 0),
-        "data_roots": data_roots(per_path),
+        "data_roots": [Redactor().text(root) for root in data_roots(per_path)],
         "read_ops": int(reads.num_rows),
         "files_opened": files_opened,
         "distinct_files": int(len(set(paths.tolist()))) if paths.size else 0,

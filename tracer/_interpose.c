@@ -285,6 +285,11 @@ static int spool_open_locked(void)
     if (!g_dir[0]) return 0;
     snprintf(path, sizeof path, "%s/io-%d-%lld.spool", g_dir, (int)g_pid, (long long)g_start_ns);
     fd = (int)syscall(SYS_openat, AT_FDCWD, path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd >= 0 && fd <= 2) { /* a closed stdin/stdout/stderr must not become the spool (tracer/stdfds.py) */
+        int high = (int)syscall(SYS_fcntl, fd, F_DUPFD_CLOEXEC, 3);
+        syscall(SYS_close, fd);
+        fd = high;
+    }
     if (fd < 0) {
         __atomic_store_n(&g_enabled, 0, __ATOMIC_RELAXED);
         return 0;

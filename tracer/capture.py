@@ -9,10 +9,9 @@ the traced bytes are checked against, however each process ended.
 from __future__ import annotations
 
 import ctypes
+import itertools
 import os
-import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,12 +19,14 @@ from pathlib import Path
 
 import trainio
 from trainio.tracefile import hostcpu
-from trainio.tracefile.layout import SPOOL_DIR
-from trainio.tracer import recorder
+from trainio.tracefile.layout import MANIFEST, SPOOL_DIR
+from trainio.tracefile.redact import Redactor
+from trainio.tracer import recorder, signals, stdfds
 from trainio.tracer.clock import now_ns
-from trainio.tracer.errors import CaptureError, FinalizeError
+from trainio.tracer.errors import CaptureError, CommandError, FinalizeError
 from trainio.tracer.interposer import InterposerError, library_path
 from trainio.tracer.manifest import new_manifest, write_manifest
+from trainio.tracer.messages import tell
 from trainio.tracer.spool import live_processes
 
 BOOTSTRAP_DIR = Path(__file__).parent / "bootstrap"
@@ -43,16 +44,61 @@ IO_COUNTERS = ("rchar", "wchar", "syscr", "read_bytes")
 @dataclass
 class CaptureResult:
     exit_code: int
+    """As a shell gives it: the command's exit status, or 128 + N when signal N killed it."""
     trace_dir: Path | None
     """None when tracing could not start (the command still ran)."""
     problems: list[str]
     manifest: dict | None = None
     summary: dict | None = None
     """``tracer summary --json`` of the finished trace (None when it was not finalized)."""
+    killed_by: int | None = None
+    """The signal that killed the command, if one did."""
 
 
 def default_out() -> Path:
     return Path(f"trainio-trace-{time.strftime('%Y%m%d-%H%M%S')}")
+
+
+def new_trace_dir(out: Path | None) -> tuple[Path, list[Path]]:
+    """Create the trace directory and claim it by creating its ``spool/``, atomically, so that two
+    captures never share one; without ``out`` a name taken in the same second gets ``-2``, ``-3``...
+
+    Returns the directory and the folders this created (deepest first). Raises CaptureError for an
+    ``out`` that holds anything, OSError when the directory cannot be written.
+    """
+    if out is None:
+        stem = default_out().resolve()
+        for n in itertools.count(1):
+            trace_dir = stem.with_name(f"{stem.name}-{n}") if n > 1 else stem
+            try:
+                os.mkdir(trace_dir)
+                break
+            except FileExistsError:
+                continue
+        made = [trace_dir]
+    else:
+        trace_dir = out.resolve()
+        if trace_dir.is_dir() and os.access(trace_dir, os.R_OK) and any(trace_dir.iterdir()):
+            raise CaptureError(f"--out {trace_dir} is not empty: choose a new directory")
+        made = [p for p in (trace_dir, *trace_dir.parents) if not p.exists()]
+        trace_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        (trace_dir / SPOOL_DIR).mkdir()
+    except FileExistsError as exc:  # another capture claimed it since
+        raise CaptureError(f"--out {trace_dir} is not empty: choose a new directory") from exc
+    return trace_dir, made
+
+
+def discard_trace_dir(trace_dir: Path, made: list[Path]) -> None:
+    """Remove what the capture wrote into a trace directory whose command never started, and the
+    folders it created, if they hold nothing else."""
+    for name in (f"{SPOOL_DIR}/{BALLAST}", MANIFEST, Path(MANIFEST).with_suffix(".tmp").name):
+        (trace_dir / name).unlink(missing_ok=True)
+    for folder in (trace_dir / SPOOL_DIR, *made):
+        try:
+            folder.rmdir()
+        except OSError:
+            return  # something else is in there: it stays
 
 
 def traced_env(base: dict[str, str], trace_dir: Path, problems: list[str], interposer: bool = True) -> dict[str, str]:
@@ -79,6 +125,10 @@ def traced_env(base: dict[str, str], trace_dir: Path, problems: list[str], inter
 
 def _exit_code(returncode: int) -> int:
     return 128 - returncode if returncode < 0 else returncode
+
+
+def _killed_by(returncode: int) -> int | None:
+    return -returncode if returncode < 0 else None
 
 
 def _zombie_io(pid: int) -> dict[str, int]:
@@ -140,27 +190,27 @@ def _set_subreaper(problems: list[str]) -> None:
         problems.append(f"cannot become the run's subreaper ({exc}): orphaned processes' reads may miss the coverage")
 
 
-def _run(command: list[str], env: dict[str, str], tree: _Tree | None) -> int:
-    """Run the child, forwarding SIGINT/SIGTERM, and return its exit code as a shell would."""
+def _run(command: list[str], env: dict[str, str], tree: _Tree | None, delivery: signals.Delivery) -> int:
+    """Run the child, each signal reaching it as often as without the capture (``delivery``);
+    return its Popen return code (-N: killed by signal N)."""
     try:
         child = subprocess.Popen(command, env=env)
     except OSError as exc:
-        raise CaptureError(f"cannot run {command[0]!r}: {exc.strerror or exc}") from exc
+        raise CommandError(command[0], exc) from exc
+    delivery.started(child.pid)
+    os.waitid(os.P_PID, child.pid, os.WEXITED | os.WNOWAIT)  # exited, not reaped: the pid is still its own
+    delivery.ended()
+    if tree is None:
+        return child.wait()
+    return os.waitstatus_to_exitcode(tree.reap(child.pid))
 
-    def forward(signum: int, frame) -> None:
-        if child.returncode is None:
-            child.send_signal(signum)
 
-    previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        if tree is None:
-            return _exit_code(child.wait())
-        os.waitid(os.P_PID, child.pid, os.WEXITED | os.WNOWAIT)
-        child.returncode = os.waitstatus_to_exitcode(tree.reap(child.pid))
-        return _exit_code(child.returncode)
-    finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
+def _untraced(command: list[str], where: Path, exc: OSError, warn: Callable[[str], None]) -> CaptureResult:
+    """The trace cannot be written: the command runs all the same, and the problem is said once."""
+    warn(f"trainio: cannot write the trace to {where}: {exc.strerror or exc}; running untraced")
+    with signals.Delivery() as delivery:
+        returncode = _run(command, dict(os.environ), None, delivery)
+    return CaptureResult(_exit_code(returncode), None, [str(exc)], killed_by=_killed_by(returncode))
 
 
 def _cpu_counters(problems: list[str], warn: Callable[[str], None]) -> hostcpu.CpuCounters | None:
@@ -191,24 +241,32 @@ def capture(
     out: Path | None = None,
     *,
     interposer: bool = True,
-    warn=lambda msg: print(msg, file=sys.stderr),
+    redact: tuple[str, ...] = (),
+    warn: Callable[[str], None] = tell,
 ) -> CaptureResult:
-    """Run ``command`` traced into ``out``; tracing problems are reported through ``warn``, never raised."""
+    """Run ``command`` traced into ``out``; tracing problems are reported through ``warn``, never raised.
+
+    ``redact``: more names of options and environment variables whose values are secret. Raises
+    CaptureError before anything runs (no command, ``out`` not empty) and CommandError when the
+    command cannot be started (its trace directory is then removed again).
+    """
     if not command:
         raise CaptureError("no command given: use `tracer capture -- python train.py ...`")
-    trace_dir = (out or default_out()).resolve()
-    if trace_dir.is_dir() and os.access(trace_dir, os.R_OK) and any(trace_dir.iterdir()):
-        raise CaptureError(f"--out {trace_dir} is not empty: choose a new directory")
+    stdfds.hold()  # for the capture's life: a closed stdin/stdout/stderr stays closed for the command
+    redactor = Redactor(redact, os.environ)
+    try:
+        trace_dir, made = new_trace_dir(out)
+    except OSError as exc:
+        return _untraced(command, out.resolve() if out is not None else Path.cwd(), exc, warn)
     problems: list[str] = []
-    manifest = new_manifest(command, dict(os.environ))
+    manifest = new_manifest(command, dict(os.environ), redactor)
     manifest["capture_pid"] = os.getpid()
     spool = trace_dir / SPOOL_DIR
     try:
-        spool.mkdir(parents=True, exist_ok=True)
         write_manifest(trace_dir, manifest)
     except OSError as exc:
-        warn(f"trainio: cannot write the trace to {trace_dir}: {exc.strerror or exc}; running untraced")
-        return CaptureResult(_run(command, dict(os.environ), None), None, [str(exc)])
+        discard_trace_dir(trace_dir, made)
+        return _untraced(command, trace_dir, exc, warn)
     ballast = _hold_ballast(spool)
     env = traced_env(dict(os.environ), trace_dir, problems, interposer)
     _set_subreaper(problems)
@@ -218,26 +276,38 @@ def capture(
     write_manifest(trace_dir, manifest)
     cpu_before = _cpu_counters(problems, warn)
     tree = _Tree()
-    code = _run(command, env, tree)
-    end_ns, end_time = now_ns(), time.time()
-    cpu_after = _cpu_counters(problems, warn) if cpu_before is not None else None
-    tree.reap_leftovers(spool, warn)
-    if ballast is not None:
-        ballast.unlink(missing_ok=True)
-    manifest["exit_code"] = code
-    manifest["tree_io"] = tree.as_manifest()
-    problems.extend(tree.errors)
-    if cpu_before is not None and cpu_after is not None:
-        manifest["host_cpu"] = hostcpu.host_cpu(cpu_before, cpu_after)
-    try:
-        write_manifest(trace_dir, manifest)  # before finalize: a `tracer finalize` after a failure keeps it
-        from trainio.tracer.finalize import finalize  # pyarrow: loaded once the command has ended
+    with signals.Delivery() as delivery:
+        try:
+            returncode = _run(command, env, tree, delivery)
+        except CommandError:
+            discard_trace_dir(trace_dir, made)
+            raise
+        code, killed_by = _exit_code(returncode), _killed_by(returncode)
+        end_ns, end_time = now_ns(), time.time()
+        cpu_after = _cpu_counters(problems, warn) if cpu_before is not None else None
+        if ballast is not None:
+            ballast.unlink(missing_ok=True)
+        manifest.update(exit_code=code, signals=delivery.log)
+        if cpu_before is not None and cpu_after is not None:
+            manifest["host_cpu"] = hostcpu.host_cpu(cpu_before, cpu_after)
+        unfinished = f"the spool is kept, run `tracer finalize {trace_dir}`"
+        try:
+            delivery.finished()  # a signal now stops the finalizing, never the exit code
+            write_manifest(trace_dir, manifest)  # the exit code first: a `tracer finalize` later keeps it
+            tree.reap_leftovers(spool, warn)
+            manifest["tree_io"] = tree.as_manifest()
+            problems.extend(tree.errors)
+            write_manifest(trace_dir, manifest)
+            from trainio.tracer.finalize import finalize  # pyarrow: loaded once the command has ended
 
-        done = finalize(trace_dir, exit_code=code, end_monotonic_ns=end_ns, end_time=end_time)
-    except (FinalizeError, OSError) as exc:
-        warn(f"trainio: could not finalize {trace_dir}: {exc}")
-        return CaptureResult(code, trace_dir, problems + [str(exc)])
-    except Exception as exc:  # noqa: BLE001 - the training's result stands whatever finalize does
-        warn(f"trainio: could not finalize {trace_dir}: {exc!r}; the spool is kept, run `tracer finalize {trace_dir}`")
-        return CaptureResult(code, trace_dir, problems + [str(exc)])
-    return CaptureResult(code, trace_dir, problems, done.manifest, done.summary)
+            done = finalize(trace_dir, exit_code=code, end_monotonic_ns=end_ns, end_time=end_time)
+        except KeyboardInterrupt as exc:
+            warn(f"trainio: stopped by {exc} before the trace was finalized; {unfinished}")
+            return CaptureResult(code, trace_dir, problems + [f"interrupted by {exc}"], killed_by=killed_by)
+        except (FinalizeError, OSError) as exc:
+            warn(f"trainio: could not finalize {trace_dir}: {exc}")
+            return CaptureResult(code, trace_dir, problems + [str(exc)], killed_by=killed_by)
+        except Exception as exc:  # noqa: BLE001 - the training's result stands whatever finalize does
+            warn(f"trainio: could not finalize {trace_dir}: {exc!r}; {unfinished}")
+            return CaptureResult(code, trace_dir, problems + [str(exc)], killed_by=killed_by)
+    return CaptureResult(code, trace_dir, problems, done.manifest, done.summary, killed_by)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -10,11 +12,14 @@ import pyarrow.compute as pc
 
 from trainio.tracefile.format import OBJECT_READ_OPS, READ_OPS
 from trainio.tracefile.reader import Trace
+from trainio.tracefile.redact import Redactor
 
 SLICE_EVENTS = ("batch", "step", "fetch", "sample")
 
 
-def chrome_events(trace: Trace, data_only: bool = True) -> list[dict]:
+def chrome_events(trace: Trace, data_only: bool = True, shown: Callable[[str], str] | None = None) -> list[dict]:
+    """The trace as trace events; ``shown`` writes each path (default: secrets in it redacted)."""
+    shown = shown or functools.lru_cache(maxsize=None)(Redactor().text)
     origin = trace.manifest.get("start_monotonic_ns", 0)
     events: list[dict] = []
     for proc in trace.processes:
@@ -36,7 +41,7 @@ def chrome_events(trace: Trace, data_only: bool = True) -> list[dict]:
             {
                 "ph": "X",
                 "cat": "io",
-                "name": f"{row['op']} {row['path']}",
+                "name": f"{row['op']} {shown(str(row['path']))}",
                 "pid": row["pid"],
                 "tid": row["tid"],
                 "ts": (row["start_ns"] - origin) / 1e3,
@@ -75,7 +80,9 @@ def chrome_events(trace: Trace, data_only: bool = True) -> list[dict]:
     return events
 
 
-def write_chrome_trace(trace: Trace, path: Path, data_only: bool = True) -> int:
-    events = chrome_events(trace, data_only)
+def write_chrome_trace(
+    trace: Trace, path: Path, data_only: bool = True, shown: Callable[[str], str] | None = None
+) -> int:
+    events = chrome_events(trace, data_only, shown)
     path.write_text(json.dumps({"traceEvents": events, "displayTimeUnit": "ms"}), encoding="utf-8")
     return len(events)

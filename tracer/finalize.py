@@ -8,6 +8,7 @@ and the spool goes only after the Parquet files that replace it are written and 
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ from trainio.tracefile.format import (
     file_metadata,
 )
 from trainio.tracefile.reader import Trace, read_manifest, trace_warnings
+from trainio.tracefile.redact import Redactor
 from trainio.tracefile.summary import summarize
 from trainio.tracer.errors import FinalizeError, LiveProcessesError
 from trainio.tracer.manifest import write_manifest
@@ -262,6 +264,9 @@ def finalize(
     spools = _spools(spool, lost)
     capture_pid = manifest.get("capture_pid")
     infos = {tag: _process(tag, c, py, capture_pid) for tag, (c, py) in spools.items()}
+    redactor = Redactor(manifest.get("redact", []), os.environ)  # the run's environment, or the same user's
+    for info in infos.values():
+        info["argv"] = redactor.argv(info["argv"])
     for tag, (c, py) in spools.items():
         lost.extend((c.lost if c else []) + (py.lost if py else []))
         lost.extend(f"process {infos[tag]['pid']}: {err}" for err in infos[tag]["errors"])

@@ -8,6 +8,8 @@ import sys
 from collections.abc import Callable
 from types import ModuleType
 
+from trainio.tracer.messages import tell
+
 Callback = Callable[[ModuleType], None]
 
 
@@ -51,7 +53,7 @@ def _call(callback: Callback, module: ModuleType) -> None:
     try:
         callback(module)
     except Exception as exc:  # noqa: BLE001 - the user's import must succeed regardless
-        print(f"trainio: cannot instrument {module.__name__}: {exc!r} (training continues)", file=sys.stderr)
+        tell(f"trainio: cannot instrument {module.__name__}: {exc!r} (training continues)")
 
 
 FINDER = PostImportFinder()

@@ -1,4 +1,4 @@
-"""Run-level facts for ``manifest.json``: host, software, environment (with secrets redacted)."""
+"""Run-level facts for ``manifest.json``: host, software, command and environment (secrets redacted)."""
 
 from __future__ import annotations
 
@@ -12,14 +12,7 @@ from pathlib import Path
 
 from trainio import __version__
 from trainio.tracefile.layout import FORMAT_NAME, FORMAT_VERSION, MANIFEST
-
-SECRET_MARKERS = ("KEY", "SECRET", "TOKEN", "PASSWORD", "CREDENTIAL")
-REDACTED = "<redacted>"
-
-
-def redact_env(env: dict[str, str]) -> dict[str, str]:
-    """Copy of ``env`` with the values of names containing a secret marker replaced."""
-    return {k: (REDACTED if any(m in k.upper() for m in SECRET_MARKERS) else v) for k, v in sorted(env.items())}
+from trainio.tracefile.redact import Redactor
 
 
 def host_facts() -> dict:
@@ -40,15 +33,18 @@ def host_facts() -> dict:
     }
 
 
-def new_manifest(command: list[str], env: dict[str, str]) -> dict:
+def new_manifest(command: list[str], env: dict[str, str], redactor: Redactor | None = None) -> dict:
+    """The manifest of a capture that starts now; ``command`` and ``env`` go through ``redactor``."""
+    redactor = redactor or Redactor(env=env)
     return {
         "format": FORMAT_NAME,
         "format_version": FORMAT_VERSION,
         "tool": "trainio",
         "tool_version": __version__,
         "status": "running",
-        "command": command,
-        "cwd": os.getcwd(),
+        "command": redactor.argv(command),
+        "redact": sorted(redactor.names),
+        "cwd": redactor.text(os.getcwd()),
         "start_time": time.time(),
         "start_monotonic_ns": time.monotonic_ns(),
         "clock": "CLOCK_MONOTONIC nanoseconds, shared by all processes of the run",
@@ -58,7 +54,7 @@ def new_manifest(command: list[str], env: dict[str, str]) -> dict:
         "exit_code": None,
         "host": host_facts(),
         "python": sys.version.split()[0],
-        "env": redact_env(env),
+        "env": redactor.env(env),
         "processes": [],
         "lost": [],
     }

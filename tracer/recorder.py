@@ -15,6 +15,7 @@ import threading
 from trainio.tracer import spool as sp
 from trainio.tracer.clock import now_ns
 from trainio.tracer.interposer import Interposer, InterposerError
+from trainio.tracer.messages import tell
 
 ENV_TRACE_DIR = "TRAINIO_TRACE_DIR"
 ENV_CAPTURE_PID = "TRAINIO_CAPTURE_PID"
@@ -190,7 +191,7 @@ class Recorder:
             unsaid = ""
         except Exception as exc:  # noqa: BLE001 - this message is then the only trace of it
             unsaid = f"; the trace cannot say so ({exc!r})"
-        print(f"trainio: tracing stopped in process {self.pid}: {reason}{unsaid} (training continues)", file=sys.stderr)
+        tell(f"trainio: tracing stopped in process {self.pid}: {reason}{unsaid} (training continues)")
 
     def close(self, via: str) -> None:
         """The one exit routine: how the process ended and its kernel counters. Safe to call twice."""
@@ -208,7 +209,7 @@ class Recorder:
         try:
             self.spool.facts(**facts)
         except Exception as exc:  # noqa: BLE001 - fail open at exit too
-            print(f"trainio: cannot finish the trace of process {self.pid}: {exc}", file=sys.stderr)
+            tell(f"trainio: cannot finish the trace of process {self.pid}: {exc}")
 
 
 def _env_int(name: str) -> int | None:

@@ -11,12 +11,12 @@ import atexit
 import functools
 import os
 import signal
-import sys
 import threading
 from collections.abc import Callable
 from typing import Any
 
 from trainio.tracer import boto_hooks, importhook, torch_hooks
+from trainio.tracer.messages import tell
 from trainio.tracer.patches import Patches
 from trainio.tracer.recorder import ENV_TRACE_DIR, Recorder
 from trainio.tracer.spool import SpoolFullError
@@ -114,4 +114,4 @@ def start_from_env() -> None:
     except SpoolFullError:
         pass  # the empty spool file says so; the capture reports a full disk once, for all processes
     except Exception as exc:  # noqa: BLE001 - fail open: the training must start regardless
-        print(f"trainio: tracing disabled in process {os.getpid()}: {exc} (training continues)", file=sys.stderr)
+        tell(f"trainio: tracing disabled in process {os.getpid()}: {exc} (training continues)")

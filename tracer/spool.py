@@ -17,6 +17,8 @@ import os
 import struct
 import threading
 
+from trainio.tracer import stdfds
+
 MAGIC = b"TRAINIOP"
 VERSION = 1
 HEADER_SIZE = 4096
@@ -93,11 +95,12 @@ class PySpool:
         self.dropped = 0
         self.stopped: str | None = None
         self._lock = threading.Lock()
-        self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
-        fcntl.flock(self._fd, fcntl.LOCK_EX)  # held while the process lives: finalize waits for it
-        self._maps: list[mmap.mmap] = []
-        self._reserve(0, HEADER_SIZE)
-        self._header = mmap.mmap(self._fd, HEADER_SIZE)
+        with stdfds.kept_free():  # a closed stderr must not become this file
+            self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+            fcntl.flock(self._fd, fcntl.LOCK_EX)  # held while the process lives: finalize waits for it
+            self._maps: list[mmap.mmap] = []
+            self._reserve(0, HEADER_SIZE)
+            self._header = mmap.mmap(self._fd, HEADER_SIZE)
         self._header[8 : HEADER.size] = HEADER.pack(MAGIC, VERSION, HEADER_SIZE, SEGMENT_SIZE, pid, ppid, start_ns)[8:]
         self._header[:8] = MAGIC  # last: a header without it is incomplete
         self._map: mmap.mmap | None = None
@@ -117,7 +120,8 @@ class PySpool:
         except SpoolFullError as exc:
             self._stop(exc.strerror or str(exc))
             return False
-        self._map = mmap.mmap(self._fd, SEGMENT_SIZE, offset=offset)
+        with stdfds.kept_free():  # mmap duplicates the descriptor: not into a closed stdout
+            self._map = mmap.mmap(self._fd, SEGMENT_SIZE, offset=offset)
         self._maps.append(self._map)
         self._pos, self._limit = 0, SEGMENT_SIZE - FACTS_RESERVE
         return True

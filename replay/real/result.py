@@ -11,6 +11,7 @@ import math
 from dataclasses import asdict, dataclass, field
 
 from trainio.replay.storage.errors import ReplayError
+from trainio.tracefile.redact import Redactor
 
 
 class ReplayVerificationError(ReplayError):
@@ -41,6 +42,9 @@ class ReplayResult:
     expected_bytes: int = 0
     expected_ops: int = 0
     details: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "target", Redactor().text(self.target))  # printed and written: no secrets
 
     @property
     def fidelity(self) -> float:

@@ -19,6 +19,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from trainio.tracefile.redact import Redactor
+
 DIRECTORY, RBD, RADOS, CEPHFS, RGW = "directory", "rbd", "rados", "cephfs", "rgw"
 SYNTAX = {
     DIRECTORY: "DIR",
@@ -41,7 +43,8 @@ class Target:
     kind: str
     """``directory``, ``rbd``, ``rados``, ``cephfs`` or ``rgw`` (an S3 endpoint, ``rgw:`` or ``s3:``)."""
     text: str
-    """As the user wrote it."""
+    """As the user wrote it, with any secret in it (a URL's password, a signature) redacted: it is
+    printed and written into results and profiles."""
     path: str = ""
     """``directory``: the path as given; ``cephfs``: the folder inside the file system (normalised)."""
     pool: str = ""
@@ -91,7 +94,7 @@ def expected(accepts: Iterable[str]) -> str:
 def parse_target(text: str, accepts: Iterable[str] = tuple(SYNTAX), *, command: str = "this command") -> Target:
     """Parse ``text`` (see the module docstring); raises :class:`TargetError` when it is malformed or of
     a kind not in ``accepts`` (``command`` names the command in that message)."""
-    target = _parse(text)
+    target = replace(_parse(text), text=Redactor().text(text))  # the text is shown and written: no secrets
     accepts = tuple(accepts)
     if target.kind not in accepts:
         raise TargetError(

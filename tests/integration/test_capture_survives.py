@@ -64,7 +64,7 @@ def test_an_oom_kill_of_the_main_process_mid_epoch_keeps_every_read(tmp_path):
     """The main process is SIGKILLed after 5 batches; its workers finish their fetches and end."""
     data = tmp_path / "data"
     proc, trace = capture(tmp_path, data, "--end", "oom", "--epochs", "3")
-    assert proc.returncode == 128 + signal.SIGKILL, proc.stderr
+    assert proc.returncode == -signal.SIGKILL, proc.stderr  # the capture ends killed by the same signal
     digest = summary_json(trace)
     read = marks(data)
     assert traced_samples(trace) == read

@@ -10,7 +10,6 @@ from tests.unit.synthetic import event_row, io_row, make_trace
 from trainio.tracefile import open_trace
 from trainio.tracefile.classify import classify_path, data_roots
 from trainio.tracefile.summary import own_rchar, size_histogram, summarize
-from trainio.tracer.manifest import redact_env
 
 S = 1_000_000_000
 
@@ -109,27 +108,6 @@ def test_size_histogram_buckets_by_power_of_two():
     import numpy as np
 
     assert size_histogram(np.array([1, 4096, 4097, 1 << 20])) == {"<=1B": 1, "<=4KiB": 1, "<=8KiB": 1, "<=1MiB": 1}
-
-
-def test_secrets_are_redacted_by_name():
-    env = redact_env(
-        {
-            "AWS_SECRET_ACCESS_KEY": "s",
-            "HF_TOKEN": "t",
-            "db_password": "p",
-            "MY_CREDENTIALS": "c",
-            "PATH": "/bin",
-            "S3_ENDPOINT": "http://x",
-        }
-    )
-    assert env == {
-        "AWS_SECRET_ACCESS_KEY": "<redacted>",
-        "HF_TOKEN": "<redacted>",
-        "MY_CREDENTIALS": "<redacted>",
-        "PATH": "/bin",
-        "S3_ENDPOINT": "http://x",
-        "db_password": "<redacted>",
-    }
 
 
 def test_a_config_file_in_a_hidden_home_folder_is_runtime_not_data():

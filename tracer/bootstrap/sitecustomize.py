@@ -36,7 +36,11 @@ def _start_trainio() -> None:
     except Exception as exc:  # noqa: BLE001 - fail open: the training must start regardless
         for name in [n for n in sys.modules if n == "trainio" or n.startswith("trainio.")]:
             del sys.modules[name]  # a half-imported trainio must not stand in for a user's import of it
-        print(f"trainio: tracing disabled in process {os.getpid()}: {exc} (training continues)", file=sys.stderr)
+        message = f"trainio: tracing disabled in process {os.getpid()}: {exc} (training continues)\n"
+        try:  # as trainio.tracer.messages.tell, which did not load: unbuffered, never raising
+            os.write(2, message.encode("utf-8", "replace"))
+        except OSError:
+            pass
 
 
 def _chain_user_sitecustomize() -> None:

@@ -24,6 +24,7 @@ def main() -> None:
       tracer capture -- python train.py --epochs 2
       tracer summary TRACE_DIR [--json]
       tracer export TRACE_DIR --chrome run.json
+      tracer export TRACE_DIR --anonymize --out SHARED_DIR   (names hashed, for sharing)
       tracer finalize TRACE_DIR        (a trace whose run was killed)
     """
 
