@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from trainio.replay.cli import main
-from trainio.replay.cli.options import positive_int
+from trainio.replay.cli.options import cpu_profile_option, positive_int
 from trainio.replay.cli.progress import Progress
 from trainio.replay.projection.engines import Engine, LocalPool, RayCluster, usable_cores
 from trainio.replay.projection.grid import AXES, Grid
@@ -33,6 +33,7 @@ def _grid_options(command):
 @click.option("--page-cache/--no-page-cache", default=None, help="As in what-if, for every configuration.")
 @click.option("--no-overlap", is_flag=True, help="Do not overlap the all-reduce with compute.")
 @click.option("--exact", is_flag=True, help="Simulate every request (slow; fast mode is the default).")
+@cpu_profile_option
 @click.option(
     "--out",
     default="sweep.parquet",
@@ -64,6 +65,7 @@ def sweep(
     page_cache: bool | None,
     no_overlap: bool,
     exact: bool,
+    cpu_profile: Path | None,
     out: Path,
     as_csv: bool,
     engine: str,
@@ -90,7 +92,7 @@ def sweep(
         raise click.BadParameter("only applies with --engine ray", param_hint="--address")
     if jobs is None and engine == "local":
         jobs = usable_cores()
-    flags = {"page_cache": page_cache, "overlap_allreduce": not no_overlap, "exact": exact}
+    flags = {"page_cache": page_cache, "overlap_allreduce": not no_overlap, "exact": exact, "cpu_profile": cpu_profile}
     grid = Grid.parse(lists, flags)
     total = len(grid)
     runner: Engine = RayCluster(address, jobs) if engine == "ray" else LocalPool(jobs)

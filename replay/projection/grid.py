@@ -110,8 +110,10 @@ AXES = (
 """The comma-list options of ``replay sweep``, in the order the grid varies them (last fastest)."""
 STORAGE = ("backend", "profile")
 """Backends and profiles form one storage axis: each configuration uses one or the other."""
-FLAGS = ("page_cache", "overlap_allreduce", "exact")
+FLAGS = ("page_cache", "overlap_allreduce", "exact", "cpu_profile")
 """What-if flags: one value for the whole sweep."""
+PATHS = ("profile", "cpu_profile")
+"""``Scenario`` fields that are files."""
 
 
 def split(text: str, option: str) -> list[str]:
@@ -158,18 +160,20 @@ class Grid:
 
 
 def _normalised(values: dict[str, Any]) -> dict[str, Any]:
-    """Every ``Scenario`` field, JSON-ready (a profile path as text)."""
+    """Every ``Scenario`` field, JSON-ready (profile paths as text)."""
     resolved = scenario(values)
     config = {name: getattr(resolved, name) for name in Scenario.__dataclass_fields__}
-    config["profile"] = None if resolved.profile is None else str(resolved.profile)
+    for name in PATHS:
+        config[name] = None if config[name] is None else str(config[name])
     return config
 
 
 def scenario(config: dict[str, Any]) -> Scenario:
     """The ``Scenario`` of a configuration."""
     fields: dict[str, Any] = dict(config)
-    if fields.get("profile") is not None:
-        fields["profile"] = Path(fields["profile"])
+    for name in PATHS:
+        if fields.get(name) is not None:
+            fields[name] = Path(fields[name])
     return Scenario(**fields)
 
 
