@@ -37,7 +37,7 @@ PER_CELL_S = 0.15
 """The helper's time per measurement besides the timed phase (a metadata cell mounts afresh)."""
 
 
-def calibrate_cephfs(target: Target, budget: Budget, say: Progress, scratch: Path) -> Cells:
+def calibrate_cephfs(target: Target, budget: Budget, say: Progress, scratch: Path, pause_s: float) -> Cells:
     """Random reads of every size from one stream (the fit's), 4 KiB reads from 8 threads and 4 MiB
     from 4, open + read + close and stat of the sample files."""
     conf = ceph.ceph_conf()
@@ -50,8 +50,8 @@ def calibrate_cephfs(target: Target, budget: Budget, say: Progress, scratch: Pat
     )
     ceph.run_helper("calibrate", {**plan, "cells": []}, scratch, conf, 180)
     cells = [
-        *single_stream_cells("randread"),
-        Cell("randread", SMALL, 8, 1),
+        *single_stream_cells("randread", pause_s),
+        Cell("randread", SMALL, 8, 1, pause_s),
         Cell("randread", LARGE, 4, 1),
         Cell("open-read-close", SAMPLE_BYTES, 1, 1),
         Cell("stat", 0, 1, 1),
@@ -87,6 +87,7 @@ def calibrate_cephfs(target: Target, budget: Budget, say: Progress, scratch: Pat
                 seconds=got["seconds"],
                 latency_s=got["latency_s"],
                 first_byte_s=got["first_byte_s"],
+                pause_s=cell.pause_s,
                 **cpu_fields(ops, got["cpu_s"], cpu_ticks(start), cpu_ticks(end)),
             )
         )

@@ -103,7 +103,7 @@ def _sample_cells(folder: Path, seconds: float) -> list[Measurement]:
     ]
 
 
-def calibrate_directory(target: Target, budget: Budget, say: Progress, scratch: Path) -> Cells:
+def calibrate_directory(target: Target, budget: Budget, say: Progress, scratch: Path, pause_s: float) -> Cells:
     """Random reads of every size from one stream (the fit's), sequential reads, small and large reads
     at queue depth (or from several threads without O_DIRECT), then the file-per-sample cells."""
     root = target.directory
@@ -133,11 +133,11 @@ def calibrate_directory(target: Target, budget: Budget, say: Progress, scratch: 
         notes.append("open/stat measured with the files' metadata and data warm in the page cache")
         async_engine = "libaio" if direct else "psync"
         cells = [
-            *single_stream_cells("randread"),
+            *single_stream_cells("randread", pause_s),
             Cell("read", SMALL, 1, 1),
             Cell("read", 1 * MiB, 1, 1),
-            Cell("randread", SMALL, 1, 32) if direct else Cell("randread", SMALL, 8, 1),
-            Cell("randread", SMALL, 4, 32) if direct else Cell("randread", SMALL, 16, 1),
+            Cell("randread", SMALL, 1, 32) if direct else Cell("randread", SMALL, 8, 1, pause_s),
+            Cell("randread", SMALL, 4, 32) if direct else Cell("randread", SMALL, 16, 1, pause_s),
             Cell("randread", LARGE, 4, 4) if direct else Cell("randread", LARGE, 4, 1),
         ]
         seconds = budget.per_cell(len(cells) + 1.5, FIO_PER_CELL_S["directory"])

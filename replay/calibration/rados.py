@@ -48,7 +48,7 @@ def check_objects(pool: str, conf: str, work: Path, when: str, *, write: bool = 
     return checked
 
 
-def calibrate_rados(target: Target, budget: Budget, say: Progress, scratch: Path) -> Cells:
+def calibrate_rados(target: Target, budget: Budget, say: Progress, scratch: Path, pause_s: float) -> Cells:
     """Random reads of every size from one stream (the fit's), 4 KiB and 4 MiB reads at queue depth
     from one and four jobs (the best request rate and aggregate bandwidth)."""
     conf = ceph.ceph_conf()
@@ -68,7 +68,7 @@ def calibrate_rados(target: Target, budget: Budget, say: Progress, scratch: Path
         "touch_objects=0",
     ]
     cells = [
-        *single_stream_cells("randread"),
+        *single_stream_cells("randread", pause_s),
         Cell("randread", SMALL, 1, 16),
         Cell("randread", SMALL, 4, 16),
         Cell("randread", LARGE, 1, 4),

@@ -6,7 +6,9 @@ from pathlib import Path
 
 import click
 
-from trainio.replay.calibration.calibrate import calibrate
+from trainio.replay.calibration.calibrate import calibrate, request_gap_s
+from trainio.replay.calibration.cpu import calibrate_cpu, render_cpu_calibration
+from trainio.replay.calibration.honesty import CellCheck, check_profile
 from trainio.replay.calibration.measurement import MIN_BUDGET_S
 from trainio.replay.calibration.report import render_calibration
 from trainio.replay.cli import main
@@ -17,9 +19,15 @@ from trainio.tracefile.cli import UserError
 @main.command("calibrate")
 @click.option(
     "--target",
-    required=True,
     help="rgw:http://HOST:PORT/BUCKET (or s3:...), rados:POOL, cephfs:/PATH (a folder inside the file system), "
     "or a directory on the storage to measure.",
+)
+@click.option(
+    "--cpu",
+    "cpu_probe",
+    is_flag=True,
+    help="Measure this host's CPU instead of a storage target: how a unit of data-loading work's CPU time "
+    "grows with busy processes per core; writes a CPU profile for what-if --cpu-profile.",
 )
 @click.option(
     "--out",
@@ -40,8 +48,17 @@ from trainio.tracefile.cli import UserError
     help="The storage daemons run on this machine and share its cores with training (hyperconverged, "
     "or a dev cluster): write their CPU per request as colocated_cpu.",
 )
-def calibrate_command(target: str, out: Path, budget_s: float, colocated: bool) -> None:
-    """Measure real storage and write a profile for `replay what-if --profile`.
+@click.option(
+    "--trace",
+    "trace_dir",
+    type=click.Path(path_type=Path),
+    help="A trace of the training to project: each stream pauses after each request as long as its loaders "
+    "spent between requests (decoding) [no pause: back to back].",
+)
+def calibrate_command(
+    target: str | None, cpu_probe: bool, out: Path, budget_s: float, colocated: bool, trace_dir: Path | None
+) -> None:
+    """Measure real storage (or this host's CPU) and write a profile for `replay what-if`.
 
     Runs a small matrix -- request sizes 4 KiB to 4 MiB from one stream, small and large
     requests from several threads or queue depths, open and stat for directories and CephFS --
@@ -49,26 +66,52 @@ def calibrate_command(target: str, out: Path, budget_s: float, colocated: bool) 
     and AWS_SECRET_ACCESS_KEY) or libcephfs (cephfs:/PATH; its files are kept there for the next
     run). Ceph targets read CEPH_CONF (default /etc/ceph/ceph.conf). Fits request latency and per-stream bandwidth
     (time = latency + size / bandwidth), takes the best aggregate throughput and request rate,
-    prints the fit with its residuals and writes the profile with a comment on every value.
+    prints the fit with its residuals and writes the profile with a comment on every value and
+    the measurements as [[cells]].
 
-    CPU per request: request_cpu is the client's CPU per request on this machine (the intercept
-    over the single-stream sizes); with --colocated, colocated_cpu is the rest of this machine's
+    CPU per request: request_cpu is the client's CPU per request on this machine (of the smallest
+    single-stream requests); with --colocated, colocated_cpu is the rest of this machine's
     busy CPU per request (the storage daemons'). The profile's latency excludes both: the model
     charges them on the training node's cores. A request rate measured with this machine's cores
-    at least 90% busy was its CPU limit: iops is then written as unlimited. cpu_crowding (RGW:
-    4 KiB GETs from 4 vs 16 client processes) is how that CPU grows with processes per core;
-    what-if applies it at the projected node's ranks x workers per core.
+    at least 90% busy was its CPU limit: iops is then written as unlimited. cpu_crowding_curve (RGW:
+    4 KiB GETs from 1, 4 and 16 client processes, paced alike) is that CPU at each client processes
+    per core; what-if applies it at the projected node's ranks x workers per core. With --trace the
+    paced cells pause as long as the trace's loaders spent between requests.
+
+    --cpu measures this host instead: one to four busy processes per core repeating a unit of
+    data-loading work; the CPU profile it writes (what-if --cpu-profile) scales the captured
+    per-sample and per-step CPU from the capture's processes per core to the projection's.
     """
+    say = lambda message: click.echo(f"replay calibrate: {message}", err=True)  # noqa: E731
+    if cpu_probe == (target is not None):
+        raise UserError("give --target TARGET (storage) or --cpu (this host's CPU), one of them")
+    if cpu_probe:
+        if colocated or trace_dir is not None:
+            raise UserError("--colocated and --trace apply to a storage --target, not to --cpu")
+        cpu = calibrate_cpu(out, budget_s=budget_s, progress=say)
+        click.echo(render_cpu_calibration(cpu))
+        _honesty(out)
+        click.echo(f"wrote {cpu.profile_path}")
+        click.echo(f"next: replay what-if --trace TRACE --cpu-profile {cpu.profile_path}")
+        return
+    assert target is not None
+    pause_s = request_gap_s(trace_dir) if trace_dir is not None else 0.0
     try:
-        result = calibrate(
-            target,
-            out,
-            budget_s=budget_s,
-            colocated=colocated,
-            progress=lambda message: click.echo(f"replay calibrate: {message}", err=True),
-        )
+        result = calibrate(target, out, budget_s=budget_s, colocated=colocated, pause_s=pause_s, progress=say)
     except TargetError as exc:
         raise UserError(str(exc)) from exc
     click.echo(render_calibration(result))
+    _honesty(out)
     click.echo(f"wrote {result.profile_path}")
     click.echo(f"next: replay what-if --trace TRACE --profile {result.profile_path}")
+
+
+def _honesty(path: Path) -> None:
+    """The profile at its own cells: the largest error of each term."""
+    worst: dict[str, CellCheck] = {}
+    for check in check_profile(path):
+        if check.term not in worst or abs(check.error) > abs(worst[check.term].error):
+            worst[check.term] = check
+    for check in worst.values():
+        state = "" if check.honest else f"  (over {100 * check.tolerance:.0f}%)"
+        click.echo(f"  at its cells {check.term}: worst {100 * check.error:+.1f}% ({check.cell}){state}")
