@@ -41,4 +41,5 @@ bench-smoke: install system-deps
 	$(PY) bench/whatif_speed.py --smoke --out out/bench-smoke/whatif.json
 	$(PY) bench/replay_fidelity.py --smoke --out out/bench-smoke/replay_fidelity.json
 	$(PY) bench/accuracy.py --smoke --out out/bench-smoke/accuracy.json
+	$(PY) bench/gpu_accuracy.py project tests/data/gpu-standin --out out/bench-smoke/gpu_accuracy.json
 	$(PY) bench/sweep_speed.py --smoke --out out/bench-smoke/sweep.json

@@ -14,9 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import tomllib
-
 from trainio.models.cpu import CpuCrowding, CpuProfileError
+from trainio.models.profilefile import read_toml
 from trainio.models.units import UnitError, parse_bandwidth, parse_duration, parse_rate
 
 PROFILE_DIR = Path(__file__).parent / "profiles"
@@ -220,12 +219,7 @@ CELLS_TABLE = "cells"
 def load_profile(path: str | Path) -> BackendProfile:
     """Read one profile file; every problem is a ProfileError naming the file and the key."""
     path = Path(path)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as err:
-        raise ProfileError(f"cannot read profile {path}: {err.strerror or err}") from err
-    except tomllib.TOMLDecodeError as err:
-        raise ProfileError(f"cannot read profile {path}: {err}") from err
+    data = read_toml(path, "profile", ProfileError)
 
     def fail(message: str) -> ProfileError:
         return ProfileError(f"profile {path}: {message}")

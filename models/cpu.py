@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import tomllib
+
+from trainio.models.profilefile import read_toml
 
 
 class CpuProfileError(ValueError):
@@ -67,12 +68,7 @@ class CpuCrowding:
 def load_cpu_profile(path: str | Path) -> CpuCrowding:
     """Read a CPU profile (``replay calibrate --cpu``); every problem is a CpuProfileError naming the file."""
     path = Path(path)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as err:
-        raise CpuProfileError(f"cannot read CPU profile {path}: {err.strerror or err}") from err
-    except tomllib.TOMLDecodeError as err:
-        raise CpuProfileError(f"cannot read CPU profile {path}: {err}") from err
+    data = read_toml(path, "CPU profile", CpuProfileError)
     cpu = data.get("cpu")
     if not isinstance(cpu, dict) or "crowding" not in cpu:
         raise CpuProfileError(f"CPU profile {path}: needs a [cpu] table with crowding = [[per_core, factor], ...]")

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from trainio.models.cpu import CpuCrowding, load_cpu_profile
-from trainio.replay.calibration.measurement import MIN_CELL_S, Budget, CalibrationError, Progress
+from trainio.replay.calibration.measurement import MIN_CELL_S, Budget, CalibrationError, Progress, gather
 from trainio.tracefile.hostcpu import CLOCK_TICK_S, host_ticks
 
 LOADS_PER_CORE = (0.5, 1.0, 2.0, 4.0)
@@ -57,19 +57,20 @@ def probe_unit(payload: bytes) -> float:
 
 
 def _probe_process(seconds: float, barrier, results) -> None:
-    """One busy process of a cell: the units it did in ``seconds`` and their thread CPU time."""
+    """One busy process of a cell: the units it did in ``seconds``, their thread CPU time, and the
+    host's (busy, total) ticks at its start and end."""
     payload = _payload()
     probe_unit(payload)  # warm: imports, allocations
     try:
         barrier.wait(START_TIMEOUT_S)
     except threading.BrokenBarrierError:
-        results.put(("error", "the probe's processes did not all start"))
+        results.put(None)
         return
-    units, cpu0, start = 0, time.thread_time(), time.perf_counter()
+    units, ticks, cpu0, start = 0, host_ticks(), time.thread_time(), time.perf_counter()
     while time.perf_counter() - start < seconds:
         probe_unit(payload)
         units += 1
-    results.put((units, time.thread_time() - cpu0))
+    results.put((units, time.thread_time() - cpu0, time.perf_counter() - start, ticks, host_ticks()))
 
 
 @dataclass(frozen=True)
@@ -99,30 +100,19 @@ class ProbeCell:
 def probe_cell(processes: int, cores: int, seconds: float) -> ProbeCell:
     """One cell: ``processes`` forked processes repeating the probe's unit for ``seconds`` together."""
     context = multiprocessing.get_context("fork")
-    barrier, results = context.Barrier(processes + 1), context.Queue()
+    barrier, results = context.Barrier(processes), context.Queue()
     children = [context.Process(target=_probe_process, args=(seconds, barrier, results)) for _ in range(processes)]
-    for child in children:
-        child.start()
     try:
-        barrier.wait(START_TIMEOUT_S)
-        ticks, start = host_ticks(), time.perf_counter()
-        outcomes = [results.get(timeout=seconds + START_TIMEOUT_S) for _ in children]
-        wall, end_ticks = time.perf_counter() - start, host_ticks()
-    except (queue.Empty, RuntimeError) as exc:
-        raise CalibrationError(f"the CPU probe's {processes} processes gave no result: {exc}") from exc
-    finally:
-        for child in children:
-            child.join(10)
-            if child.is_alive():
-                child.terminate()
-                child.join()
-    errors = [text for kind, text in outcomes if kind == "error"]
-    if errors:
-        raise CalibrationError(f"the CPU probe failed: {errors[0]}")
+        outcomes = gather(children, results, seconds + START_TIMEOUT_S + 30)
+    except queue.Empty as exc:
+        raise CalibrationError(f"the CPU probe's {processes} processes gave no result within its time") from exc
+    if None in outcomes:
+        raise CalibrationError(f"the CPU probe's {processes} processes did not all start")
     units, cpu_s = sum(o[0] for o in outcomes), sum(o[1] for o in outcomes)
     if units == 0:
         raise CalibrationError(f"the CPU probe's {processes} processes did no unit of work in {seconds:.1f} s")
-    busy_s = (end_ticks[0] - ticks[0]) * CLOCK_TICK_S
+    wall = max(o[2] for o in outcomes)
+    busy_s = (max(o[4][0] for o in outcomes) - min(o[3][0] for o in outcomes)) * CLOCK_TICK_S
     others = max(0.0, busy_s - cpu_s) / (cores * wall) if wall > 0 else 0.0
     return ProbeCell(processes, processes / cores, units, cpu_s, wall, min(others, 1.0))
 

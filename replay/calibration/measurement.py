@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import TypedDict
+from typing import Any, TypedDict
 
 from trainio.models.units import format_size
 from trainio.replay.storage.errors import ReplayError
@@ -31,6 +31,22 @@ SAMPLE_BYTES = 16 * KiB
 
 class CalibrationError(ReplayError):
     """A measurement that failed or cannot be trusted (fio errors, objects missing, no tool)."""
+
+
+def gather(children: list, results: Any, timeout_s: float) -> list:
+    """Start ``children`` (processes that each put one result on the queue ``results``) and collect a
+    result from each; whatever happens they are joined, and terminated if they linger. Raises
+    queue.Empty when one gives none within ``timeout_s``."""
+    for child in children:
+        child.start()
+    try:
+        return [results.get(timeout=timeout_s) for _ in children]
+    finally:
+        for child in children:
+            child.join(10)
+            if child.is_alive():
+                child.terminate()
+                child.join()
 
 
 @dataclass(frozen=True)

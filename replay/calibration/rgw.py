@@ -33,6 +33,7 @@ from trainio.replay.calibration.measurement import (
     Progress,
     cell_name,
     cpu_fields,
+    gather,
     merge_measurements,
 )
 from trainio.replay.storage.errors import ReplayError
@@ -192,19 +193,11 @@ def _rgw_cell(
         )
         for i in range(streams)
     ]
-    for process in processes:
-        process.start()
     try:
-        outcomes = [results.get(timeout=seconds + STREAM_START_TIMEOUT_S + READ_TIMEOUT_S) for _ in processes]
+        outcomes = gather(processes, results, seconds + STREAM_START_TIMEOUT_S + READ_TIMEOUT_S)
     except queue.Empty as exc:
         codes = [process.exitcode for process in processes]
         raise CalibrationError(f"a GET process against {target.text} gave no result (exit codes {codes})") from exc
-    finally:
-        for process in processes:
-            process.join(10)
-            if process.is_alive():
-                process.terminate()
-                process.join()
     errors = [outcome.error for outcome in outcomes if outcome.error]
     if errors:
         raise CalibrationError(f"{len(errors)} of {streams} GET streams failed; first: {errors[0]}")

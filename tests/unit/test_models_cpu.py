@@ -5,11 +5,13 @@ import numpy as np
 import pytest
 
 from tests.unit.synthetic import loader_trace
+from tests.unit.test_simulate import workload as simulated_workload
 from trainio.models.backend import BackendProfile
 from trainio.models.cluster import Cluster
 from trainio.models.cpu import CpuCrowding, CpuProfileError, load_cpu_profile, processes_per_core
 from trainio.models.formats import parse_format
 from trainio.models.workload import Workload, WorkloadError, from_trace
+from trainio.replay.projection.render import whatif_table
 from trainio.replay.projection.scenario import Scenario, apply_overrides, project_trace
 from trainio.replay.projection.whatif import BOTTLENECKS, project
 from trainio.tracefile.reader import open_trace
@@ -19,17 +21,11 @@ both_modes = pytest.mark.parametrize("exact", [False, True], ids=["fast", "exact
 
 
 def workload(**fields) -> Workload:
-    values = {
-        "samples": 512,
-        "batch_size": 4,
-        "epochs": 1,
-        "workers": 2,
-        "prefetch_factor": 2,
-        "sample_bytes": np.array([1e3]),
-        "sample_cpu_s": np.array([2e-3]),
-        "step_compute_s": np.array([1e-3]),
-    }
-    return Workload(**{**values, **fields})
+    """test_simulate's workload, small: 512 samples of 2 ms of CPU in batches of 4, two workers, one epoch."""
+    values = {"samples": 512, "batch_size": 4, "epochs": 1, "workers": 2, "sample_bytes": np.array([1e3])}
+    return simulated_workload(
+        **{**values, "sample_cpu_s": np.array([2e-3]), "step_compute_s": np.array([1e-3]), **fields}
+    )
 
 
 # -- from the trace --------------------------------------------------------------------------------
@@ -55,6 +51,17 @@ def test_cpu_spent_inside_io_calls_is_the_captured_storages_not_the_samples(tmp_
     trace = loader_trace(tmp_path / "t", sample_wall_ns=3_000_000, read_ns=2_000_000, sample_cpu_ns=2_800_000)
     w = from_trace(open_trace(trace))
     assert w.sample_cpu_s == pytest.approx(np.full(32, 1e-3))
+
+
+def test_the_what_if_table_says_what_the_trace_measured_of_cpu(tmp_path):
+    trace = loader_trace(tmp_path / "t", sample_wall_ns=3_000_000, read_ns=1_000_000, sample_cpu_ns=1_500_000)
+    result, w, _ = project_trace(trace, Scenario())
+    assert (
+        "captured CPU       sample 1.50 ms of 2.00 ms outside I/O, 25% waiting for a core; "
+        "step 5.00 ms of 20.00 ms (the rest the accelerator's) at 0.5 loader processes per core"
+    ) in whatif_table(result, w)
+    old = loader_trace(tmp_path / "old", sample_cpu_ns=None, step_cpu_ns=None)
+    assert "captured CPU" not in whatif_table(*project_trace(old, Scenario())[:2])
 
 
 def test_a_trace_without_cpu_times_keeps_wall_time_outside_io_and_no_step_cpu(tmp_path):
