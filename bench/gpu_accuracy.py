@@ -33,6 +33,7 @@ import platform
 import statistics
 import subprocess
 import sys
+import sysconfig
 import tarfile
 import tempfile
 import time
@@ -45,6 +46,7 @@ ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))  # the documented command runs from a checkout
 TRAIN = HERE / "gpulib" / "train.py"
 RESULTS = HERE / "results"
+CPU_PROBE_BUDGET_S = 10.0
 AS_CAPTURED_TARGET_PCT = 5.0
 TARGET_MEDIAN_PCT, TARGET_MAX_PCT = 5.0, 10.0
 
@@ -130,8 +132,9 @@ class Runner:
             return None
         print(f"gpu_accuracy: {what}", flush=True)
         self.log.write(f"$ {' '.join(cmd)}\n")
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
         try:
-            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=ROOT, env=env)
         except subprocess.TimeoutExpired:
             self.errors.append(f"{what}: did not finish within {timeout:.0f} s")
             return None
@@ -158,6 +161,21 @@ def _generate(data: Path, count: int) -> None:
         list(pool.map(generate, [data] * cores, bounds[:-1], bounds[1:]))
 
 
+def build_interposer(log) -> None:
+    """The tracer's C interposer for this Python, built as the package would build it (a lent machine
+    runs the working tree, never installed); without a C compiler the captures go on without it."""
+    suffix = sysconfig.get_config_var("EXT_SUFFIX")
+    library = ROOT / "tracer" / f"_interpose{suffix}"
+    if library.exists():
+        return
+    cmd = ["gcc", "-O2", "-shared", "-fPIC", "-o", str(library), str(ROOT / "tracer" / "_interpose.c"), "-ldl"]
+    try:
+        proc = subprocess.run([*cmd, "-lpthread"], capture_output=True, text=True, timeout=120)
+        log.write(f"$ {' '.join(cmd)} -lpthread\n{proc.stdout}{proc.stderr}\n")
+    except OSError as exc:
+        log.write(f"no interposer: {exc}\n")
+
+
 def machine() -> dict:
     info = {
         "platform": platform.platform(),
@@ -176,13 +194,16 @@ def machine() -> dict:
 
 def gpu_run(out: Path, plan: Plan, data: Path) -> dict:
     """Everything ``gpu-run`` measures, written under ``out`` (``runs.json`` last)."""
+    from trainio.replay.calibration.cpu import calibrate_cpu, render_cpu_calibration
+
     out.mkdir(parents=True, exist_ok=True)
     runner = Runner(plan, out)
+    build_interposer(runner.log)
     print(f"gpu_accuracy: generating {plan.images} JPEGs in {data}", flush=True)
     _generate(data, plan.images)
+    print("gpu_accuracy: probing the node's CPU crowding", flush=True)
+    runner.log.write(render_cpu_calibration(calibrate_cpu(out / "cpu.toml", budget_s=CPU_PROBE_BUDGET_S)) + "\n")
     py = sys.executable
-    replay = [py, "-m", "trainio.replay", "calibrate", "--cpu", "--out", str(out / "cpu.toml"), "--budget-s", "10"]
-    runner.log.write(subprocess.run(replay, capture_output=True, text=True, timeout=120, cwd=ROOT).stdout)
     captures, runs = [], []
     with tempfile.TemporaryDirectory(prefix="trainio-gpu-captures-") as scratch:
         for workers in plan.captures:

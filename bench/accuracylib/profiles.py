@@ -12,6 +12,7 @@ from pathlib import Path
 from trainio.models.backend import PROFILE_DIR, BackendProfile, builtin_profile, load_profile
 from trainio.replay.calibration.calibrate import calibrate, request_gap_s
 from trainio.replay.calibration.cpu import calibrate_cpu, render_cpu_calibration
+from trainio.replay.calibration.honesty import check_profile
 from trainio.replay.calibration.report import render_calibration
 
 from .conditions import BUILTIN, say
@@ -62,7 +63,7 @@ def calibrate_profiles(
                 return calibrate(target, path, budget_s=budget_s, colocated=colocated, pause_s=pause_s)
 
             probe = cpu_probe_ms()
-            cal, usage = quietly(meter, f"calibrating {name}", patience, measure)
+            cal, usage = quietly(meter, f"calibrating {name}", patience, measure, plausible)
             shutil.copyfile(cal.profile_path, out)
             print(render_calibration(cal), flush=True)
             paths[name] = out
@@ -84,6 +85,13 @@ def calibrate_profiles(
             else:
                 os.environ[name] = value
     return paths, info
+
+
+def plausible(cal: object) -> bool:
+    """Whether a calibration's profile charges at each of its cells what its terms were fitted to give
+    there and misses no cell by more than a quiet machine's calibration does
+    (``replay/calibration/honesty.py``): one that does was disturbed."""
+    return all(check.plausible for check in check_profile(cal.profile_path))  # type: ignore[attr-defined]
 
 
 def calibrate_cpu_profile(out: Path, scratch: Path, budget_s: float, meter: CpuMeter, patience: Patience) -> dict:

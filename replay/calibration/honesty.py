@@ -3,9 +3,11 @@ cells' own load, against what the cells measured.
 
 A storage profile (``replay calibrate``) is checked for the CPU it charges per request, at each cell
 of the smallest requests one at a time per process (the single stream and the crowding cells, at
-their client processes per core, however they were paced), and for the time per request its latency
-and stream bandwidth give at each single-stream cell; a CPU profile (``replay calibrate --cpu``) for
-its crowding curve at each probe cell. Both keep their cells in the file (``[[cells]]``).
+their client processes per core, however they were paced): what the cell measured; and for the
+time per request its latency and stream bandwidth give at each single-stream cell: the line fitted
+through them, whose miss of each cell is the fit's residual. A CPU profile (``replay calibrate
+--cpu``) is checked for its crowding curve at each probe cell. Both keep their cells in the file
+(``[[cells]]``).
 """
 
 from __future__ import annotations
@@ -17,24 +19,28 @@ import tomllib
 
 from trainio.models.backend import CELLS_TABLE, load_profile
 from trainio.models.cpu import load_cpu_profile
+from trainio.replay.calibration.fit import fit_request_costs
 from trainio.replay.calibration.measurement import DATA_PATTERNS, CalibrationError
 
 EXACT = 0.02
-"""Terms that are a cell's own measurement, or a ratio of two: only the file's rounding is allowed."""
+"""What a term may miss what it was fitted to give at a cell by: the file's rounding."""
 LINE_FIT = 0.25
-"""A latency / bandwidth line through five request sizes misses each by its residual: at most this."""
+"""Beyond this a latency / bandwidth line misses a cell of its five sizes by more than a calibration on
+a quiet machine does (``CellCheck.plausible``): the cells were disturbed."""
 
 
 @dataclass(frozen=True)
 class CellCheck:
-    """One term at one cell: what the profile charges there against what the cell measured."""
+    """One term at one cell: what the profile charges there, what the term was fitted to give there
+    (the cell's own measurement, or for the latency / bandwidth line the least-squares line through
+    the single-stream cells), and what the cell measured."""
 
     cell: str
     term: str
     per_core: float
     measured: float
     charged: float
-    tolerance: float
+    expected: float
 
     @property
     def error(self) -> float:
@@ -43,7 +49,13 @@ class CellCheck:
 
     @property
     def honest(self) -> bool:
-        return abs(self.error) <= self.tolerance
+        """The profile charges what the term was fitted to give at this cell, at the cell's own load."""
+        return abs(self.charged - self.expected) <= EXACT * self.expected
+
+    @property
+    def plausible(self) -> bool:
+        """Honest, and no further from the cell than a quiet machine's calibration would be."""
+        return self.honest and abs(self.error) <= max(LINE_FIT, EXACT)
 
 
 def check_profile(path: str | Path) -> list[CellCheck]:
@@ -68,7 +80,7 @@ def _cpu_checks(path: Path, cells: list[dict]) -> list[CellCheck]:
             c["per_core"],
             c["cpu_s_per_unit"],
             base * crowding.factor(c["per_core"]),
-            EXACT,
+            c["cpu_s_per_unit"],
         )
         for c in cells
     ]
@@ -90,20 +102,12 @@ def _storage_checks(path: Path, data: dict, cells: list[dict]) -> list[CellCheck
         kind = (base["size"], 1, base["pattern"])
         for c in reads:
             if (c["size"], c["depth"], c["pattern"]) == kind and c.get(measured_key):
-                charged = per_request * profile.crowding_factor(c["per_core"])
-                checks.append(
-                    CellCheck(c["name"], f"CPU per request ({term})", c["per_core"], c[measured_key], charged, EXACT)
-                )
-    for c in streams:
-        charged = profile.request_latency_s + profile.request_cpu_s + c["size"] / profile.stream_bandwidth
-        checks.append(
-            CellCheck(
-                c["name"],
-                "time per request (latency + size / stream_bandwidth)",
-                c["per_core"],
-                c["latency_s"],
-                charged,
-                LINE_FIT,
-            )
-        )
+                charged, cpu = per_request * profile.crowding_factor(c["per_core"]), c[measured_key]
+                checks.append(CellCheck(c["name"], f"CPU per request ({term})", c["per_core"], cpu, charged, cpu))
+    if len({c["size"] for c in streams}) > 1:
+        fit = fit_request_costs([c["size"] for c in streams], [c["latency_s"] for c in streams])
+        line = "time per request (latency + size / stream_bandwidth)"
+        for c in streams:
+            charged = profile.request_latency_s + profile.request_cpu_s + c["size"] / profile.stream_bandwidth
+            checks.append(CellCheck(c["name"], line, c["per_core"], c["latency_s"], charged, fit.seconds(c["size"])))
     return checks

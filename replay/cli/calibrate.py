@@ -8,7 +8,7 @@ import click
 
 from trainio.replay.calibration.calibrate import calibrate, request_gap_s
 from trainio.replay.calibration.cpu import calibrate_cpu, render_cpu_calibration
-from trainio.replay.calibration.honesty import CellCheck, check_profile
+from trainio.replay.calibration.honesty import LINE_FIT, CellCheck, check_profile
 from trainio.replay.calibration.measurement import MIN_BUDGET_S
 from trainio.replay.calibration.report import render_calibration
 from trainio.replay.cli import main
@@ -107,11 +107,15 @@ def calibrate_command(
 
 
 def _honesty(path: Path) -> None:
-    """The profile at its own cells: the largest error of each term."""
+    """The profile at its own cells: the largest error of each term, and what is wrong with it."""
     worst: dict[str, CellCheck] = {}
     for check in check_profile(path):
         if check.term not in worst or abs(check.error) > abs(worst[check.term].error):
             worst[check.term] = check
     for check in worst.values():
-        state = "" if check.honest else f"  (over {100 * check.tolerance:.0f}%)"
+        state = ""
+        if not check.honest:
+            state = "  (the profile does not charge what the term was fitted to give there)"
+        elif not check.plausible:
+            state = f"  (beyond {100 * LINE_FIT:.0f}%: disturbed measurements? calibrate on a quiet machine)"
         click.echo(f"  at its cells {check.term}: worst {100 * check.error:+.1f}% ({check.cell}){state}")

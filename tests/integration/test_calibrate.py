@@ -9,6 +9,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import tomllib
 
@@ -57,7 +58,7 @@ def test_rgw_calibration_colocated_writes_a_loadable_object_profile_with_its_cpu
     crowding = cal.fitted.crowding
     assert crowding is not None and [m.threads for m in crowding.cells] == [1, 4, 16]
     assert all(cpu > 0 for cpu in crowding.cpu_s)
-    assert profile.cpu_crowding_curve.points == pytest.approx(crowding.points, rel=1e-5)
+    assert np.allclose(profile.cpu_crowding_curve.points, crowding.points, rtol=1e-5)
     # every term charges, at each cell's own load, what the cell measured
     assert all(check.honest for check in check_profile(out)), [c for c in check_profile(out) if not c.honest]
     assert "replay calibrate" in profile.source and "rgw:" in profile.source
@@ -150,7 +151,7 @@ def test_a_trace_paces_the_streams_as_its_loaders_left_gaps_between_requests(tmp
         "replay", "calibrate", "--target", target, "--out", out, "--budget-s", "6", "--trace", BUNDLED, timeout=60
     )
     assert proc.returncode == 0, proc.stderr
-    assert "at its cells CPU per request" in proc.stdout and "(over" not in proc.stdout
+    assert "at its cells CPU per request" in proc.stdout and "does not charge" not in proc.stdout
     text = out.read_text()
     assert f'pause = "{duration_text(gap)}"' in text
     cells = tomllib.loads(text)["cells"]

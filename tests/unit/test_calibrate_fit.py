@@ -249,6 +249,33 @@ def test_a_power_law_anchored_at_the_paced_stream_but_fitted_on_back_to_back_cel
     assert checks["get 4KiB t16"].charged == pytest.approx(5.10e-3, rel=0.01) and not checks["get 4KiB t16"].honest
 
 
+def test_the_latency_line_charges_its_fit_at_each_cell_and_a_cell_far_off_it_is_implausible(tmp_path):
+    measurements = [_with_cpu(m) for m in _measurements()]
+    checks = check_profile(_written(tmp_path, measurements))
+    line = [c for c in checks if c.term.startswith("time per request")]
+    assert len(line) == 5 and all(c.honest and c.plausible for c in line)
+    # One size 40% slower than the others say: the fit is still written faithfully, but that cell is off it.
+    noisy = [
+        replace(m, latency_s=1.4 * m.latency_s) if m.size == SIZES[2] and m.single_stream else m for m in measurements
+    ]
+    line = [c for c in check_profile(_written(tmp_path, noisy)) if c.term.startswith("time per request")]
+    assert all(c.honest for c in line) and not all(c.plausible for c in line)
+    # The client's CPU per request beyond the fitted latency floors the written latency at 0: the profile
+    # then charges more than its fit, which is not honest where the request is small.
+    slower = [replace(m, latency_s=0.2e-3 + m.size / BANDWIDTH) for m in measurements]
+    line = {c.cell: c for c in check_profile(_written(tmp_path, slower)) if c.term.startswith("time per request")}
+    assert (
+        not line["randread 4096 1x1"].honest and line["randread 4096 1x1"].charged > line["randread 4096 1x1"].expected
+    )
+
+
+def _written(tmp_path: Path, measurements: list[Measurement]) -> Path:
+    path = tmp_path / "calibrated.toml"
+    target = Target("rados", "rados:trainpool", pool="trainpool")
+    path.write_text(profile_toml("calibrated", target, fit_measurements(measurements), measurements, source="x"))
+    return path
+
+
 def test_a_cell_measured_in_passes_merges_into_request_weighted_means():
     a = replace(_measurement("get", 4096), ops=100, seconds=1.0, latency_s=1e-3, cpu_s=1e-3, host_cpu_s=2e-3, busy=0.2)
     b = replace(_measurement("get", 4096), ops=300, seconds=3.0, latency_s=2e-3, cpu_s=3e-3, host_cpu_s=4e-3, busy=0.6)
