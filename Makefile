@@ -43,4 +43,5 @@ bench-smoke: install system-deps
 	$(PY) bench/replay_fidelity.py --smoke --out out/bench-smoke/replay_fidelity.json
 	$(PY) bench/emulate_vs_real.py --smoke --out out/bench-smoke/emulate.json
 	$(PY) bench/accuracy.py --smoke --out out/bench-smoke/accuracy.json
+	$(PY) bench/gpu_accuracy.py project tests/data/gpu-standin --out out/bench-smoke/gpu_accuracy.json
 	$(PY) bench/sweep_speed.py --smoke --out out/bench-smoke/sweep.json

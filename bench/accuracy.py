@@ -1,34 +1,44 @@
 """Projection accuracy: `replay what-if` against real runs of the same training on a real Ceph.
 
-    python bench/accuracy.py            # about 11 min on 2 cores -> bench/results/accuracy.json and accuracy.md
-    python bench/accuracy.py --smoke --out out/bench-smoke/accuracy.json      # ~30 s, for CI
+    python bench/accuracy.py            # about 15 min on 2 cores -> bench/results/accuracy.json and accuracy.md
+    python bench/accuracy.py --smoke --out out/bench-smoke/accuracy.json      # about a minute, for CI
+    python bench/accuracy.py --reproject    # the committed runs against projections from the committed
+                                            # baselines and profiles (seconds; no Ceph, nothing run)
+
+Two sets of conditions, each projected from a baseline of its own workload and reported apart:
+
+* the development set (12 conditions: backend, record format, 1/2/4 nodes, 1/2/4 workers, bulk
+  preload, 2/20/50 ms steps) of the reference training (examples/reference_train.py: a real
+  DataLoader reading and decoding 2000 real JPEGs, batch 32, 2 epochs, the accelerator step
+  emulated by a sleep per batch): the model has been adjusted against these;
+* the held-out set, a workload the model is never adjusted against: 600 samples, half JPEGs
+  decoded and half raw bytes handed on undecoded (--raw-share 0.5), batch 16, 2 epochs; its
+  conditions: local as captured, RGW with 2, 1 and 4 workers, RGW with a 2 ms step, and two ranks
+  on the host (`--gpus-per-node 2 --workers 1`).
 
 The benchmark runs ``--repeats`` rounds (3). Each round is what a user does, then what really
-happens: ``replay calibrate`` measures every backend (small budget); the reference training
-(examples/reference_train.py: a real DataLoader reading and decoding real JPEGs, the accelerator
-step emulated by a sleep per batch) is captured as the baseline, on local disk, one node, one
-file per sample; every condition below is projected from that one trace with
-``project_trace(baseline, Scenario(profile=..., ...))`` and that round's profiles, and run for
-real once. ``measured_s`` is the median of the rounds' runs and ``projected_s`` the median of
-the rounds' projections: on a shared machine the CPU a request or a decode costs drifts by tens
-of percent from one minute to the next, and a single calibration or capture catches one moment
+happens: each set's baseline is captured (`tracer capture`, local disk, one node, one file per
+sample, 2 workers, 20 ms step); `replay calibrate --cpu` probes this host's CPU crowding;
+`replay calibrate --trace BASELINE` measures every backend a set needs, its streams paced as that
+baseline's loaders left gaps between requests (--colocated for the Ceph targets: the daemons share
+this host's cores with the runs); every condition is projected from its set's trace with
+``project_trace(baseline, Scenario(profile=..., cpu_profile=..., ...))`` and that round's profiles,
+and run for real once. ``measured_s`` is the median of the rounds' runs and ``projected_s`` the
+median of the rounds' projections: on a shared machine the CPU a request or a decode costs drifts by
+tens of percent from one minute to the next, and a single calibration or capture catches one moment
 of it, as a single run does. Each round's own projection against its own run (same minutes) is
 reported too (``round_error_pct``).
 
 Nothing is fitted to the real runs: the profiles come from calibrate, the workload from the
 baseline trace, and a condition only sets what it changes (backend, format, workers, nodes, step
-time as ``compute_scale`` = its step time / the baseline's). Time to train counts, in both, from
-the start of data loading (the preload or the first batch request) to the end of the last step;
-with several processes, from the first one's start to the last one's end.
+time as ``compute_scale`` on the accelerator's share of the step). Time to train counts, in both,
+from the start of data loading (the preload or the first batch request) to the end of the last
+step; with several processes, from the first one's start to the last one's end.
 
 The benchmark starts its own single-node Ceph (scripts/ceph-dev.sh, memstore OSD, its own port
-base) and tears it down at the end, also on failure. Steps: Ceph up; the data set generated and
-placed on local disk, RGW (one object per sample, and tar shards of 4 MiB), RADOS and CephFS;
-then each round: calibration of the local directory, RGW, pool ``trainpool`` (RADOS) and
-CephFS (through libcephfs), the Ceph ones with ``--colocated`` (the daemons share this host's
-cores with the runs, so their CPU per request is charged on the node's cores), the baseline
-capture, one run of every condition; then the projections; Ceph down. Each round's profiles are
-kept in ``accuracy-profiles/round-N/`` beside the result.
+base) and tears it down at the end, also on failure. Each round's profiles are kept in
+``accuracy-profiles/round-N/`` and its baseline traces in ``accuracy-baselines/round-N/SET/`` beside
+the result, so that ``--reproject`` can project the committed runs again after a model change.
 
 A shared machine is a noisy one: a run during which other users' processes took CPU is slower in
 a way no projection can know, and a baseline captured under such load carries it into every
@@ -44,19 +54,22 @@ describes them as that: one node with N ranks (``Scenario(nodes=1, gpus_per_node
 projection onto N separate nodes (``Scenario(nodes=N)``, each with the captured host's cores) is
 reported beside it as ``projected_separate_nodes_s``.
 
-Results: per scenario ``name``, ``measured_s``, ``projected_s`` (``replay what-if``'s default
-fast mode), ``error_pct`` (projected vs measured), ``bottleneck`` (the projection's), and more:
-every real run, the exact-mode projection, the CPU the workload, the Ceph daemons and the rest of
-the machine used during each run. Then ``median_abs_error_pct``, ``max_abs_error_pct`` (and the
-same for exact mode), the profiles used, the baseline, ``machine`` and ``date``. ``--smoke`` runs
-one scenario on a tiny data set, with the built-in ``rgw`` profile instead of calibrating (the
-result says so), to check that everything runs end to end.
+Results: the development set's scenarios under the keys the benchmark always had (per scenario
+``name``, ``measured_s``, ``projected_s`` (``replay what-if``'s default fast mode), ``error_pct``
+(projected vs measured), ``bottleneck`` (the projection's), and more: every real run, the
+exact-mode projection, the CPU the workload, the Ceph daemons and the rest of the machine used
+during each run; then ``median_abs_error_pct``, ``max_abs_error_pct`` and the same for exact mode),
+the held-out set's under ``held_out`` with the same keys, the profiles used, the baselines,
+``machine`` and ``date``. ``--smoke`` runs one condition of each set on tiny data sets, with the
+built-in ``rgw`` profile instead of calibrating (the result says so), to check that everything
+runs end to end.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import signal
 import statistics
@@ -71,15 +84,14 @@ ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))  # the documented command runs from a checkout
 
 from accuracylib.conditions import (  # noqa: E402
-    CONDITIONS,
-    FULL,
     GOAL_MAX_PCT,
     GOAL_MEDIAN_PCT,
-    SMOKE,
-    SMOKE_CONDITIONS,
+    SETS,
+    SMOKE_SETS,
     TARGET_MAX_PCT,
     TARGET_MEDIAN_PCT,
     BenchError,
+    BenchSet,
     say,
 )
 from accuracylib.machine import (  # noqa: E402
@@ -92,10 +104,17 @@ from accuracylib.machine import (  # noqa: E402
     Patience,
     machine,
 )
-from accuracylib.profiles import builtin_profiles, calibrate_profiles  # noqa: E402
-from accuracylib.projections import error_pct, median_projection, round_projections  # noqa: E402
+from accuracylib.profiles import builtin_profiles, calibrate_cpu_profile, calibrate_profiles  # noqa: E402
+from accuracylib.projections import baseline_facts, projected_fields, summary  # noqa: E402
 from accuracylib.report import markdown  # noqa: E402
-from accuracylib.runs import RunResult, capture_baseline, cpu_per_sample, place_data, run_condition, sources  # noqa: E402
+from accuracylib.runs import (  # noqa: E402
+    RunResult,
+    capture_baseline,
+    cpu_per_sample,
+    place_data,
+    run_condition,
+    sources,
+)
 
 from scripts.ceph_dev import CephDevError, cluster  # noqa: E402
 
@@ -106,13 +125,13 @@ Ceph's defaults, scripts/ceph-dev.sh's default and the tests' bases."""
 MEMSTORE_BYTES = 1 << 30
 
 
+CPU_PROBE_BUDGET_S = 12.0
+PROFILE_DIR, BASELINE_DIR = "accuracy-profiles", "accuracy-baselines"
+
+
 def benchmark(args: argparse.Namespace, work: Path) -> dict:
-    setup = SMOKE if args.smoke else FULL
-    conditions = SMOKE_CONDITIONS if args.smoke else CONDITIONS
-    needed_sources = {c.source for c in conditions}
-    needed_profiles = {c.profile for c in conditions}
+    sets = SMOKE_SETS if args.smoke else SETS
     notes: list[str] = []
-    data = work / "data" / "reference"
     started = time.monotonic()
     gate_s, attempts = (SMOKE_GATE_WAIT_S, 1) if args.smoke else (GATE_WAIT_S, ATTEMPTS)
     patience = Patience(gate_s, attempts, started + args.time_budget)
@@ -124,137 +143,205 @@ def benchmark(args: argparse.Namespace, work: Path) -> dict:
         say=say,
         on_stop_failure=lambda message: print(f"accuracy: {message}", file=sys.stderr),
     )
+    data = {s.name: work / "data" / s.dataset for s in sets}
+    rounds: dict[str, list[dict]] = {s.name: [] for s in sets}
+    runs: dict[str, dict[str, list[RunResult]]] = {s.name: {c.name: [] for c in s.conditions} for s in sets}
+    paired: dict[str, dict[str, list[RunResult]]] = {s.name: {c.name: [] for c in s.conditions} for s in sets}
     with ceph as dev:
         env = dev.env
         meter = CpuMeter(dev.folder)
-        where = sources(env, data)
-        place_data(needed_sources, where, setup, data, env)
-
-        profile_root = args.out.parent / "accuracy-profiles"
-        rounds: list[dict] = []
-        runs: dict[str, list[RunResult]] = {c.name: [] for c in conditions}
-        paired: dict[str, list[RunResult]] = {c.name: [] for c in conditions}
+        where = {s.name: sources(env, data[s.name], s.dataset) for s in sets}
+        for s in sets:
+            place_data(s.sources, where[s.name], s.setup, data[s.name], env)
+        if not args.smoke:  # the rounds' profiles replace the last run's, all of them
+            shutil.rmtree(args.out.parent / PROFILE_DIR, ignore_errors=True)
         count = 0
         for rep in range(args.repeats):
             if rep and time.monotonic() > patience.deadline:
                 notes.append(f"out of --time-budget: {rep} of the {args.repeats} rounds ran")
                 break
             say(f"round {rep + 1}/{args.repeats}")
-            if args.smoke:
-                paths, profiles = builtin_profiles(needed_profiles, "smoke: calibration skipped")
-            else:
-                profile_dir = profile_root / f"round-{rep + 1}"
+            profile_dir = args.out.parent / PROFILE_DIR / f"round-{rep + 1}"
+            cpu_profile = None
+            if not args.smoke:
                 profile_dir.mkdir(parents=True, exist_ok=True)
-                paths, profiles = calibrate_profiles(
-                    needed_profiles,
-                    env,
-                    data,
-                    profile_dir,
-                    work / "calibration" / f"round-{rep + 1}",
-                    args.calibrate_budget,
-                    meter,
-                    patience,
+                scratch = work / "calibration" / f"round-{rep + 1}"
+                calibrate_cpu_profile(profile_dir / "cpu.toml", scratch / "cpu", CPU_PROBE_BUDGET_S, meter, patience)
+                cpu_profile = profile_dir / "cpu.toml"
+            for s in sets:
+                folder = work / f"baseline-{s.name}-{rep + 1}"
+                trace, baseline = capture_baseline(where[s.name], s.setup, data[s.name], env, folder, meter, patience)
+                if args.smoke:
+                    paths, profiles = builtin_profiles(s.profiles, "smoke: calibration skipped")
+                else:
+                    paths, profiles = calibrate_profiles(
+                        s.profiles,
+                        env,
+                        data[s.name],
+                        profile_dir,
+                        work / "calibration" / f"round-{rep + 1}" / s.name,
+                        args.calibrate_budget,
+                        meter,
+                        patience,
+                        trace=trace,
+                        prefix="calibrated" if s.adjusted else s.name,
+                    )
+                rounds[s.name].append(
+                    {
+                        "paths": paths,
+                        "profiles": profiles,
+                        "trace": trace,
+                        "baseline": baseline,
+                        "cpu_profile": cpu_profile,
+                    }
                 )
-            trace, baseline = capture_baseline(where, setup, data, env, work / f"baseline-{rep + 1}", meter, patience)
-            rounds.append({"paths": paths, "profiles": profiles, "trace": trace, "baseline": baseline})
-            for cond in conditions:
-                for attempt in range(attempts):
-                    folder = work / "runs" / str(count)
-                    result = run_condition(cond, setup, where, env, meter, folder, patience.wait_s())
-                    count += 1
-                    runs[cond.name].append(result)
-                    state = "" if result.usage.quiet else f" (others used {100 * result.usage.other_fraction:.0f}%)"
-                    say(f"round {rep + 1}/{args.repeats} {cond.name}: {result.measured_s:.2f} s{state}")
-                    if result.usage.quiet or not patience.again(attempt):
-                        break
-                paired[cond.name].append(result)
-        if args.smoke:
-            notes.append("smoke run: calibration skipped, the built-in profiles were used")
-            profiles_from = "built-in (smoke: calibration skipped)"
-        else:
-            profiles_from = (
-                f"`replay calibrate` on this machine's Ceph (`--colocated`), {args.calibrate_budget:.0f} s budget "
-                "each, once per round"
-            )
-
-    scenarios = []
-    for cond in conditions:
-        quiet = [r.measured_s for r in runs[cond.name] if r.usage.quiet]
-        measured = quiet or [r.measured_s for r in runs[cond.name]]
-        median = statistics.median(measured)
-        if len(quiet) < args.repeats:
-            notes.append(f"{cond.name}: {len(quiet)} of the {args.repeats} wanted runs were on a quiet machine")
-        counted = [r for r in runs[cond.name] if r.usage.quiet] or runs[cond.name]
-        fasts = round_projections(cond, setup, rounds)
-        fast, exact = median_projection(fasts), median_projection(round_projections(cond, setup, rounds, exact=True))
-        row = {
-            "name": cond.name,
-            "measured_s": round(median, 4),
-            "projected_s": round(fast["time_to_train_s"], 4),
-            "error_pct": round(error_pct(fast["time_to_train_s"], median), 2),
-            "bottleneck": fast["bottleneck"],
-            "projected_exact_s": round(exact["time_to_train_s"], 4),
-            "error_exact_pct": round(error_pct(exact["time_to_train_s"], median), 2),
-            "spread_pct": round(100 * (max(measured) - min(measured)) / median, 2),
-            "projected_rounds_s": [round(f["time_to_train_s"], 4) for f in fasts],
-            "round_error_pct": [
-                round(error_pct(f["time_to_train_s"], run.measured_s), 2)
-                for f, run in zip(fasts, paired[cond.name], strict=True)
-            ],
-            "quiet_runs": len(quiet),
-            "cpu_ms_per_sample": cpu_per_sample(counted),
-            "projected_cpu_ms_per_sample": statistics.median(r["baseline"]["mean_sample_cpu_ms"] for r in rounds),
-            "condition": {k: v for k, v in asdict(cond).items() if v is not None},
-            "runs": [r.to_dict() for r in runs[cond.name]],
-            "projection": fast,
-            "projection_exact": exact,
-        }
-        if cond.world > 1:
-            separate = median_projection(round_projections(cond, setup, rounds, separate=True))
-            row["projected_separate_nodes_s"] = round(separate["time_to_train_s"], 4)
-            row["error_separate_nodes_pct"] = round(error_pct(separate["time_to_train_s"], median), 2)
-        scenarios.append(row)
-        say(
-            f"{cond.name}: measured {median:.2f} s, projected {fast['time_to_train_s']:.2f} s "
-            f"({row['error_pct']:+.1f}%)"
+            for s in sets:
+                for cond in s.conditions:
+                    for attempt in range(attempts):
+                        folder = work / "runs" / str(count)
+                        result = run_condition(cond, s.setup, where[s.name], env, meter, folder, patience.wait_s())
+                        count += 1
+                        runs[s.name][cond.name].append(result)
+                        quiet = "" if result.usage.quiet else f" (others used {100 * result.usage.other_fraction:.0f}%)"
+                        say(f"round {rep + 1}/{args.repeats} {s.name} {cond.name}: {result.measured_s:.2f} s{quiet}")
+                        if result.usage.quiet or not patience.again(attempt):
+                            break
+                    paired[s.name][cond.name].append(result)
+        if not args.smoke:
+            keep_baselines(args.out.parent / BASELINE_DIR, rounds)
+    if args.smoke:
+        notes.append("smoke run: calibration skipped, the built-in profiles were used")
+        profiles_from = "built-in (smoke: calibration skipped)"
+    else:
+        profiles_from = (
+            "`replay calibrate --trace BASELINE` on this machine's Ceph (`--colocated`), "
+            f"{args.calibrate_budget:.0f} s budget each, and `replay calibrate --cpu`, once per round"
         )
-
-    errors = [abs(s["error_pct"]) for s in scenarios]
-    exact_errors = [abs(s["error_exact_pct"]) for s in scenarios]
-    round_errors = [abs(e) for s in scenarios for e in s["round_error_pct"]]
+    results = {s.name: set_result(s, rounds[s.name], runs[s.name], paired[s.name], args.repeats, notes) for s in sets}
+    development, held_out = (results[s.name] for s in sets)
     return {
         "benchmark": "accuracy",
         "smoke": args.smoke,
-        "scenarios": scenarios,
-        "median_abs_error_pct": round(statistics.median(errors), 2),
-        "max_abs_error_pct": round(max(errors), 2),
-        "median_abs_error_exact_pct": round(statistics.median(exact_errors), 2),
-        "max_abs_error_exact_pct": round(max(exact_errors), 2),
-        "median_abs_round_error_pct": round(statistics.median(round_errors), 2),
-        "max_abs_round_error_pct": round(max(round_errors), 2),
+        **development,
+        "held_out": held_out,
         "targets_pct": {
             "median": TARGET_MEDIAN_PCT,
             "max": TARGET_MAX_PCT,
             "goal_median": GOAL_MEDIAN_PCT,
             "goal_max": GOAL_MAX_PCT,
         },
-        "setup": asdict(setup),
         "repeats": args.repeats,
         "quiet_rule": {
             "start_when_others_below": QUIET_FRACTION,
             "rerun_when_others_above": DISTURBED_FRACTION,
             "attempts": ATTEMPTS,
         },
-        "baseline": rounds[0]["baseline"],
-        "baselines": [r["baseline"] for r in rounds],
         "profiles_from": profiles_from,
-        "profiles": rounds[0]["profiles"],
-        "profiles_rounds": [r["profiles"] for r in rounds],
+        "cpu_profiles": [
+            str(r["cpu_profile"].relative_to(args.out.parent)) for r in rounds[sets[0].name] if r["cpu_profile"]
+        ],
         "notes": notes,
         "runtime_s": round(time.monotonic() - started, 1),
+        "load_average": [round(load, 2) for load in os.getloadavg()],
         "machine": machine(),
         "date": time.strftime("%Y-%m-%d"),
     }
+
+
+def set_result(
+    bench: BenchSet,
+    rounds: list[dict],
+    runs: dict[str, list[RunResult]],
+    paired: dict[str, list[RunResult]],
+    repeats: int,
+    notes: list[str],
+) -> dict:
+    """One set's scenarios (measured and projected) and their summary."""
+    scenarios = []
+    for cond in bench.conditions:
+        quiet = [r for r in runs[cond.name] if r.usage.quiet]
+        counted = quiet or runs[cond.name]
+        measured = statistics.median(r.measured_s for r in counted)
+        if len(quiet) < repeats:
+            notes.append(
+                f"{bench.name}: {cond.name}: {len(quiet)} of the {repeats} wanted runs were on a quiet machine"
+            )
+        row = {
+            "name": cond.name,
+            "measured_s": round(measured, 4),
+            "spread_pct": round(
+                100 * (max(r.measured_s for r in counted) - min(r.measured_s for r in counted)) / measured, 2
+            ),
+            "paired_measured_s": [round(r.measured_s, 4) for r in paired[cond.name]],
+            "quiet_runs": len(quiet),
+            "cpu_ms_per_sample": cpu_per_sample(counted),
+            "condition": {k: v for k, v in asdict(cond).items() if v is not None},
+            "runs": [r.to_dict() for r in runs[cond.name]],
+        }
+        row.update(projected_fields(cond, bench.setup, rounds, row["measured_s"], row["paired_measured_s"]))
+        scenarios.append(row)
+        say(
+            f"{bench.name}: {cond.name}: measured {measured:.2f} s, projected {row['projected_s']:.2f} s "
+            f"({row['error_pct']:+.1f}%)"
+        )
+    return {
+        "set": bench.name,
+        "adjusted_against": bench.adjusted,
+        "scenarios": scenarios,
+        **summary(scenarios),
+        "setup": asdict(bench.setup),
+        "baseline": rounds[0]["baseline"],
+        "baselines": [r["baseline"] for r in rounds],
+        "profiles": rounds[0]["profiles"],
+        "profiles_rounds": [r["profiles"] for r in rounds],
+    }
+
+
+def keep_baselines(root: Path, rounds: dict[str, list[dict]]) -> None:
+    """Each round's baseline traces under ``root/round-N/SET/``, so that ``--reproject`` can use them."""
+    shutil.rmtree(root, ignore_errors=True)
+    for name, per_round in rounds.items():
+        for number, round_ in enumerate(per_round, start=1):
+            shutil.copytree(round_["trace"], root / f"round-{number}" / name)
+
+
+def reproject(result_path: Path) -> dict:
+    """The committed result with every projection made again from the committed baselines and profiles
+    beside it (after a model change); the runs and their times stay as measured."""
+    result = json.loads(result_path.read_text())
+    folder = result_path.parent
+    sets = SMOKE_SETS if result["smoke"] else SETS
+    for bench in sets:
+        part = result if bench.adjusted else result["held_out"]
+        rounds = []
+        for number in range(1, len(part["baselines"]) + 1):
+            trace = folder / BASELINE_DIR / f"round-{number}" / bench.name
+            profiles = folder / PROFILE_DIR / f"round-{number}"
+            if not trace.is_dir():
+                raise BenchError(f"--reproject: no baseline trace {trace}: run the benchmark to make one")
+            prefix = "calibrated" if bench.adjusted else bench.name
+            cpu = profiles / "cpu.toml"
+            rounds.append(
+                {
+                    "paths": {name: profiles / f"{prefix}-{name}.toml" for name in bench.profiles},
+                    "trace": trace,
+                    "baseline": baseline_facts(trace),
+                    "cpu_profile": cpu if cpu.is_file() else None,
+                }
+            )
+        conditions = {c.name: c for c in bench.conditions}
+        for row in part["scenarios"]:
+            row.update(
+                projected_fields(
+                    conditions[row["name"]], bench.setup, rounds, row["measured_s"], row["paired_measured_s"]
+                )
+            )
+        part.update(summary(part["scenarios"]))
+    result["notes"] = [
+        *result["notes"],
+        f"re-projected on {time.strftime('%Y-%m-%d')} (--reproject): the runs as measured",
+    ]
+    return result
 
 
 def main() -> None:
@@ -275,10 +362,24 @@ def main() -> None:
     parser.add_argument(
         "--work", type=Path, help="keep data, trace, Ceph logs and run outputs here (default: a temp dir)"
     )
+    parser.add_argument(
+        "--reproject",
+        action="store_true",
+        help="run nothing: project the runs of --out again from the baselines and profiles beside it, "
+        "and rewrite --out and its .md",
+    )
     args = parser.parse_args()
     args.repeats = args.repeats or (1 if args.smoke else 3)
     if args.repeats < 1:
         parser.error(f"--repeats(={args.repeats}) must be >= 1")
+    if args.reproject:
+        try:
+            result = reproject(args.out)
+        except (OSError, ValueError, KeyError, BenchError) as err:
+            print(f"accuracy: error: cannot re-project {args.out}: {err}", file=sys.stderr)
+            sys.exit(2)
+        write_result(args.out, result)
+        return
     # SIGTERM unwinds like Ctrl-C, so that the finally blocks stop the runs and the Ceph cluster.
     signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
     work = args.work or Path(tempfile.mkdtemp(prefix="trainio-accuracy-"))
@@ -291,12 +392,16 @@ def main() -> None:
     finally:
         if args.work is None:
             shutil.rmtree(work, ignore_errors=True)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=1) + "\n")
-    md = args.out.with_suffix(".md")
+    write_result(args.out, result)
+
+
+def write_result(out: Path, result: dict) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1) + "\n")
+    md = out.with_suffix(".md")
     md.write_text(markdown(result))
     print(markdown(result))
-    print(f"wrote {args.out} and {md}\nnext: open {md}, or rerun one projection with replay what-if --profile FILE")
+    print(f"wrote {out} and {md}\nnext: open {md}, or rerun one projection with replay what-if --profile FILE")
 
 
 if __name__ == "__main__":

@@ -84,11 +84,12 @@ def setup(args):
     return args
 
 
-def prepare_data(args, generate):
-    """Have rank 0 run generate(data_dir, samples, rng) unless a matching data set exists."""
+def prepare_data(args, generate, **extra):
+    """Have rank 0 run generate(data_dir, samples, rng) unless a matching data set exists (``extra``:
+    more parameters the data set depends on)."""
     root, params = (
         Path(args.data),
-        json.dumps({"samples": args.samples, "seed": args.seed}),
+        json.dumps({"samples": args.samples, "seed": args.seed, **extra}),
     )
     done = root / DONE
     if args.rank == 0 and not (done.exists() and done.read_text() == params):

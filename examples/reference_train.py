@@ -3,7 +3,8 @@
 The workload bench/accuracy.py runs for real and projects with `replay what-if`. A real
 DataLoader reads real JPEGs and decodes them (random resized crop to 112 px, flip, normalise);
 the accelerator step is `time.sleep(--step-time)` per batch, as DLIO and MLPerf Storage emulate
-it, so that a few CPU cores can stand in for several nodes.
+it, so that a few CPU cores can stand in for several nodes. With --raw-share F, that share of the
+samples (spread evenly) are raw bytes (NNNNNN.bin) handed on undecoded, as a tensor of their bytes.
 
 Data sources (--source):
 
@@ -65,13 +66,21 @@ DEBIAN_PYTHON = "/usr/lib/python3/dist-packages"  # python3-rados / python3-ceph
 # -- data set ----------------------------------------------------------------------------------
 
 
-def generate(root, samples, rng):
-    """Photo-like JPEGs of 160-256 px (about 10-30 KB each) and their index."""
+def is_raw(i, raw_share):
+    """Whether sample ``i`` is raw bytes: ``raw_share`` of the samples, spread evenly."""
+    return int((i + 1) * raw_share) > int(i * raw_share)
+
+
+def generate(root, samples, rng, raw_share=0.0):
+    """Photo-like JPEGs of 160-256 px (about 10-30 KB each), ``raw_share`` of them raw bytes of the
+    same sizes instead, and their index."""
     index = []
     for i in range(samples):
         w, h = rng.integers(160, 257, 2)
-        name = f"{i:06d}.jpg"
         data = common.random_jpeg(rng, int(w), int(h))
+        name = f"{i:06d}.jpg"
+        if is_raw(i, raw_share):
+            name, data = f"{i:06d}.bin", rng.integers(0, 256, len(data), dtype=np.uint8).tobytes()
         Path(root, name).write_bytes(data)
         index.append([name, len(data)])
     Path(root, INDEX).write_text(json.dumps(index))
@@ -93,6 +102,16 @@ def transform(raw, label):
     if torch.rand(()) < 0.5:
         pixels = pixels[:, ::-1]
     return common.normalize(pixels), label
+
+
+def undecoded(raw, label):
+    """A raw-bytes sample: its bytes as a tensor of the decoded samples' shape, no decoding."""
+    values = np.resize(np.frombuffer(raw, dtype=np.uint8), 3 * CROP * CROP).reshape(3, CROP, CROP)
+    return torch.from_numpy(values.astype(np.float32) / 255), label
+
+
+def to_sample(key, raw):
+    return (undecoded if key.endswith(".bin") else transform)(raw, label_of(key))
 
 
 # -- storage -----------------------------------------------------------------------------------
@@ -294,7 +313,7 @@ class Samples(Dataset):
 
     def __getitem__(self, i):
         key, size = self.index[i]
-        return transform(self.store.get(key, size), label_of(key))
+        return to_sample(key, self.store.get(key, size))
 
 
 class InMemory(Dataset):
@@ -308,7 +327,7 @@ class InMemory(Dataset):
 
     def __getitem__(self, i):
         key, raw = self.items[i]
-        return transform(raw, label_of(key))
+        return to_sample(key, raw)
 
 
 def shard_members(raw):
@@ -340,10 +359,10 @@ class ShardStream(IterableDataset):
                     j = rng.randrange(len(pending))
                     pending[j], pending[-1] = pending[-1], pending[j]
                     name, raw = pending.pop()
-                    yield transform(raw, label_of(name))
+                    yield to_sample(name, raw)
         rng.shuffle(pending)
         for name, raw in pending:
-            yield transform(raw, label_of(name))
+            yield to_sample(name, raw)
 
 
 def _read_index(store, kind):
@@ -390,7 +409,8 @@ def preload(store, kind, index, args):
 def place(args, kind, store):
     """Generate --data if needed, then copy it to the source (shards packed for rgw-shards)."""
     gen = argparse.Namespace(data=args.data, samples=args.samples, seed=args.seed, rank=0, world=1)
-    common.prepare_data(gen, generate)
+    extra = {"raw_share": args.raw_share} if args.raw_share else {}
+    common.prepare_data(gen, lambda root, n, rng: generate(root, n, rng, args.raw_share), **extra)
     index = json.loads(Path(args.data, INDEX).read_text())
     if kind == "local" and os.path.realpath(store.root) == os.path.realpath(args.data):
         return f"{len(index)} samples in {args.data}"
@@ -538,6 +558,9 @@ def options(p):
     p.add_argument("--shuffle-buffer", type=int, default=1000, help="rgw-shards: samples in the shuffle buffer")
     p.add_argument("--shard-bytes", type=int, default=4 << 20, help="--place rgw-shards: bytes per shard at most")
     p.add_argument("--start-barrier", help="folder: write ready-RANK there, start when a file 'go' appears")
+    p.add_argument(
+        "--raw-share", type=float, default=0.0, help="--place: share of the samples that are raw bytes, not JPEGs"
+    )
 
 
 if __name__ == "__main__":

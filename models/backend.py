@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import tomllib
-
+from trainio.models.cpu import CpuCrowding, CpuProfileError
+from trainio.models.profilefile import read_toml
 from trainio.models.units import UnitError, parse_bandwidth, parse_duration, parse_rate, parse_size
 
 PROFILE_DIR = Path(__file__).parent / "profiles"
@@ -80,6 +80,10 @@ class BackendProfile:
     less: more processes per core switch more often and share the caches (docs/model.md, "CPU")."""
     cpu_crowding_base: float = 1.0
     """Client processes per core at which ``request_cpu_s`` and ``colocated_cpu_s`` were measured."""
+    cpu_crowding_curve: CpuCrowding = CpuCrowding()
+    """Measured instead of ``cpu_crowding``: at each count of client processes per core the calibration
+    measured, what the CPU per request was, relative to ``request_cpu_s`` + ``colocated_cpu_s``
+    (``replay calibrate``: the small-request cells, paced alike); interpolated between them."""
     write_bandwidth: float | None = None
     """Bytes/s one node can write to its own copy of a node-local backend (sequential writes): what
     limits copying a data set onto it (``trainio.models.stagein``). None: not known, or shared."""
@@ -103,6 +107,8 @@ class BackendProfile:
                 raise ProfileError(f"{name}(={getattr(self, name)}) must be >= 0 and finite")
         if not (self.cpu_crowding_base > 0 and math.isfinite(self.cpu_crowding_base)):
             raise ProfileError(f"cpu_crowding_base(={self.cpu_crowding_base}) must be > 0 and finite")
+        if self.cpu_crowding_curve.measured and self.cpu_crowding:
+            raise ProfileError("give cpu_crowding or cpu_crowding_curve, not both")
         for name in ("stream_bandwidth", "aggregate_bandwidth", "iops", "max_outstanding"):
             value = getattr(self, name)
             if not value > 0:
@@ -147,7 +153,9 @@ class BackendProfile:
 
     def crowding_factor(self, processes_per_core: float) -> float:
         """What a data request's CPU is multiplied by when ``processes_per_core`` client processes
-        share each core (see ``cpu_crowding``); never below 1."""
+        share each core: the measured ``cpu_crowding_curve``, else ``cpu_crowding`` (never below 1)."""
+        if self.cpu_crowding_curve.measured:
+            return self.cpu_crowding_curve.factor(processes_per_core)
         return max(1.0, processes_per_core / self.cpu_crowding_base) ** self.cpu_crowding
 
 
@@ -215,40 +223,49 @@ def _applies(key: str, access: str, shared: bool) -> bool:
 
 _FLAGS = ("access", "shared", "page_cache")
 _META = ("name", "description", "source")
+_META_OPTIONAL = ("colocated", "pause")
+"""What a calibration adds to [meta]: whether the servers' CPU was counted, the streams' pause."""
+CURVE_KEY = "cpu_crowding_curve"
+CELLS_TABLE = "cells"
+"""[[cells]]: the calibration's measurements, for re-evaluating the profile at them (not read by the model)."""
 
 
 def load_profile(path: str | Path) -> BackendProfile:
     """Read one profile file; every problem is a ProfileError naming the file and the key."""
     path = Path(path)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as err:
-        raise ProfileError(f"cannot read profile {path}: {err.strerror or err}") from err
-    except UnicodeDecodeError as err:
-        raise ProfileError(f"cannot read profile {path}: not UTF-8 text (byte {err.start}): not a profile") from err
-    except tomllib.TOMLDecodeError as err:
-        raise ProfileError(f"cannot read profile {path}: {err}") from err
+    data = read_toml(path, "profile", ProfileError)
 
     def fail(message: str) -> ProfileError:
         return ProfileError(f"profile {path}: {message}")
 
-    unknown_tables = sorted(set(data) - {"meta", "backend"})
+    unknown_tables = sorted(set(data) - {"meta", "backend", CELLS_TABLE})
     if unknown_tables:
         raise fail(f"unknown table [{unknown_tables[0]}] (expected [meta] and [backend])")
     meta, backend = data.get("meta"), data.get("backend")
     if not isinstance(meta, dict) or not isinstance(backend, dict):
         raise fail("needs a [meta] and a [backend] table")
-    for table, known in (("meta", _META), ("backend", _FLAGS + tuple(_KEYS))):
+    for table, known, optional in (
+        ("meta", _META + _META_OPTIONAL, _META_OPTIONAL),
+        ("backend", (*_FLAGS, *_KEYS, CURVE_KEY), (*OPTIONAL, *UNKNOWN_WHEN_ABSENT, CURVE_KEY)),
+    ):
         values = data[table]
         for key in values:
             if key not in known:
                 raise fail(f"unknown key [{table}] {key}")
         for key in known:
-            if key not in values and key not in OPTIONAL and key not in UNKNOWN_WHEN_ABSENT:
+            if key not in values and key not in optional:
                 raise fail(f"missing key [{table}] {key}")
     for key in _META:
         if not isinstance(meta[key], str):
             raise fail(f"[meta] {key}(={meta[key]!r}) must be a string")
+    if not isinstance(meta.get("colocated", False), bool):
+        raise fail(f"[meta] colocated(={meta['colocated']!r}) must be true or false")
+    try:
+        parse_duration(meta.get("pause", "0 s"), "pause")
+    except UnitError as err:
+        raise fail(f"[meta] {err}") from err
+    if not isinstance(data.get(CELLS_TABLE, []), list):
+        raise fail(f"[{CELLS_TABLE}] must be an array of tables ([[{CELLS_TABLE}]])")
     for key in ("shared", "page_cache"):
         if not isinstance(backend[key], bool):
             raise fail(f"[backend] {key}(={backend[key]!r}) must be true or false")
@@ -273,6 +290,15 @@ def load_profile(path: str | Path) -> BackendProfile:
             fields[field] = parse(text, key)
         except UnitError as err:
             raise fail(f"[backend] {err}") from err
+    curve = backend.get(CURVE_KEY, [])
+    if not isinstance(curve, list) or not all(
+        isinstance(p, list) and len(p) == 2 and all(isinstance(v, int | float) for v in p) for p in curve
+    ):
+        raise fail(f"[backend] {CURVE_KEY}(={curve!r}) must be a list of [processes per core, factor] pairs")
+    try:
+        fields["cpu_crowding_curve"] = CpuCrowding(tuple((float(p), float(f)) for p, f in curve), CURVE_KEY)
+    except CpuProfileError as err:
+        raise fail(f"[backend] {CURVE_KEY}: {err}") from err
     try:
         return BackendProfile(
             name=meta["name"],

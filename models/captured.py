@@ -55,7 +55,15 @@ def captured_profile(trace: Trace) -> BackendProfile:
     stats = _durations(io, ("stat", "fstat"))
     source = f"fitted from {reads.num_rows} data reads of trace {trace.path}"
 
-    def profile(access: str, bandwidth: float, **latencies: float) -> BackendProfile:
+    def profile(
+        access: str,
+        bandwidth: float,
+        *,
+        get_latency_s: float | None = None,
+        open_latency_s: float | None = None,
+        stat_latency_s: float | None = None,
+        read_latency_s: float | None = None,
+    ) -> BackendProfile:
         return BackendProfile(
             name=NAME,
             access=access,
@@ -66,7 +74,10 @@ def captured_profile(trace: Trace) -> BackendProfile:
             iops=math.inf,
             description="the storage of the captured run, as its own reads measured it",
             source=source,
-            **latencies,
+            get_latency_s=get_latency_s,
+            open_latency_s=open_latency_s,
+            stat_latency_s=stat_latency_s,
+            read_latency_s=read_latency_s,
         )
 
     if objects.size and not reads.num_rows:

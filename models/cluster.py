@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from trainio.models.cpu import CpuCrowding
+
 
 class ClusterError(ValueError):
     """A cluster description that cannot exist (no nodes, no memory, ...)."""
@@ -15,7 +17,8 @@ class Cluster:
     """Nodes of identical shape; bandwidths in bytes/s, memory in bytes, latency in seconds.
 
     ``nic_bandwidth`` bounds each node's storage traffic (with the backend's own per-client
-    limit); the interconnect carries the gradient all-reduce.
+    limit); the interconnect carries the gradient all-reduce. ``cpu_crowding`` is how the nodes'
+    CPU work grows with busy processes per core (measured by ``replay calibrate --cpu``).
     """
 
     nodes: int = 1
@@ -29,6 +32,7 @@ class Cluster:
     interconnect_latency_s: float = 5e-6
     overlap_allreduce: bool = True
     """DDP overlaps the gradient all-reduce with the backward pass (gradient buckets)."""
+    cpu_crowding: CpuCrowding = CpuCrowding()
 
     def __post_init__(self) -> None:
         for name in ("nodes", "gpus_per_node", "cpus_per_node"):

@@ -6,7 +6,7 @@ them fills them in. ``SimulationResult`` is what ``simulate`` returns to the pro
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 
 
 @dataclass
@@ -51,6 +51,8 @@ class SimulationResult:
     preload: Counters
     simulated_steps: int
     """Rank-steps actually simulated."""
+    main: Counters = field(default_factory=Counters)
+    """The training processes' own CPU in their steps (per node): the work and the wait for a core."""
     sim_wall_s: float = 0.0
     """Wall-clock seconds the simulation took (``simulate`` measures them)."""
 

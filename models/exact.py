@@ -18,7 +18,7 @@ from simpy.resources.resource import Request
 from trainio.models.counters import Counters, SimulationResult
 from trainio.models.pipeline import Epoch, Pipeline, has_preload, totals
 from trainio.models.plan import Plan
-from trainio.models.resample import compute_draws, counts
+from trainio.models.resample import counts, step_draws
 from trainio.models.shards import ShardStream
 from trainio.models.storage import RateLimiter, SharedBandwidth
 from trainio.models.timeline import Recorder
@@ -148,22 +148,23 @@ def run_exact(plan: Plan, seed: int, recorder: Recorder | None = None) -> Simula
     """Every node, rank, epoch and request of ``plan`` in one environment; ``recorder`` collects
     the first rank's timeline."""
     sim = ExactCluster(plan, nodes=plan.nodes, rng=np.random.default_rng([seed, 0]), recorder=recorder)
-    draws = [compute_draws(plan, seed, e) for e in range(plan.epochs)]
+    orders = [step_draws(plan, seed, e) for e in range(plan.epochs)]
     every = np.arange(plan.steps_per_epoch)
-    epochs = [Epoch.numbered(plan, e, plan.hit_ratios[e], draws[e], every) for e in range(plan.epochs)]
+    epochs = [Epoch.numbered(plan, e, plan.hit_ratios[e], orders[e], every) for e in range(plan.epochs)]
     preload = has_preload(plan)
     for node in range(plan.nodes):
         for local in range(plan.ranks_per_node):
             sim.env.process(sim.rank(node, epochs, preload=preload, log=node == local == 0))
     sim.env.run()
     ends = [sim.preload_end, *sim.epoch_end]
-    compute_s, allreduce_s = totals(plan, draws)
+    compute_s, allreduce_s = totals(plan, [epoch.compute_s for epoch in epochs])
     return SimulationResult(
         mode="exact",
         preload_s=sim.preload_end,
         epoch_s=tuple(b - a for a, b in zip(ends, ends[1:], strict=False)),
         loader=sim.loader.scaled(1 / plan.nodes),
         preload=sim.preload.scaled(1 / plan.nodes),
+        main=sim.main.scaled(1 / plan.nodes),
         simulated_steps=plan.world * plan.steps_per_epoch * plan.epochs,
         compute_s=compute_s,
         allreduce_s=allreduce_s,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import fields
+from typing import NamedTuple
 
 import numpy as np
 from simpy.events import ProcessGenerator
@@ -19,7 +20,7 @@ from trainio.models.counters import Counters, SimulationResult
 from trainio.models.fluid import FluidPool, Station
 from trainio.models.pipeline import Epoch, Pipeline, exposed, has_preload, totals
 from trainio.models.plan import Plan
-from trainio.models.resample import compute_draws
+from trainio.models.resample import step_draws
 from trainio.models.shards import ShardStream
 from trainio.models.timeline import Recorder, Steady
 
@@ -176,43 +177,54 @@ def run_fast(plan: Plan, seed: int, recorder: Recorder | None = None) -> Simulat
         sim.env.run()
         preload_s, preload = sim.env.now, sim.preload
 
-    draws = [compute_draws(plan, seed, e) for e in range(plan.epochs)]
+    orders = [step_draws(plan, seed, e) for e in range(plan.epochs)]
+    draws = [plan.step_compute_s[order] for order in orders]
     steps = simulated_steps(plan)
     ratios = np.array(plan.hit_ratios)
     if plan.epochs * steps.size * plan.ranks_per_node <= BUDGET_RANK_STEPS:
         if recorder is not None:
             recorder.offset_s = preload_s
-        outcomes = [fast_epoch(plan, seed, e, ratios[e], draws[e], steps, recorder) for e in range(plan.epochs)]
+        outcomes = [fast_epoch(plan, seed, e, ratios[e], orders[e], steps, recorder) for e in range(plan.epochs)]
         simulated = plan.epochs
     else:
-        outcomes, simulated = interpolated_epochs(plan, seed, ratios, draws, steps)
+        outcomes, simulated = interpolated_epochs(plan, seed, ratios, orders, steps)
         if recorder is not None:  # no epoch simulated as such: each one is a steady span
             start = preload_s
-            for (seconds, counters), compute in zip(outcomes, draws, strict=True):
+            for outcome, compute in zip(outcomes, draws, strict=True):
                 sync = float(exposed(plan, compute).sum())
                 recorder.steady.append(
-                    Steady(start, start + seconds, float(compute.sum()), sync, counters.storage_bytes)
+                    Steady(start, start + outcome.seconds, float(compute.sum()), sync, outcome.loader.storage_bytes)
                 )
-                start += seconds
-    loader = Counters()
-    for _, counters in outcomes:
-        loader = loader.plus(counters)
+                start += outcome.seconds
+    loader, main = Counters(), Counters()
+    for outcome in outcomes:
+        loader, main = loader.plus(outcome.loader), main.plus(outcome.main)
     compute_s, allreduce_s = totals(plan, draws)
     return SimulationResult(
         mode="fast",
         preload_s=preload_s,
-        epoch_s=tuple(seconds for seconds, _ in outcomes),
+        epoch_s=tuple(outcome.seconds for outcome in outcomes),
         loader=loader,
         preload=preload,
+        main=main,
         simulated_steps=simulated * steps.size * plan.ranks_per_node,
         compute_s=compute_s,
         allreduce_s=allreduce_s,
     )
 
 
+class EpochOutcome(NamedTuple):
+    """One epoch of the representative node: its seconds, what its loaders did and what its
+    training processes' own CPU work did."""
+
+    seconds: float
+    loader: Counters
+    main: Counters
+
+
 def interpolated_epochs(
-    plan: Plan, seed: int, ratios: np.ndarray, draws: list[np.ndarray], steps: np.ndarray
-) -> tuple[list[tuple[float, Counters]], int]:
+    plan: Plan, seed: int, ratios: np.ndarray, orders: list[np.ndarray], steps: np.ndarray
+) -> tuple[list[EpochOutcome], int]:
     """Simulate a few hit ratios and interpolate every epoch's time and counters between them."""
     points = np.unique(ratios)
     if points.size > MAX_EPOCH_CLASSES:
@@ -220,15 +232,19 @@ def interpolated_epochs(
     simulated = []
     for point in points:
         epoch = int(np.argmin(np.abs(ratios - point)))  # the nearest epoch lends its compute draws
-        simulated.append(fast_epoch(plan, seed, epoch, float(point), draws[epoch], steps))
+        simulated.append(fast_epoch(plan, seed, epoch, float(point), orders[epoch], steps))
 
     def between(ratio: float, values: list[float]) -> float:
         return float(np.interp(ratio, points, values))
 
+    def counters(ratio: float, which: list[Counters]) -> Counters:
+        return Counters(**{f.name: between(ratio, [getattr(c, f.name) for c in which]) for f in fields(Counters)})
+
     outcomes = [
-        (
-            between(ratio, [seconds for seconds, _ in simulated]),
-            Counters(**{f.name: between(ratio, [getattr(c, f.name) for _, c in simulated]) for f in fields(Counters)}),
+        EpochOutcome(
+            between(ratio, [o.seconds for o in simulated]),
+            counters(ratio, [o.loader for o in simulated]),
+            counters(ratio, [o.main for o in simulated]),
         )
         for ratio in ratios
     ]
@@ -240,13 +256,13 @@ def fast_epoch(
     seed: int,
     index: int,
     hit_ratio: float,
-    compute: np.ndarray,
+    order: np.ndarray,
     steps: np.ndarray,
     recorder: Recorder | None = None,
-) -> tuple[float, Counters]:
-    """(seconds, loader counters) of one epoch of the representative node."""
+) -> EpochOutcome:
+    """One epoch of the representative node, its steps the observed ones in ``order``."""
     sim = FluidNode(plan, rng=np.random.default_rng([seed, 3, index]), recorder=recorder)
-    epoch = Epoch.numbered(plan, index, float(hit_ratio), compute, steps)
+    epoch = Epoch.numbered(plan, index, float(hit_ratio), order, steps)
     for local in range(plan.ranks_per_node):
         sim.env.process(sim.rank(0, [epoch], preload=False, log=local == 0))
     sim.env.run()
@@ -254,21 +270,26 @@ def fast_epoch(
     if steps.size == plan.steps_per_epoch:
         if recorder is not None:
             recorder.offset_s += seconds
-        return seconds, sim.loader
-    # Add the skipped middle at the steady state of the head's second half.
+        return EpochOutcome(seconds, sim.loader, sim.main)
+    # Add the skipped middle at the steady state of the head's second half: a step's own work is
+    # its accelerator time and its training process's CPU at the unloaded rate.
+    compute, own = epoch.compute_s, epoch.compute_s + epoch.step_cpu_s
     head = int(np.argmax(np.diff(steps) > 1)) + 1
     skipped = compute[head : steps[head]]
     half = head // 2
     periods = np.diff(np.asarray(sim.step_ends[half - 1 : head]))
     window = compute[half:head]
-    stall = periods - window - exposed(plan, window)
+    stall = periods - own[half:head] - exposed(plan, window)
     simulated_s = seconds
     if stall.sum() <= _COMPUTE_BOUND_STALL * periods.sum():
-        seconds += float(skipped.sum() + exposed(plan, skipped).sum() + skipped.size * max(0.0, stall.mean()))
+        seconds += float(
+            own[head : steps[head]].sum() + exposed(plan, skipped).sum() + skipped.size * max(0.0, stall.mean())
+        )
     else:
         seconds += float(skipped.size * periods.mean())
     simulated_samples = sum(plan.batch_samples(step) for step in steps.tolist())
     loader = sim.loader.scaled(plan.samples_per_rank / simulated_samples)
+    main = sim.main.scaled(plan.steps_per_epoch / steps.size)
     if recorder is not None:
         middle = Steady(
             0.0,
@@ -279,4 +300,4 @@ def fast_epoch(
         )
         recorder.extrapolate(sim.step_ends[head - 1], middle)
         recorder.offset_s += seconds
-    return seconds, loader
+    return EpochOutcome(seconds, loader, main)

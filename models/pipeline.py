@@ -52,7 +52,9 @@ class Epoch:
     hit_ratio: float
     """Fraction of its reads the node's page cache serves."""
     compute_s: np.ndarray
-    """Compute time of every step of the epoch."""
+    """Accelerator time of every step of the epoch."""
+    step_cpu_s: np.ndarray
+    """The training process's own CPU work in every step, on the node's cores before the accelerator's share."""
     steps: np.ndarray
     """The steps simulated, in order: all of them, or a head and a tail with the middle skipped."""
     start_workers: bool = True
@@ -61,10 +63,18 @@ class Epoch:
     """Time before the epoch's first batch request (the gap after the previous epoch)."""
 
     @classmethod
-    def numbered(cls, plan: Plan, index: int, hit_ratio: float, compute_s: np.ndarray, steps: np.ndarray) -> Epoch:
-        """Epoch ``index`` of the run: the first starts the workers and follows no gap."""
+    def numbered(cls, plan: Plan, index: int, hit_ratio: float, order: np.ndarray, steps: np.ndarray) -> Epoch:
+        """Epoch ``index`` of the run, its steps the observed ones in ``order``
+        (``trainio.models.resample.step_draws``): the first starts the workers and follows no gap."""
         start_workers = index == 0 or not plan.persistent_workers
-        return cls(hit_ratio, compute_s, steps, start_workers, plan.epoch_gap_s if index > 0 else 0.0)
+        return cls(
+            hit_ratio,
+            plan.step_compute_s[order],
+            plan.step_cpu_s[order],
+            steps,
+            start_workers,
+            plan.epoch_gap_s if index > 0 else 0.0,
+        )
 
 
 def exposed(plan: Plan, compute: np.ndarray) -> np.ndarray:
@@ -92,7 +102,7 @@ class Pipeline(ABC):
         self.cpu_times = Resampler(plan.sample_cpu_s, rng)
         ranks = nodes * plan.ranks_per_node
         self.barrier = Barrier(env, ranks) if ranks > 1 else None
-        self.loader, self.preload = Counters(), Counters()
+        self.loader, self.preload, self.main = Counters(), Counters(), Counters()
         self.preload_end = 0.0
         self.epoch_end: list[float] = []
         self.step_ends: list[float] = []
@@ -164,7 +174,9 @@ class Pipeline(ABC):
                 self._skip(stream, previous, step, 1)
                 previous = step
                 yield from self.load(node, epoch, step, stream)
-            compute = float(epoch.compute_s[step])
+            compute, own_cpu = float(epoch.compute_s[step]), float(epoch.step_cpu_s[step])
+            if own_cpu > 0:
+                yield from self.cpu(node, own_cpu, self.main)
             started = env.now
             yield env.timeout(compute)
             if self.barrier is not None:

@@ -13,6 +13,7 @@ import numpy as np
 
 from trainio.models.backend import BackendProfile
 from trainio.models.cluster import Cluster
+from trainio.models.cpu import processes_per_core
 from trainio.models.formats import LARGE_REQUEST_BYTES, SHUFFLE_BUFFER_SAMPLES, RecordFormat
 from trainio.models.network import ring_allreduce_s
 from trainio.models.pagecache import hit_ratios
@@ -39,7 +40,12 @@ class Plan:
     """Samples in the last batch of an epoch (a partial batch unless drop_last)."""
     sample_bytes: np.ndarray
     sample_cpu_s: np.ndarray
+    """CPU work per sample at this node's processes per core (the captured, times ``host_crowding``)."""
     step_compute_s: np.ndarray
+    """The accelerator's share of each observed step."""
+    step_cpu_s: np.ndarray
+    """The training process's own CPU work in each observed step (paired with ``step_compute_s``), at
+    this node's processes per core."""
     kind: str
     """Record format kind: files, shards or preload."""
     opens_per_sample: float
@@ -60,6 +66,9 @@ class Plan:
     training processes themselves without workers)."""
     crowding: float
     """The profile's crowding factor at ``processes_per_core``, in both CPU figures above."""
+    host_crowding: float
+    """What the captured per-sample and per-step CPU times are multiplied by: the node's CPU crowding
+    at ``processes_per_core`` over the capture's (1 when either is unknown)."""
     open_cpu_s: float
     """The client's CPU per open (as ``request_cpu_s``)."""
     open_server_cpu_s: float
@@ -161,8 +170,11 @@ def make_plan(
         if workload.dataset_preloaded and workload.preload_bytes > 0:
             preload_cpu = workload.preload_cpu_s * rank_bytes / workload.preload_bytes
 
-    processes_per_core = cluster.gpus_per_node * max(1, workload.workers) / cluster.cpus_per_node
-    crowding = backend.crowding_factor(processes_per_core)
+    per_core = processes_per_core(cluster.gpus_per_node, workload.workers, cluster.cpus_per_node)
+    crowding = backend.crowding_factor(per_core)
+    host = 1.0
+    if workload.captured_per_core is not None:
+        host = cluster.cpu_crowding.ratio(per_core, workload.captured_per_core)
     cached_bytes, readers = workload.dataset_bytes, cluster.nodes
     if fixed_shards:  # every node rereads its own shard: a data set of its own
         cached_bytes, readers = cached_bytes / cluster.nodes, 1
@@ -182,8 +194,9 @@ def make_plan(
         steps_per_epoch=steps,
         last_batch=last,
         sample_bytes=workload.sample_bytes,
-        sample_cpu_s=workload.sample_cpu_s,
+        sample_cpu_s=workload.sample_cpu_s * host,
         step_compute_s=workload.step_compute_s,
+        step_cpu_s=workload.step_cpu_s * host,
         kind=fmt.kind,
         opens_per_sample=0.0 if is_object else files,
         stats_per_sample=0.0 if is_object else workload.stats_per_sample,
@@ -194,8 +207,9 @@ def make_plan(
         request_latency_s=backend.request_latency_s,
         request_cpu_s=backend.request_cpu_s * crowding,
         server_cpu_s=backend.colocated_cpu_s * crowding,
-        processes_per_core=processes_per_core,
+        processes_per_core=per_core,
         crowding=crowding,
+        host_crowding=host,
         open_cpu_s=0.0 if is_object else backend.open_cpu_s,
         open_server_cpu_s=0.0 if is_object else backend.colocated_open_cpu_s,
         request_bytes=fmt.request_bytes or LARGE_REQUEST_BYTES,

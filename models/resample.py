@@ -35,16 +35,21 @@ class Resampler:
         return np.concatenate(parts) if parts else self.values[:0]
 
 
-def compute_draws(plan: Plan, seed: int, epoch: int) -> np.ndarray:
-    """Epoch ``epoch``'s step times: one run-long sequence of passes over the observations, each
-    pass a fresh permutation, so a run as long as the captured one uses every observed step once
-    (a one-off warm-up step is neither lost nor repeated)."""
+def step_draws(plan: Plan, seed: int, epoch: int) -> np.ndarray:
+    """Epoch ``epoch``'s observed steps, as indices: one run-long sequence of passes over the
+    observations, each pass a fresh permutation, so a run as long as the captured one uses every
+    observed step once (a one-off warm-up step is neither lost nor repeated)."""
     steps = plan.steps_per_epoch
     start, stop = epoch * steps, (epoch + 1) * steps
     n = plan.step_compute_s.size
     rng = np.random.default_rng([seed, 1])
-    passes = [rng.permutation(plan.step_compute_s) for _ in range(stop // n + 1)]
+    passes = [rng.permutation(n) for _ in range(stop // n + 1)]
     return np.concatenate(passes)[start:stop]
+
+
+def compute_draws(plan: Plan, seed: int, epoch: int) -> np.ndarray:
+    """Epoch ``epoch``'s accelerator time of each step (``step_draws``)."""
+    return plan.step_compute_s[step_draws(plan, seed, epoch)]
 
 
 def counts(rng: np.random.Generator, mean: float, n: int) -> np.ndarray:

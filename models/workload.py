@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from trainio.models.cpu import processes_per_core
+
 
 class WorkloadError(ValueError):
     """A workload that cannot be simulated (empty, negative, inconsistent)."""
@@ -32,9 +34,11 @@ class Workload:
     sample_bytes: np.ndarray
     """Observed bytes read per sample (resampled)."""
     sample_cpu_s: np.ndarray
-    """Observed CPU time per sample outside I/O: decode, transforms (resampled)."""
+    """Observed CPU time per sample outside I/O: decode, transforms (resampled). From the thread's
+    CPU time where the trace has it (format 1.3), else the wall time outside I/O."""
     step_compute_s: np.ndarray
-    """Observed accelerator step time per batch, between receiving a batch and asking for the next."""
+    """Observed accelerator share of each step (between receiving a batch and asking for the next):
+    the step's wall time less the training process's own CPU in it (``step_cpu_s``)."""
     files_per_sample: float = 1.0
     """Files (or objects) opened per sample in the captured format."""
     reads_per_sample: float = 1.0
@@ -64,6 +68,17 @@ class Workload:
     per-epoch work (evaluation, checkpoints, logging) and the loader's iterator start-up."""
     model_bytes: int = 0
     """Gradient bytes all-reduced per step across ranks; 0 = no all-reduce modelled."""
+    step_cpu_s: np.ndarray = field(default_factory=lambda: np.zeros(1))
+    """The training process's own CPU in each step (Python, kernel launches, copies it makes itself),
+    paired with ``step_compute_s`` (same length); zeros where the trace has no CPU times."""
+    sample_wall_s: np.ndarray | None = None
+    """Wall time per sample outside I/O, paired with ``sample_cpu_s``: beyond the CPU time, the sample
+    waited for a core at the capture's load. None where the trace has no CPU times."""
+    captured_usable_cores: float | None = None
+    """Cores the captured job could use (affinity and cgroup quota), when the trace says."""
+    captured_per_core: float | None = None
+    """Loader processes per core at the capture (``trainio.models.cpu.processes_per_core``), where the
+    per-sample and per-step CPU times were measured; None when the trace does not say its cores."""
     captured_processes: int = 1
     captured_duration_s: float | None = None
     """Measured time-to-train of the captured run, when known (for the as-captured self-check)."""
@@ -87,6 +102,23 @@ class Workload:
             if np.any(values < 0) or not np.all(np.isfinite(values)):
                 raise WorkloadError(f"{name} has negative or non-finite values")
             object.__setattr__(self, name, values)
+        step_cpu = np.asarray(self.step_cpu_s, dtype=float)
+        if not np.any(step_cpu):
+            step_cpu = np.zeros(self.step_compute_s.size)
+        if step_cpu.size != self.step_compute_s.size or np.any(step_cpu < 0) or not np.all(np.isfinite(step_cpu)):
+            raise WorkloadError(
+                f"step_cpu_s must hold one value >= 0 per step ({step_cpu.size} for {self.step_compute_s.size} steps)"
+            )
+        object.__setattr__(self, "step_cpu_s", step_cpu)
+        if self.sample_wall_s is not None:
+            wall = np.asarray(self.sample_wall_s, dtype=float)
+            if wall.size != self.sample_cpu_s.size:
+                raise WorkloadError(f"sample_wall_s has {wall.size} values for {self.sample_cpu_s.size} samples")
+            object.__setattr__(self, "sample_wall_s", wall)
+        for name in ("captured_usable_cores", "captured_per_core"):
+            value = getattr(self, name)
+            if value is not None and not (value > 0 and np.isfinite(value)):
+                raise WorkloadError(f"{name}(={value}) must be > 0 and finite")
 
     @property
     def dataset_bytes(self) -> float:
@@ -159,9 +191,11 @@ def from_trace(trace, *, epochs: int | None = None) -> Workload:
     step_rows = (kinds == "step") & in_train
     e_start = events["start_ns"].to_numpy()
     e_end = events["end_ns"].to_numpy()
+    e_cpu = _cpu_ns(events)
     step_s = (e_end[step_rows] - e_start[step_rows]) / 1e9
+    step_cpu = np.minimum(np.nan_to_num(e_cpu[step_rows]) / 1e9, step_s)
     if step_s.size == 0:
-        step_s = np.zeros(1)
+        step_s = step_cpu = np.zeros(1)
         notes.append("no step events: step compute taken as 0")
 
     # Samples: bytes read and CPU time per dataset[i] call (fall back to per-fetch averages).
@@ -175,6 +209,7 @@ def from_trace(trace, *, epochs: int | None = None) -> Workload:
     if not sample_rows.any():
         per_unit = np.array([len(x or []) or 1 for x in events.filter(pa.array(unit_rows))["indices"].to_pylist()])
         notes.append("no per-sample events: per-sample costs are per-batch averages")
+    sample_wall = None
     if unit_rows.any():
         nbytes = _interval_sums(e_start[unit_rows], e_end[unit_rows], key_e[unit_rows], r_start, key_r, r_bytes)
 
@@ -195,12 +230,22 @@ def from_trace(trace, *, epochs: int | None = None) -> Workload:
         nread = _interval_sums(
             e_start[unit_rows], e_end[unit_rows], key_e[unit_rows], r_start, key_r, np.ones(len(r_start))
         )
-        io_ns = events["io_ns"].to_numpy(zero_copy_only=False)[unit_rows].astype(float)
-        cpu_s = np.maximum(e_end[unit_rows] - e_start[unit_rows] - np.nan_to_num(io_ns), 0) / 1e9
+        io_ns = events["io_ns"].to_numpy(zero_copy_only=False).astype(float)
+        outside_io = np.maximum(e_end - e_start - np.nan_to_num(io_ns), 0) / 1e9
+        # CPU work outside I/O: the thread's CPU time, at most its wall time outside I/O (a storage
+        # client's own CPU inside the I/O calls belongs to the captured storage, not to the sample).
+        work = np.where(np.isnan(e_cpu), outside_io, np.minimum(np.nan_to_num(e_cpu) / 1e9, outside_io))
+        unit_wall, cpu_s = outside_io[unit_rows], work[unit_rows]
         if sample_rows.any():
-            cpu_s = cpu_s + _batch_overhead_per_sample(kinds, e_start, e_end, key_e, sample_rows)
+            span = (e_end - e_start).astype(float)
+            wall_over = _batch_overhead_per_sample(kinds, e_start, e_end, key_e, sample_rows, span)
+            cpu_over = _batch_overhead_per_sample(kinds, e_start, e_end, key_e, sample_rows, e_cpu)
+            unit_wall = unit_wall + wall_over
+            cpu_s = cpu_s + np.where(np.isnan(cpu_over), wall_over, np.minimum(np.nan_to_num(cpu_over), wall_over))
         sample_bytes = np.repeat(nbytes / per_unit, per_unit.astype(int))
         sample_cpu = np.repeat(cpu_s / per_unit, per_unit.astype(int))
+        if not np.isnan(e_cpu[unit_rows]).all():
+            sample_wall = np.repeat(unit_wall / per_unit, per_unit.astype(int))
         files_per_sample = float(nopen.sum() / per_unit.sum())
         reads_per_sample = float(nread.sum() / per_unit.sum())
         stats_per_sample = float(nstat.sum() / per_unit.sum())
@@ -242,6 +287,7 @@ def from_trace(trace, *, epochs: int | None = None) -> Workload:
     last = int(max(e_end[step_rows].max() if step_rows.any() else 0, e_end[(kinds == "batch") & in_train].max()))
     samples = config.get("dataset_length") or int(len(np.unique(reads["path"].to_numpy(zero_copy_only=False))))
     workers = int(config.get("num_workers") or 0)
+    cores = _usable_cores(trace.manifest)
     return Workload(
         samples=int(samples),
         batch_size=int(config.get("batch_size") or 1),
@@ -250,7 +296,11 @@ def from_trace(trace, *, epochs: int | None = None) -> Workload:
         prefetch_factor=int(config.get("prefetch_factor") or 2),
         sample_bytes=sample_bytes,
         sample_cpu_s=sample_cpu,
-        step_compute_s=step_s,
+        step_compute_s=step_s - step_cpu,
+        step_cpu_s=step_cpu,
+        sample_wall_s=sample_wall,
+        captured_usable_cores=cores,
+        captured_per_core=processes_per_core(len(train_pids), workers, cores) if cores else None,
         files_per_sample=files_per_sample,
         reads_per_sample=reads_per_sample,
         stats_per_sample=stats_per_sample,
@@ -271,19 +321,19 @@ def from_trace(trace, *, epochs: int | None = None) -> Workload:
     )
 
 
-def _batch_overhead_per_sample(kinds, starts, ends, keys, sample_rows) -> np.ndarray:
-    """Each sample's share of its fetch's time outside ``dataset[i]`` calls (collate, sampler):
-    CPU work per batch that the per-sample timings do not see."""
+def _batch_overhead_per_sample(kinds, starts, ends, keys, sample_rows, amount) -> np.ndarray:
+    """Each sample's share, in seconds, of its fetch's ``amount`` (nanoseconds of wall or of CPU time per
+    event) outside ``dataset[i]`` calls (collate, sampler): work per batch that the per-sample figures
+    do not see; NaN where the fetch's or a sample's amount is unknown."""
     fetch = kinds == "fetch"
     out = np.zeros(int(sample_rows.sum()))
     if not fetch.any():
         return out
     f_start, f_end, f_key = starts[fetch], ends[fetch], keys[fetch]
     s_start, s_key = starts[sample_rows], keys[sample_rows]
-    s_dur = (ends[sample_rows] - s_start).astype(float)
-    inside = _interval_sums(f_start, f_end, f_key, s_start, s_key, s_dur)
+    inside = _interval_sums(f_start, f_end, f_key, s_start, s_key, amount[sample_rows])
     count = _interval_sums(f_start, f_end, f_key, s_start, s_key, np.ones(len(s_start)))
-    overhead = np.maximum(f_end - f_start - inside, 0) / np.maximum(count, 1) / 1e9
+    overhead = np.maximum(amount[fetch] - inside, 0) / np.maximum(count, 1) / 1e9
     for key in np.unique(f_key):
         rows = np.flatnonzero(f_key == key)
         order = rows[np.argsort(f_start[rows])]
@@ -295,6 +345,19 @@ def _batch_overhead_per_sample(kinds, starts, ends, keys, sample_rows) -> np.nda
         owner = owner[s_start[mine[ok]] <= f_end[owner]]
         out[ok_rows] = overhead[owner]
     return out
+
+
+def _cpu_ns(events) -> np.ndarray:
+    """Each event's CPU time of its recording thread in nanoseconds (format 1.3), NaN where unknown."""
+    return events["cpu_ns"].to_numpy(zero_copy_only=False).astype(float)
+
+
+def _usable_cores(manifest: dict) -> float | None:
+    """Cores the captured job could use: format 1.3's ``host.cpu.usable_cores`` (affinity and cgroup
+    quota), else the affinity count older traces give as ``host.cpus_usable``."""
+    host = manifest.get("host") or {}
+    cores = (host.get("cpu") or {}).get("usable_cores") or host.get("cpus_usable")
+    return float(cores) if isinstance(cores, int | float) and cores > 0 else None
 
 
 def _batch_receive_s(trace, events, train_pids: list[int], loader: int) -> float:

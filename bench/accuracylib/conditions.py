@@ -1,5 +1,7 @@
-"""What the accuracy benchmark compares: the shared set-up of every run and the conditions (backend,
-record format, nodes, workers, preload, step time) projected from one baseline and run for real."""
+"""What the accuracy benchmark compares: two sets of conditions (backend, record format, nodes, workers,
+preload, step time), each projected from one baseline of its own workload and run for real. The
+development set is what the model has been adjusted against; the held-out set is a workload the model
+is never adjusted against."""
 
 from __future__ import annotations
 
@@ -27,6 +29,8 @@ class Setup:
     batch_size: int
     workers: int
     step_time_s: float
+    raw_share: float = 0.0
+    """Share of the samples that are raw bytes handed on undecoded (reference_train.py --raw-share)."""
 
 
 @dataclass(frozen=True)
@@ -35,7 +39,8 @@ class Condition:
     source: str
     """reference_train.py source kind: local, rgw, rgw-shards, rados, cephfs."""
     profile: str
-    """Which calibrated profile the projection uses: local, rgw, rados, cephfs."""
+    """Which calibrated profile the projection uses: local, rgw, rados, cephfs, or as-captured (the
+    trace's own storage, nothing calibrated)."""
     varies: str
     """What the condition changes against the baseline."""
     world: int = 1
@@ -85,3 +90,54 @@ CONDITIONS = (
 SMOKE_CONDITIONS = (CONDITIONS[1],)
 BUILTIN = {"local": "local-nvme", "rgw": "rgw", "rados": "rbd", "cephfs": "cephfs"}
 """Built-in profiles used when calibration is skipped (smoke)."""
+AS_CAPTURED = "as-captured"
+
+HELD_OUT_SETUP = Setup(samples=600, epochs=2, batch_size=16, workers=2, step_time_s=0.02, raw_share=0.5)
+HELD_OUT_SMOKE = Setup(samples=96, epochs=1, batch_size=16, workers=2, step_time_s=0.02, raw_share=0.5)
+HELD_OUT_CONDITIONS = (
+    Condition(
+        "local, as captured", "local", AS_CAPTURED, "nothing: the baseline, untraced, on the trace's own storage"
+    ),
+    Condition("RGW, 2 workers", "rgw", "rgw", "backend"),
+    Condition("RGW, 1 worker", "rgw", "rgw", "backend and workers", workers=1),
+    Condition("RGW, 4 workers", "rgw", "rgw", "backend and workers", workers=4),
+    Condition("RGW, 2 ms step", "rgw", "rgw", "backend and step time", step_time_s=0.002),
+    Condition(
+        "RGW, two ranks on the host (--gpus-per-node 2 --workers 1)",
+        "rgw",
+        "rgw",
+        "backend, ranks per node and workers",
+        world=2,
+        workers=1,
+    ),
+)
+
+
+@dataclass(frozen=True)
+class BenchSet:
+    """Conditions projected from one baseline workload of their own."""
+
+    name: str
+    setup: Setup
+    conditions: tuple[Condition, ...]
+    dataset: str
+    """Folder of its data under the work folder, its bucket and prefix on the Ceph backends."""
+    adjusted: bool
+    """Whether the model has been adjusted against these conditions (the development set)."""
+
+    @property
+    def profiles(self) -> set[str]:
+        return {c.profile for c in self.conditions} - {AS_CAPTURED}
+
+    @property
+    def sources(self) -> set[str]:
+        return {c.source for c in self.conditions}
+
+
+DEVELOPMENT = BenchSet("development", FULL, CONDITIONS, "trainio-accuracy", adjusted=True)
+HELD_OUT = BenchSet("held-out", HELD_OUT_SETUP, HELD_OUT_CONDITIONS, "trainio-heldout", adjusted=False)
+SETS = (DEVELOPMENT, HELD_OUT)
+SMOKE_SETS = (
+    BenchSet("development", SMOKE, SMOKE_CONDITIONS, "trainio-accuracy", adjusted=True),
+    BenchSet("held-out", HELD_OUT_SMOKE, HELD_OUT_CONDITIONS[1:2], "trainio-heldout", adjusted=False),
+)

@@ -162,23 +162,33 @@ class Patience:
         return attempt + 1 < self.attempts and time.monotonic() < self.deadline
 
 
-def quietly(meter: CpuMeter, what: str, patience: Patience, work: Callable[[], object]) -> tuple[object, Usage]:
+def quietly(
+    meter: CpuMeter,
+    what: str,
+    patience: Patience,
+    work: Callable[[], object],
+    consistent: Callable[[object], bool] = lambda value: True,
+) -> tuple[object, Usage]:
     """Run ``work()`` after waiting for a quiet machine, again while others used more than
-    DISTURBED_FRACTION of the machine meanwhile (as ``patience`` allows); the least disturbed
-    result and its usage."""
+    DISTURBED_FRACTION of the machine meanwhile or the result is not ``consistent`` (as ``patience``
+    allows); the best result (consistent first, then the least disturbed) and its usage."""
     best = None
     for attempt in range(patience.attempts):
         meter.wait_for_quiet(patience.wait_s())
         before = meter.sample()
         value = work()
         usage = meter.usage(before, meter.sample())
-        if best is None or usage.other_fraction < best[1].other_fraction:
-            best = (value, usage)
-        if usage.quiet or not patience.again(attempt):
+        good = consistent(value)
+        if best is None or (not good, usage.other_fraction) < (not best[2], best[1].other_fraction):
+            best = (value, usage, good)
+        if (usage.quiet and good) or not patience.again(attempt):
             break
-        say(f"{what}: others used {100 * usage.other_fraction:.0f}% of the machine meanwhile; again ({attempt + 2})")
+        why = f"others used {100 * usage.other_fraction:.0f}% of the machine meanwhile"
+        if not good:
+            why = f"what it measured is not consistent ({why})"
+        say(f"{what}: {why}; again ({attempt + 2})")
     assert best is not None
-    return best
+    return best[0], best[1]
 
 
 def machine() -> str:

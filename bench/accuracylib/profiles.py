@@ -1,5 +1,6 @@
-"""The profiles a round's projections use: calibrated by ``replay calibrate`` on a quiet machine, or
-the built-in ones (smoke)."""
+"""The profiles a round's projections use: calibrated by ``replay calibrate`` on a quiet machine (the
+storage paced as the round's baseline trace's loaders were, and this host's CPU crowding), or the
+built-in ones (smoke)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from trainio.models.backend import PROFILE_DIR, BackendProfile, builtin_profile, load_profile
-from trainio.replay.calibration.calibrate import calibrate
+from trainio.replay.calibration.calibrate import calibrate, request_gap_s
+from trainio.replay.calibration.cpu import calibrate_cpu, render_cpu_calibration
+from trainio.replay.calibration.honesty import check_profile
 from trainio.replay.calibration.place import Placement
 from trainio.replay.calibration.report import render_calibration
 
@@ -26,10 +29,13 @@ def calibrate_profiles(
     budget_s: float,
     meter: CpuMeter,
     patience: Patience,
+    *,
+    trace: Path,
+    prefix: str = "calibrated",
 ) -> tuple[dict[str, Path], dict[str, dict]]:
-    """One profile per backend in ``folder``, measured by ``replay calibrate`` on a quiet machine
-    (``--colocated`` for the Ceph targets: the daemons share this host's cores with the runs);
-    ``scratch`` holds every try."""
+    """One profile per backend in ``folder`` (``PREFIX-NAME.toml``), measured by ``replay calibrate
+    --trace TRACE`` on a quiet machine (``--colocated`` for the Ceph targets: the daemons share this
+    host's cores with the runs); ``scratch`` holds every try."""
     targets = {
         "local": str(data.parent),
         "rgw": f"rgw:{env['TRAINIO_S3_ENDPOINT']}/trainio-calibrate",
@@ -37,12 +43,13 @@ def calibrate_profiles(
         "cephfs": "cephfs:/trainio-calibrate",
     }
     paths, info = {}, {}
+    pause_s = request_gap_s(trace)
     saved = {name: os.environ.get(name) for name in ("CEPH_CONF", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
     os.environ.update({name: env[name] for name in saved})
     try:
         for name in sorted(needed):
-            out = folder / f"calibrated-{name}.toml"
-            say(f"calibrating {name}: {targets[name]} (budget {budget_s:.0f} s)")
+            out = folder / f"{prefix}-{name}.toml"
+            say(f"calibrating {name}: {targets[name]} (budget {budget_s:.0f} s, {1e3 * pause_s:.2f} ms pause)")
 
             tries = iter(range(ATTEMPTS))
 
@@ -55,10 +62,17 @@ def calibrate_profiles(
                 # each try writes its own file, so that the least disturbed one can be kept
                 path = scratch / f"try-{next(tries)}" / out.name
                 # kept between tries and rounds: uploaded once, not inside every try's budget
-                return calibrate(target, path, budget_s=budget_s, colocated=colocated, placement=Placement(keep=True))
+                return calibrate(
+                    target,
+                    path,
+                    budget_s=budget_s,
+                    colocated=colocated,
+                    pause_s=pause_s,
+                    placement=Placement(keep=True),
+                )
 
             probe = cpu_probe_ms()
-            cal, usage = quietly(meter, f"calibrating {name}", patience, measure)
+            cal, usage = quietly(meter, f"calibrating {name}", patience, measure, plausible)
             shutil.copyfile(cal.profile_path, out)
             print(render_calibration(cal), flush=True)
             paths[name] = out
@@ -70,6 +84,7 @@ def calibrate_profiles(
                 "notes": list(cal.notes),
                 "machine_usage": usage.to_dict(),
                 "cpu_probe_ms": round(probe, 2),
+                "pause_s": pause_s,
                 **profile_numbers(load_profile(out)),
             }
     finally:
@@ -79,6 +94,32 @@ def calibrate_profiles(
             else:
                 os.environ[name] = value
     return paths, info
+
+
+def plausible(cal: object) -> bool:
+    """Whether a calibration's profile charges at each of its cells what its terms were fitted to give
+    there and misses no cell by more than a quiet machine's calibration does
+    (``replay/calibration/honesty.py``): one that does was disturbed."""
+    return all(check.plausible for check in check_profile(cal.profile_path))  # type: ignore[attr-defined]
+
+
+def calibrate_cpu_profile(out: Path, scratch: Path, budget_s: float, meter: CpuMeter, patience: Patience) -> dict:
+    """This host's CPU crowding (``replay calibrate --cpu``) on a quiet machine, written to ``out``;
+    ``scratch`` holds every try."""
+    say(f"probing this host's CPU crowding (budget {budget_s:.0f} s)")
+    tries = iter(range(ATTEMPTS))
+
+    def measure() -> object:
+        return calibrate_cpu(scratch / f"try-{next(tries)}" / out.name, budget_s=budget_s)
+
+    cal, usage = quietly(meter, "CPU probe", patience, measure)
+    shutil.copyfile(cal.profile_path, out)
+    print(render_cpu_calibration(cal), flush=True)
+    return {
+        "profile_file": out.name,
+        "machine_usage": usage.to_dict(),
+        "crowding": [list(point) for point in cal.crowding.points],
+    }
 
 
 def builtin_profiles(needed: set[str], why: str) -> tuple[dict[str, Path], dict[str, dict]]:
@@ -106,4 +147,5 @@ def profile_numbers(profile: BackendProfile) -> dict:
             numbers[key] = value
     for key in ("stream_bandwidth", "aggregate_bandwidth", "iops", "request_cpu_s", "colocated_cpu_s", "cpu_crowding"):
         numbers[key] = getattr(profile, key)
+    numbers["cpu_crowding_curve"] = [list(point) for point in profile.cpu_crowding_curve.points]
     return numbers

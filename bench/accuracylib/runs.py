@@ -34,6 +34,7 @@ def workload_cmd(source: str, setup: Setup, *extra: str) -> list[str]:
         str(setup.batch_size),
         "--epochs",
         str(setup.epochs),
+        *(["--raw-share", str(setup.raw_share)] if setup.raw_share else []),
         *extra,
     ]
 
@@ -48,14 +49,15 @@ def _run(cmd: list[str], env: dict, timeout: float, what: str) -> subprocess.Com
     return proc
 
 
-def sources(env: dict, data: Path) -> dict[str, str]:
+def sources(env: dict, data: Path, dataset: str) -> dict[str, str]:
+    """Where each kind of source keeps the data set ``dataset`` (the local copy is ``data``)."""
     endpoint = env["TRAINIO_S3_ENDPOINT"]
     return {
         "local": f"local:{data}",
-        "rgw": f"rgw:{endpoint}/trainio-accuracy",
-        "rgw-shards": f"rgw-shards:{endpoint}/trainio-accuracy/shards",
-        "rados": "rados:trainpool/trainio-accuracy",
-        "cephfs": "cephfs:/trainio-accuracy",
+        "rgw": f"rgw:{endpoint}/{dataset}",
+        "rgw-shards": f"rgw-shards:{endpoint}/{dataset}/shards",
+        "rados": f"rados:trainpool/{dataset}",
+        "cephfs": f"cephfs:/{dataset}",
     }
 
 

@@ -16,8 +16,11 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+import numpy as np
+
 from trainio.models.backend import BackendProfile, load_profile
 from trainio.models.units import duration_text, rate_text
+from trainio.models.workload import from_trace
 from trainio.replay.calibration.cephfs import calibrate_cephfs
 from trainio.replay.calibration.directory import calibrate_directory
 from trainio.replay.calibration.fit import Fitted, fit_measurements
@@ -28,14 +31,17 @@ from trainio.replay.calibration.rados import calibrate_rados
 from trainio.replay.calibration.rgw import calibrate_rgw
 from trainio.replay.storage.errors import ReplayError
 from trainio.replay.storage.target import CEPHFS, DIRECTORY, RADOS, RGW, Target, TargetError, expected, parse_target
+from trainio.tracefile.reader import open_trace
 
-CELLS: dict[str, Callable[[Target, Budget, Progress, Path, Placement], Cells]] = {
+CELLS: dict[str, Callable[[Target, Budget, Progress, Path, Placement, float], Cells]] = {
     RGW: calibrate_rgw,
     RADOS: calibrate_rados,
     CEPHFS: calibrate_cephfs,
     DIRECTORY: calibrate_directory,
 }
 """The target kinds ``replay calibrate`` measures, and how."""
+MAX_PAUSE_S = 1.0
+"""A pause this long between requests would make the calibration all idling."""
 
 
 def writable(out: Path) -> Path:
@@ -78,6 +84,8 @@ class Calibration:
     notes: tuple[str, ...] = ()
     colocated: bool = False
     """Whether the storage daemons were taken to share this machine's cores (``colocated_cpu``)."""
+    pause_s: float = 0.0
+    """Idle time after each request of the paced cells (``request_gap_s`` of a trace, or 0)."""
 
     @property
     def residuals(self) -> dict[str, float]:
@@ -91,6 +99,7 @@ def calibrate(
     budget_s: float = 60,
     colocated: bool = False,
     placement: Placement = DEFAULT_PLACEMENT,
+    pause_s: float = 0.0,
     progress: Progress | None = None,
 ) -> Calibration:
     """Measure ``target``, fit the profile numbers and write the profile to ``out`` (TOML).
@@ -102,6 +111,8 @@ def calibrate(
     ``MIN_CELL_S``). ``colocated``: the storage daemons run on this machine and share its cores with
     training (hyperconverged, or a dev cluster): their CPU per request, the host's busy CPU less the
     client's, is written as ``colocated_cpu`` (else "0 s", and their time stays inside the latency).
+    ``pause_s``: idle time after each request of the single streams and of the cells the CPU crowding
+    is fitted from, as a loader leaves between its requests (:func:`request_gap_s` of its trace).
     Raises :class:`~trainio.replay.storage.target.TargetError` for a target it does not take,
     :class:`~trainio.replay.storage.layout.ForeignDataError` when that root holds data trainio did not
     write, :class:`~trainio.replay.storage.errors.ReplayError` (:class:`CalibrationError`) when a
@@ -109,13 +120,16 @@ def calibrate(
     """
     if not MIN_BUDGET_S <= budget_s <= MAX_BUDGET_S:
         raise ValueError(f"budget_s(={budget_s}) must be {MIN_BUDGET_S:g} to {MAX_BUDGET_S:g}")
+    if not (0 <= pause_s < MAX_PAUSE_S):
+        raise ValueError(f"pause_s(={pause_s}) must be >= 0 and < {MAX_PAUSE_S} s")
     say = progress or (lambda message: None)
     parsed = target_of(target)
     out = writable(Path(out))
     budget = Budget(budget_s)
     with tempfile.TemporaryDirectory(prefix="trainio-calibrate-") as scratch:
-        cells = CELLS[parsed.kind](parsed, budget, say, Path(scratch), placement)
-    fitted = fit_measurements(cells.measurements, colocated=colocated)
+        cells = CELLS[parsed.kind](parsed, budget, say, Path(scratch), placement, pause_s)
+    cores = len(os.sched_getaffinity(0))
+    fitted = fit_measurements(cells.measurements, colocated=colocated, cores=cores)
     notes = [*cells.notes, *_cpu_notes(fitted, colocated)]
     elapsed = time.monotonic() - budget.start
     now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
@@ -123,7 +137,7 @@ def calibrate(
         f"measured by `replay calibrate` against {parsed.text} on {now} from {os.uname().nodename}, "
         f"{cells.tool}, {len(cells.measurements)} measurements in {elapsed:.0f} s"
     )
-    text = profile_toml(out.stem, parsed, fitted, cells.measurements, source=source, fstype=cells.fstype)
+    text = profile_toml(out.stem, parsed, fitted, cells.measurements, source=source, fstype=cells.fstype, cores=cores)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(text, encoding="utf-8")
@@ -140,7 +154,19 @@ def calibrate(
         tool=cells.tool,
         notes=tuple(notes),
         colocated=colocated,
+        pause_s=pause_s,
     )
+
+
+def request_gap_s(trace_dir: str | Path) -> float:
+    """The time a captured loader spends between its storage requests: each sample's wall time outside
+    I/O (decode, transforms, waiting for a core) over its requests, on average. A loader's client and
+    the storage servers idle that long between requests; back to back they stay hot and each request
+    costs markedly less CPU (docs/calibration.md), so the paced cells pause this long."""
+    workload = from_trace(open_trace(trace_dir))
+    wall = workload.sample_wall_s if workload.sample_wall_s is not None else workload.sample_cpu_s
+    requests = max(1.0, workload.files_per_sample, workload.reads_per_sample)
+    return float(np.mean(wall)) / requests
 
 
 def _cpu_notes(fitted: Fitted, colocated: bool) -> list[str]:

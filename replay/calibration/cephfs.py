@@ -38,7 +38,9 @@ PER_CELL_S = 0.15
 """The helper's time per measurement besides the timed phase (a metadata cell mounts afresh)."""
 
 
-def calibrate_cephfs(target: Target, budget: Budget, say: Progress, scratch: Path, placement: Placement) -> Cells:
+def calibrate_cephfs(
+    target: Target, budget: Budget, say: Progress, scratch: Path, placement: Placement, pause_s: float
+) -> Cells:
     """Random reads of every size from one stream (the fit's), 4 KiB reads from 8 threads and 4 MiB
     from 4, open + read + close and stat of the sample files."""
     conf = ceph.ceph_conf()
@@ -48,7 +50,7 @@ def calibrate_cephfs(target: Target, budget: Budget, say: Progress, scratch: Pat
     say(f"{format_size(DATA_BYTES)} and {SAMPLE_FILES} files of {format_size(SAMPLE_BYTES)} under {target.text}")
     store = ceph.CephFSStore(target.path, scratch, conf)
     with calibration_files(store, files, placement, say):
-        measurements, version = _measure(plan, budget, say, scratch, target.text)
+        measurements, version = _measure(plan, budget, say, scratch, target.text, pause_s)
     notes = [
         "measured through libcephfs (no kernel mount) with its object cache (client_oc) off: every read "
         "reaches the OSDs",
@@ -59,12 +61,15 @@ def calibrate_cephfs(target: Target, budget: Budget, say: Progress, scratch: Pat
     return Cells(measurements, f"libcephfs {version}".strip(), notes)
 
 
-def _measure(plan: dict, budget: Budget, say: Progress, scratch: Path, where: str) -> tuple[list[Measurement], str]:
-    """The helper's cells on the files in place; the measurements and libcephfs's version."""
+def _measure(
+    plan: dict, budget: Budget, say: Progress, scratch: Path, where: str, pause_s: float
+) -> tuple[list[Measurement], str]:
+    """The helper's cells on the files in place (the paced ones ``pause_s`` idle after each request); the
+    measurements and libcephfs's version."""
     conf = plan["conf"]
     cells = [
-        *single_stream_cells("randread"),
-        Cell("randread", SMALL, 8, 1),
+        *single_stream_cells("randread", pause_s),
+        Cell("randread", SMALL, 8, 1, pause_s),
         Cell("randread", LARGE, 4, 1),
         Cell("open-read-close", SAMPLE_BYTES, 1, 1),
         Cell("stat", 0, 1, 1),
@@ -100,6 +105,7 @@ def _measure(plan: dict, budget: Budget, say: Progress, scratch: Path, where: st
                 seconds=got["seconds"],
                 latency_s=got["latency_s"],
                 first_byte_s=got["first_byte_s"],
+                pause_s=cell.pause_s,
                 **cpu_fields(ops, got["cpu_s"], cpu_ticks(start), cpu_ticks(end)),
             )
         )

@@ -102,7 +102,9 @@ def _sample_cells(folder: Path, seconds: float) -> list[Measurement]:
     ]
 
 
-def calibrate_directory(target: Target, budget: Budget, say: Progress, scratch: Path, placement: Placement) -> Cells:
+def calibrate_directory(
+    target: Target, budget: Budget, say: Progress, scratch: Path, placement: Placement, pause_s: float
+) -> Cells:
     """Random reads of every size from one stream (the fit's), sequential reads, small and large reads
     at queue depth (or from several threads without O_DIRECT), then the file-per-sample cells."""
     root = target.directory
@@ -113,11 +115,12 @@ def calibrate_directory(target: Target, budget: Budget, say: Progress, scratch: 
     check_room(root, 2 * sum(files.values()))
     with calibration_files(store, files, placement, say):
         os.sync()  # the layout's dirty pages written back now, not during the measurements
-        return _measure(store.path, budget, say, scratch, fs_type(root))
+        return _measure(store.path, budget, say, scratch, fs_type(root), pause_s)
 
 
-def _measure(work: Path, budget: Budget, say: Progress, scratch: Path, fstype: str) -> Cells:
-    """The fio cells on the data file and the file-per-sample cells on the samples, in place in ``work``."""
+def _measure(work: Path, budget: Budget, say: Progress, scratch: Path, fstype: str, pause_s: float) -> Cells:
+    """The fio cells on the data file and the file-per-sample cells on the samples, in place in ``work``;
+    the single streams and the threaded small reads ``pause_s`` idle after each request."""
     data = work / DATA_FILE
     direct = direct_io_works(data)
     notes = [f"file system {fstype or 'unknown'}"]
@@ -126,11 +129,11 @@ def _measure(work: Path, budget: Budget, say: Progress, scratch: Path, fstype: s
     notes.append("open/stat measured with the files' metadata and data warm in the page cache")
     async_engine = "libaio" if direct else "psync"
     cells = [
-        *single_stream_cells("randread"),
+        *single_stream_cells("randread", pause_s),
         Cell("read", SMALL, 1, 1),
         Cell("read", 1 * MiB, 1, 1),
-        Cell("randread", SMALL, 1, 32) if direct else Cell("randread", SMALL, 8, 1),
-        Cell("randread", SMALL, 4, 32) if direct else Cell("randread", SMALL, 16, 1),
+        Cell("randread", SMALL, 1, 32) if direct else Cell("randread", SMALL, 8, 1, pause_s),
+        Cell("randread", SMALL, 4, 32) if direct else Cell("randread", SMALL, 16, 1, pause_s),
         Cell("randread", LARGE, 4, 4) if direct else Cell("randread", LARGE, 4, 1),
     ]
     seconds = budget.per_cell(len(cells) + 1.5, FIO_PER_CELL_S["directory"])

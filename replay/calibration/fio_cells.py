@@ -12,7 +12,7 @@ import shlex
 from collections.abc import Callable
 from pathlib import Path
 
-from trainio.replay.calibration.measurement import CalibrationError, Cell, Measurement, cpu_fields
+from trainio.replay.calibration.measurement import CalibrationError, Cell, CpuFields, Measurement, cpu_fields
 from trainio.replay.storage.errors import tail
 from trainio.replay.storage.fio import FioJob, run_fio
 from trainio.tracefile.hostcpu import CLOCK_TICK_S, cpu_ticks
@@ -90,7 +90,7 @@ def run_cells(job_text: str, work: Path, timeout_s: float, what: str) -> tuple[l
     return list(run.result.jobs), run.result.fio_version
 
 
-def snapshot_cpu(scratch: Path, index: int, cell: Cell, ops: int, what: str) -> dict[str, float | None]:
+def snapshot_cpu(scratch: Path, index: int, cell: Cell, ops: int, what: str) -> CpuFields:
     """``cpu_fields`` of cell ``index`` from its jobs' exec_prerun / exec_postrun snapshots. Each
     job process counts from its first start snapshot to its last end snapshot. Forked jobs have one
     each, and their parent's CPU (fio's main process: bookkeeping) is the tool's. Jobs run as
@@ -145,6 +145,7 @@ def fio_measurements(jobs: list[FioJob], cells: list[Cell], what: str, scratch: 
                 bytes=sum(job.read.io_bytes for job in mine),
                 seconds=max(job.job_runtime_ms for job in mine) / 1e3,
                 latency_s=latency_ns / 1e9,
+                pause_s=cell.pause_s,
                 **snapshot_cpu(scratch, i, cell, ops, what),
             )
         )

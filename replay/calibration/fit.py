@@ -4,6 +4,7 @@ CPU per request, CPU crowding). What each number is fitted from and why: docs/ca
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -57,39 +58,54 @@ def fit_request_costs(sizes, seconds) -> Fit:
 
 @dataclass(frozen=True)
 class Crowding:
-    """``cpu_crowding``: the CPU per request (the client's, plus the servers' when co-located) of
-    small requests from ``low`` and from ``high`` concurrent client processes, and the exponent
-    ``ratio = (high / low) ** exponent`` of their ratio (``measured``; ``exponent`` is floored at 0)."""
+    """``cpu_crowding_curve``: the CPU per request (the client's, plus the servers' when co-located)
+    of the smallest requests, one at a time per client process, at each count of client processes
+    (the single stream first, then the multi-process cells, all paced alike), as (processes per core,
+    its CPU per request / the single stream's): what the model multiplies ``request_cpu`` (and
+    ``colocated_cpu``), the single stream's, by at that load, so that at each of these cells' own load
+    the profile charges what the cell measured."""
 
-    low: Measurement
-    high: Measurement
-    low_cpu_s: float
-    high_cpu_s: float
-    measured: float
+    cells: tuple[Measurement, ...]
+    cpu_s: tuple[float, ...]
+    cores: int
 
     @property
-    def exponent(self) -> float:
-        return max(0.0, self.measured)
+    def points(self) -> tuple[tuple[float, float], ...]:
+        return tuple(
+            (m.threads / self.cores, cpu / self.cpu_s[0]) for m, cpu in zip(self.cells, self.cpu_s, strict=True)
+        )
 
 
-def fit_crowding(measurements: list[Measurement] | tuple[Measurement, ...], *, colocated: bool) -> Crowding | None:
-    """The crowding exponent from the small (the smallest size) data-request cells of one request
-    at a time from several processes: the fewest and the most processes; None without two such
-    cells with a CPU per request."""
+def single_streams(data: list[Measurement]) -> list[Measurement]:
+    """The single-stream data cells the latency and the CPU per request are fitted from: random reads
+    or GETs (sequential reads only where there are no others)."""
+    return [m for m in data if m.single_stream and m.pattern != "read"] or [m for m in data if m.single_stream]
+
+
+def fit_crowding(
+    measurements: list[Measurement] | tuple[Measurement, ...], *, colocated: bool, cores: int
+) -> Crowding | None:
+    """The crowding curve from the single stream's smallest requests and the cells of the same size,
+    one request at a time per process, paced as it was; None without such a multi-process cell."""
     data = [m for m in measurements if m.pattern in DATA_PATTERNS]
-    if not data:
-        return None
 
     def cpu(m: Measurement) -> float:
         return (m.host_cpu_s if colocated else m.cpu_s) or 0.0
 
-    small = min(m.size for m in data)
-    cells = [m for m in data if m.size == small and m.depth == 1 and m.threads > 1 and cpu(m) > 0]
-    if len({m.threads for m in cells}) < 2:
+    stream = single_streams(data)
+    if not stream or cpu(base := min(stream, key=lambda m: m.size)) <= 0:
         return None
-    low, high = min(cells, key=lambda m: m.threads), max(cells, key=lambda m: m.threads)
-    exponent = math.log(cpu(high) / cpu(low)) / math.log(high.threads / low.threads)
-    return Crowding(low, high, cpu(low), cpu(high), exponent)
+    crowd = [
+        m
+        for m in data
+        if (m.size, m.depth, m.pause_s, m.pattern) == (base.size, 1, base.pause_s, base.pattern)
+        and m.threads > 1
+        and cpu(m) > 0
+    ]
+    if not crowd:
+        return None
+    cells = [base, *sorted({m.threads: m for m in crowd}.values(), key=lambda m: m.threads)]
+    return Crowding(tuple(cells), tuple(cpu(m) for m in cells), cores)
 
 
 @dataclass(frozen=True)
@@ -107,9 +123,10 @@ class Fitted:
     open_latency_s: float | None = None
     stat_latency_s: float | None = None
     request_cpu_s: float | None = None
-    """Client CPU per request: the intercept of CPU per request against size (None: not measured)."""
+    """Client CPU per request of the smallest single-stream requests, where CPU per byte is nil (None:
+    not measured)."""
     colocated_cpu_s: float | None = None
-    """The host's CPU less the client's per request, intercept as above (None: not co-located)."""
+    """The host's CPU less the client's per request, of the same cell (None: not co-located)."""
     iops_busy: float | None = None
     """Fraction of the host's cores busy while the best request rate was measured."""
     open_cpu_s: float | None = None
@@ -117,7 +134,7 @@ class Fitted:
     colocated_open_cpu_s: float | None = None
     """The servers' CPU per file of that cell less ``colocated_cpu_s`` (None: not co-located)."""
     crowding: Crowding | None = None
-    """How the CPU per request grew with client processes (None: no two cells to compare)."""
+    """How the CPU per request grew with client processes (None: no two loads to compare)."""
 
     @property
     def open_wait_s(self) -> float | None:
@@ -137,24 +154,15 @@ class Fitted:
         return self.iops_busy is not None and self.iops_busy >= CPU_BOUND_BUSY
 
 
-def fit_intercept(sizes, values) -> float | None:
-    """The per-request part of a per-request cost (CPU seconds) that grows with size: the intercept
-    of :func:`fit_request_costs` over the points with a positive value, their mean when fewer than
-    two sizes have one; None when none has."""
-    points = [(s, v) for s, v in zip(sizes, values, strict=True) if v is not None and v > 0 and math.isfinite(v)]
-    if not points:
-        return None
-    if len({s for s, _ in points}) < 2:
-        return float(np.mean([v for _, v in points]))
-    return fit_request_costs([s for s, _ in points], [v for _, v in points]).latency_s
-
-
-def fit_measurements(measurements: list[Measurement] | tuple[Measurement, ...], *, colocated: bool = False) -> Fitted:
+def fit_measurements(
+    measurements: list[Measurement] | tuple[Measurement, ...], *, colocated: bool = False, cores: int | None = None
+) -> Fitted:
     """Fit the profile numbers: latency, stream bandwidth and CPU per request from the single-stream
     data requests, aggregate bandwidth and request rate from the best cells, open / stat from their
-    cells. ``colocated``: also the servers' CPU per request (see :attr:`Measurement.server_cpu_s`)."""
+    cells, the CPU crowding from the small-request cells on this host's ``cores`` (default: the usable
+    ones). ``colocated``: also the servers' CPU per request (see :attr:`Measurement.server_cpu_s`)."""
     data = [m for m in measurements if m.pattern in DATA_PATTERNS]
-    stream = [m for m in data if m.single_stream and m.pattern != "read"] or [m for m in data if m.single_stream]
+    stream = single_streams(data)
     if not stream:
         raise CalibrationError("no single-stream measurements to fit latency and bandwidth from")
     fit = fit_request_costs([m.size for m in stream], [m.latency_s for m in stream])
@@ -163,11 +171,9 @@ def fit_measurements(measurements: list[Measurement] | tuple[Measurement, ...], 
     best_rate = max(small, key=lambda m: m.ops_per_s)
     opens = [m for m in measurements if m.pattern == "open-read-close"]
     stats = [m for m in measurements if m.pattern == "stat"]
-    sizes = [m.size for m in stream]
-    colocated_cpu = fit_intercept(sizes, [m.server_cpu_s for m in stream]) if colocated else None
-    if colocated and colocated_cpu is None and all(m.server_cpu_s is not None for m in stream):
-        colocated_cpu = 0.0  # measured, and nothing above the client's own
-    request_cpu = fit_intercept(sizes, [m.cpu_s for m in stream])
+    smallest = min(stream, key=lambda m: m.size)
+    request_cpu = smallest.cpu_s
+    colocated_cpu = smallest.server_cpu_s if colocated else None
     open_cpu = colocated_open = None
     if opens and opens[0].cpu_s is not None and request_cpu is not None:
         open_cpu = max(0.0, opens[0].cpu_s - request_cpu)
@@ -188,5 +194,5 @@ def fit_measurements(measurements: list[Measurement] | tuple[Measurement, ...], 
         iops_busy=best_rate.busy,
         open_cpu_s=open_cpu,
         colocated_open_cpu_s=colocated_open,
-        crowding=fit_crowding(measurements, colocated=colocated),
+        crowding=fit_crowding(measurements, colocated=colocated, cores=cores or len(os.sched_getaffinity(0))),
     )

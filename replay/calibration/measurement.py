@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from typing import Any, TypedDict
 
 from trainio.models.units import format_size
 from trainio.replay.storage.errors import ReplayError
@@ -17,10 +18,6 @@ KiB, MiB = 2**10, 2**20
 SIZES = (4 * KiB, 64 * KiB, 256 * KiB, 1 * MiB, 4 * MiB)
 """Request sizes of the single-stream measurements the latency / bandwidth fit uses."""
 SMALL, LARGE = 4 * KiB, 4 * MiB
-PAUSE_S = 2e-3
-"""Idle time after each request of the single-stream measurements, as a loader decodes after each
-read: back to back, client and servers stay hot and each request costs markedly less CPU than it
-does in a loader (docs/calibration.md). The pause is not timed: latencies stay per request."""
 DATA_PATTERNS = ("get", "randread", "read")
 """Measurement patterns that read data (the rest open files or stat them)."""
 MIN_BUDGET_S = 5.0
@@ -35,6 +32,22 @@ SAMPLE_BYTES = 16 * KiB
 
 class CalibrationError(ReplayError):
     """A measurement that failed or cannot be trusted (fio errors, objects missing, no tool)."""
+
+
+def gather(children: list, results: Any, timeout_s: float) -> list:
+    """Start ``children`` (processes that each put one result on the queue ``results``) and collect a
+    result from each; whatever happens they are joined, and terminated if they linger. Raises
+    queue.Empty when one gives none within ``timeout_s``."""
+    for child in children:
+        child.start()
+    try:
+        return [results.get(timeout=timeout_s) for _ in children]
+    finally:
+        for child in children:
+            child.join(10)
+            if child.is_alive():
+                child.terminate()
+                child.join()
 
 
 @dataclass(frozen=True)
@@ -61,6 +74,8 @@ class Measurement:
     """Busy CPU seconds per request of the whole host (every process, the client's included)."""
     busy: float | None = None
     """Fraction of the host's cores busy during the measurement."""
+    pause_s: float = 0.0
+    """Idle time each stream left after each request (not timed)."""
 
     @property
     def server_cpu_s(self) -> float | None:
@@ -109,9 +124,10 @@ class Cell:
         return cell_name(self.pattern, self.size, self.threads, self.depth)
 
 
-def single_stream_cells(pattern: str) -> list[Cell]:
-    """The fit's cells: every size of ``SIZES``, one request at a time, paced as a loader issues them."""
-    return [Cell(pattern, size, 1, 1, PAUSE_S) for size in SIZES]
+def single_stream_cells(pattern: str, pause_s: float) -> list[Cell]:
+    """The fit's cells: every size of ``SIZES``, one request at a time, ``pause_s`` idle after each (as a
+    loader decodes between its requests)."""
+    return [Cell(pattern, size, 1, 1, pause_s) for size in SIZES]
 
 
 def merge_measurements(parts: list[Measurement]) -> Measurement:
@@ -141,19 +157,27 @@ def merge_measurements(parts: list[Measurement]) -> Measurement:
     )
 
 
+class CpuFields(TypedDict):
+    """A measurement's CPU figures (see :class:`Measurement`)."""
+
+    cpu_s: float | None
+    host_cpu_s: float | None
+    busy: float | None
+
+
 def cpu_fields(
     ops: int, client_cpu_s: float, start: tuple[int, int], end: tuple[int, int], tool_cpu_s: float = 0.0
-) -> dict[str, float | None]:
+) -> CpuFields:
     """A measurement's ``cpu_s``, ``host_cpu_s`` and ``busy`` from the client's CPU seconds over its
     timed phase and the host's (busy, total) ticks at its start and end
     (:func:`trainio.tracefile.hostcpu.cpu_ticks`). ``tool_cpu_s`` (the measuring tool's own
     bookkeeping, e.g. fio's main process) is neither the client's nor the servers'."""
     busy_ticks, total_ticks = end[0] - start[0], end[1] - start[1]
-    return {
-        "cpu_s": client_cpu_s / ops,
-        "host_cpu_s": max(0.0, busy_ticks * CLOCK_TICK_S - tool_cpu_s) / ops,
-        "busy": busy_ticks / total_ticks if total_ticks > 0 else None,
-    }
+    return CpuFields(
+        cpu_s=client_cpu_s / ops,
+        host_cpu_s=max(0.0, busy_ticks * CLOCK_TICK_S - tool_cpu_s) / ops,
+        busy=busy_ticks / total_ticks if total_ticks > 0 else None,
+    )
 
 
 @dataclass

@@ -7,7 +7,7 @@ import math
 import os
 import re
 
-from trainio.models.backend import builtin_profile
+from trainio.models.backend import CELLS_TABLE, builtin_profile
 from trainio.models.units import bandwidth_text, duration_text, format_size, rate_text
 from trainio.replay.calibration.fit import Fitted
 from trainio.replay.calibration.measurement import SAMPLE_FILES, Measurement, ms_text
@@ -48,7 +48,9 @@ def profile_toml(
     fstype: str = "",
     cores: int | None = None,
 ) -> str:
-    """The profile file: ``[meta]`` and ``[backend]`` with unit strings, a comment on each value."""
+    """The profile file: ``[meta]`` and ``[backend]`` with unit strings, a comment on each value, and the
+    measurements as ``[[cells]]`` (``cores``: this host's usable cores, where they were measured)."""
+    pause_s = next((m.pause_s for m in measurements if m.single_stream), 0.0)
     worst = max((abs(r) for r in fitted.residuals.values()), default=0.0)
     fit_note = (
         f"fitted: time = latency + size / bandwidth over {len(fitted.residuals)} single-stream sizes "
@@ -76,14 +78,14 @@ def profile_toml(
         )
     else:
         iops = (rate_text(fitted.iops), f"measured: best request rate, {fitted.iops_from}{busy}")
-    intercept = "fitted: intercept of CPU per request against size over the single-stream sizes"
+    smallest = "of the smallest single-stream requests, where CPU per byte is nil"
     if fitted.request_cpu_s is None:
         request_cpu = ("0 s", "not measured")
     else:
         request_cpu = (
             duration_text(fitted.request_cpu_s),
-            f"measured: CPU of {CLIENT_CPU[target.kind]} per request; {intercept} (CPU per byte stays in "
-            "stream_bandwidth)",
+            f"measured: CPU of {CLIENT_CPU[target.kind]} per request {smallest} (larger requests' CPU per byte "
+            "stays in stream_bandwidth)",
         )
     if fitted.colocated_cpu_s is None:
         colocated_cpu = ("0 s", "not co-located (no --colocated): the storage servers' CPU is inside the latency")
@@ -91,7 +93,7 @@ def profile_toml(
         colocated_cpu = (
             duration_text(fitted.colocated_cpu_s),
             "measured (--colocated: the storage daemons share this machine's cores): the host's busy CPU "
-            f"(/proc/stat user+nice+system+steal) less the client's, per request; {intercept}",
+            f"(/proc/stat user+nice+system+steal) less the client's, per request {smallest}",
         )
     per_file = "the open-read-close cell's CPU per file less the read's"
     if fitted.open_cpu_s is None:
@@ -105,23 +107,25 @@ def profile_toml(
             duration_text(fitted.colocated_open_cpu_s),
             f"measured (--colocated): the servers' CPU of each open and close: {per_file}",
         )
-    cores = cores or os.cpu_count() or 1
+    cores = cores or len(os.sched_getaffinity(0))
     crowding = fitted.crowding
+    crowding_rows: dict[str, tuple[str, str]] = {}
     if crowding is None:
-        cpu_crowding = ("0", "not measured: no two small-request cells from different numbers of client processes")
+        crowding_rows["cpu_crowding"] = (
+            "0",
+            "not measured: no small-request cells from several client processes paced as the single stream",
+        )
     else:
         whose = "the host's" if fitted.colocated_cpu_s is not None else "the client's"
-        floored = "" if crowding.measured >= 0 else f" (measured {crowding.measured:.3f}, read as noise: floored)"
-        cpu_crowding = (
-            f"{crowding.exponent:.3f}",
-            f"measured: {whose} CPU per request {ms_text(crowding.low_cpu_s)} ms ({crowding.low.name}), "
-            f"{ms_text(crowding.high_cpu_s)} ms ({crowding.high.name}); the model multiplies request_cpu and "
-            f"colocated_cpu by (client processes per core / cpu_crowding_base) ** this{floored}",
+        crowding_rows["cpu_crowding_curve"] = (
+            "[" + ", ".join(f"[{p:.6g}, {f:.6g}]" for p, f in crowding.points) + "]",
+            f"measured: [client processes per core, {whose} CPU per request / (request_cpu"
+            + (" + colocated_cpu" if fitted.colocated_cpu_s is not None else "")
+            + ")] of "
+            + ", ".join(f"{m.name} ({ms_text(cpu)} ms)" for m, cpu in zip(crowding.cells, crowding.cpu_s, strict=True))
+            + f" on this host's {crowding.cores} cores: what-if multiplies the request CPU by it at the "
+            "projected node's processes per core (interpolated, held beyond the ends)",
         )
-    crowding_base = (
-        f"{1 / cores:.4g}",
-        f"client processes per core where request_cpu was measured: one stream on this host's {cores} cores",
-    )
     less_open_cpu = "" if fitted.open_cpu_s is None else " less open_cpu"
     na = ("n/a", "does not apply")
     unlimited_nic = ("unlimited", "not measured: the aggregate figure was measured through this client's link")
@@ -192,8 +196,7 @@ def profile_toml(
     backend["iops"] = iops
     backend["request_cpu"] = request_cpu
     backend["colocated_cpu"] = colocated_cpu
-    backend["cpu_crowding"] = cpu_crowding
-    backend["cpu_crowding_base"] = crowding_base
+    backend.update(crowding_rows)
     if target.kind != RGW:
         backend["open_cpu"] = open_cpu
         backend["colocated_open_cpu"] = colocated_open_cpu
@@ -210,7 +213,7 @@ def profile_toml(
         "request_cpu",
         "colocated_cpu",
         "cpu_crowding",
-        "cpu_crowding_base",
+        "cpu_crowding_curve",
         "open_cpu",
         "colocated_open_cpu",
     ]
@@ -227,6 +230,8 @@ def profile_toml(
         f"name = {_quote(name)}",
         f"description = {_quote(f'calibrated {target.kind}: {target.text}')}",
         f"source = {_quote(source)}",
+        f"colocated = {'true' if fitted.colocated_cpu_s is not None else 'false'}  # the servers' CPU counted",
+        f"pause = {_quote(duration_text(pause_s))}  # idle after each request of a stream, as a loader decodes",
         "",
         "[backend]",
     ]
@@ -235,6 +240,33 @@ def profile_toml(
         lines.append(f"{key} = {text}" + (f"  # {comments[key]}" if key in comments else ""))
     for key in (key for key in order if key in backend):
         value, comment = backend[key]
-        text = value if re.fullmatch(r"\d+(\.\d+)?(e-?\d+)?", value) else _quote(value)
+        text = value if re.fullmatch(r"\d+(\.\d+)?(e-?\d+)?|\[.*\]", value) else _quote(value)
         lines.append(f"{key} = {text}  # {comment}")
+    for m in measurements:
+        lines += ["", f"[[{CELLS_TABLE}]]", *cell_lines(m, cores)]
     return "\n".join(lines) + "\n"
+
+
+def cell_lines(m: Measurement, cores: int) -> list[str]:
+    """One measurement as the keys of a ``[[cells]]`` table: what it ran, at how many client processes
+    per core, and what it measured (seconds per request)."""
+    values = {
+        "name": m.name,
+        "pattern": m.pattern,
+        "size": m.size,
+        "threads": m.threads,
+        "depth": m.depth,
+        "per_core": m.threads / cores,
+        "pause_s": m.pause_s,
+        "ops": m.ops,
+        "seconds": m.seconds,
+        "latency_s": m.latency_s,
+        "cpu_s": m.cpu_s,
+        "host_cpu_s": m.host_cpu_s,
+        "busy": m.busy,
+    }
+    return [
+        f"{key} = {_quote(value) if isinstance(value, str) else repr(value)}"
+        for key, value in values.items()
+        if value is not None
+    ]

@@ -32,7 +32,9 @@ RADOS_BYTES = 64 * MiB
 """Total size of the calibration objects in a pool: 8 objects of 8 MiB (under the OSD's object limit)."""
 
 
-def calibrate_rados(target: Target, budget: Budget, say: Progress, scratch: Path, placement: Placement) -> Cells:
+def calibrate_rados(
+    target: Target, budget: Budget, say: Progress, scratch: Path, placement: Placement, pause_s: float
+) -> Cells:
     """Random reads of every size from one stream (the fit's), 4 KiB and 4 MiB reads at queue depth
     from one and four jobs (the best request rate and aggregate bandwidth)."""
     conf = ceph.ceph_conf()
@@ -41,11 +43,15 @@ def calibrate_rados(target: Target, budget: Budget, say: Progress, scratch: Path
     sizes = {str(i): RADOS_BYTES // RADOS_OBJECTS for i in range(RADOS_OBJECTS)}
     say(f"{RADOS_OBJECTS} objects of {format_size(RADOS_BYTES // RADOS_OBJECTS)} in pool {target.pool}")
     with calibration_files(store, sizes, placement, say):
-        return _measure(target, budget, say, scratch, conf, {store.object_name(n): s for n, s in sizes.items()})
+        objects = {store.object_name(n): s for n, s in sizes.items()}
+        return _measure(target, budget, say, scratch, conf, objects, pause_s)
 
 
-def _measure(target: Target, budget: Budget, say: Progress, scratch: Path, conf: str, objects: dict[str, int]) -> Cells:
-    """The fio cells on ``objects`` (name -> bytes), then a stat of every one."""
+def _measure(
+    target: Target, budget: Budget, say: Progress, scratch: Path, conf: str, objects: dict[str, int], pause_s: float
+) -> Cells:
+    """The fio cells on ``objects`` (name -> bytes), the single streams ``pause_s`` idle after each request,
+    then a stat of every one."""
     # ioengine first: fio knows the engine's options (pool=, conf=, ...) only once the engine is set.
     options = [
         "ioengine=rados",
@@ -57,7 +63,7 @@ def _measure(target: Target, budget: Budget, say: Progress, scratch: Path, conf:
         "touch_objects=0",
     ]
     cells = [
-        *single_stream_cells("randread"),
+        *single_stream_cells("randread", pause_s),
         Cell("randread", SMALL, 1, 16),
         Cell("randread", SMALL, 4, 16),
         Cell("randread", LARGE, 1, 4),

@@ -54,11 +54,13 @@ def render_calibration(cal: Calibration) -> str:
             f"{kind} latency less the client's {duration_text(f.wait_latency_s)}"
         )
     if f.crowding is not None:
-        c = f.crowding
         lines.append(
-            f"  crowding     CPU per request x{c.high_cpu_s / c.low_cpu_s:.2f} from {c.low.threads} to "
-            f"{c.high.threads} client processes: cpu_crowding {c.exponent:.3f}"
-            + (f" (measured {c.measured:.3f})" if c.measured < 0 else "")
+            "  crowding     CPU per request x "
+            + ", ".join(
+                f"{factor:.2f} at {m.threads}"
+                for m, (_, factor) in zip(f.crowding.cells, f.crowding.points, strict=True)
+            )
+            + " client processes (cpu_crowding_curve)"
         )
     if f.open_latency_s is not None:
         lines.append(

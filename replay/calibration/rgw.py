@@ -24,7 +24,6 @@ from trainio.replay.calibration.measurement import (
     LARGE,
     MIN_CELL_S,
     MIN_OPS,
-    PAUSE_S,
     SIZES,
     SMALL,
     Budget,
@@ -34,6 +33,7 @@ from trainio.replay.calibration.measurement import (
     Progress,
     cell_name,
     cpu_fields,
+    gather,
     merge_measurements,
 )
 from trainio.replay.calibration.place import CALIBRATION_PREFIX, Placement, calibration_files
@@ -123,27 +123,29 @@ def _timed_gets(
     return _Stream(wall, gets, time.process_time() - cpu, host_start, host_ticks())
 
 
-def _rgw_stream(target: Target, size: int, seconds: float, seed: int, clients: _Clients, barrier: Any) -> _Stream:
-    """One of several concurrent client streams, back to back, after one untimed GET that opens
-    its connection and a wait at ``barrier`` for the others."""
+def _rgw_stream(
+    target: Target, size: int, seconds: float, seed: int, clients: _Clients, barrier: Any, pause_s: float
+) -> _Stream:
+    """One of several concurrent client streams, ``pause_s`` idle after each GET, after one untimed
+    GET that opens its connection and a wait at ``barrier`` for the others."""
     client = clients.client(target, 1)
     rng = random.Random(seed)
     _checked_get(client, target, rng.choice(_rgw_keys(size)), size)
     barrier.wait(STREAM_START_TIMEOUT_S)
-    return _timed_gets(client, target, size, seconds, rng, min_ops=MIN_OPS)
+    return _timed_gets(client, target, size, seconds, rng, min_ops=MIN_OPS, pause_s=pause_s)
 
 
 def _rgw_stream_process(
-    target: Target, size: int, seconds: float, seed: int, clients: _Clients, barrier: Any, results: Any
+    target: Target, size: int, seconds: float, seed: int, clients: _Clients, barrier: Any, pause_s: float, results: Any
 ) -> None:
     """``_rgw_stream`` in a child process: its result, or the error's message, goes on ``results``."""
     try:
-        results.put(_rgw_stream(target, size, seconds, seed, clients, barrier))
+        results.put(_rgw_stream(target, size, seconds, seed, clients, barrier, pause_s))
     except (ReplayError, threading.BrokenBarrierError) as exc:
         results.put(_Stream(0.0, [], 0.0, (0, 0), (0, 0), str(exc) or type(exc).__name__))
 
 
-def _get_measurement(size: int, streams: int, outcomes: list[_Stream]) -> Measurement:
+def _get_measurement(size: int, streams: int, outcomes: list[_Stream], pause_s: float) -> Measurement:
     """A GET cell from its streams' outcomes; the host's ticks run from the first start to the last end."""
     gets = [got for outcome in outcomes for got in outcome.gets]
     return Measurement(
@@ -157,6 +159,7 @@ def _get_measurement(size: int, streams: int, outcomes: list[_Stream]) -> Measur
         seconds=max(outcome.wall_s for outcome in outcomes),
         latency_s=float(np.mean([got.total_s for got in gets])),
         first_byte_s=float(np.mean([got.first_byte_s for got in gets])),
+        pause_s=pause_s,
         **cpu_fields(
             len(gets),
             sum(outcome.cpu_s for outcome in outcomes),
@@ -166,9 +169,11 @@ def _get_measurement(size: int, streams: int, outcomes: list[_Stream]) -> Measur
     )
 
 
-def _rgw_single_stream(target: Target, seconds: float, clients: _Clients, say: Progress) -> list[Measurement]:
+def _rgw_single_stream(
+    target: Target, seconds: float, clients: _Clients, say: Progress, pause_s: float
+) -> list[Measurement]:
     """The latency and CPU fit's cells: GETs of every size in ``SIZES`` from one client, paced
-    as a loader issues them (``PAUSE_S``), in interleaved passes of about ``MIN_CELL_S`` per
+    as a loader issues them (``pause_s``), in interleaved passes of about ``MIN_CELL_S`` per
     size (small to large, then large to small), so that every size spans the same moments of a
     machine whose speed drifts over seconds (docs/calibration.md)."""
     client = clients.client(target, 1)
@@ -181,13 +186,15 @@ def _rgw_single_stream(target: Target, seconds: float, clients: _Clients, say: P
     for number in range(passes):
         say(f"GET {format_size(SIZES[0])}-{format_size(SIZES[-1])}, one client stream: pass {number + 1} of {passes}")
         for size in SIZES if number % 2 == 0 else SIZES[::-1]:
-            stream = _timed_gets(client, target, size, chunk_s, rng, min_ops=-(-MIN_OPS // passes), pause_s=PAUSE_S)
-            parts[size].append(_get_measurement(size, 1, [stream]))
+            stream = _timed_gets(client, target, size, chunk_s, rng, min_ops=-(-MIN_OPS // passes), pause_s=pause_s)
+            parts[size].append(_get_measurement(size, 1, [stream], pause_s))
     return [merge_measurements(parts[size]) for size in SIZES]
 
 
-def _rgw_cell(target: Target, size: int, streams: int, seconds: float, clients: _Clients) -> Measurement:
-    """GETs of ``size`` from ``streams`` concurrent clients, back to back. They run in forked
+def _rgw_cell(
+    target: Target, size: int, streams: int, seconds: float, clients: _Clients, pause_s: float = 0.0
+) -> Measurement:
+    """GETs of ``size`` from ``streams`` concurrent clients, ``pause_s`` idle after each. They run in forked
     processes, as DataLoader workers do: threads of one Python process would share its GIL and
     measure the client, not the endpoint. The client's CPU is that of the stream processes over
     their timed phases."""
@@ -196,35 +203,30 @@ def _rgw_cell(target: Target, size: int, streams: int, seconds: float, clients: 
     results = context.Queue()
     processes = [
         context.Process(
-            target=_rgw_stream_process, args=(target, size, seconds, i, clients, barrier, results), daemon=True
+            target=_rgw_stream_process,
+            args=(target, size, seconds, i, clients, barrier, pause_s, results),
+            daemon=True,
         )
         for i in range(streams)
     ]
-    for process in processes:
-        process.start()
     try:
-        wait_s = seconds + STREAM_START_TIMEOUT_S + clients.timeouts.worst_s
-        outcomes = [results.get(timeout=wait_s) for _ in processes]
+        outcomes = gather(processes, results, seconds + STREAM_START_TIMEOUT_S + clients.timeouts.worst_s)
     except queue.Empty as exc:
         codes = [process.exitcode for process in processes]
         raise CalibrationError(f"a GET process against {target.text} gave no result (exit codes {codes})") from exc
-    finally:
-        for process in processes:
-            process.join(10)
-            if process.is_alive():
-                process.terminate()
-                process.join()
     errors = [outcome.error for outcome in outcomes if outcome.error]
     if errors:
         raise CalibrationError(f"{len(errors)} of {streams} GET streams failed; first: {errors[0]}")
-    return _get_measurement(size, streams, outcomes)
+    return _get_measurement(size, streams, outcomes, pause_s)
 
 
-def _rgw_crowding(target: Target, seconds: float, clients: _Clients, say: Progress) -> list[Measurement]:
-    """4 KiB GETs from each of ``CROWDING_STREAMS`` concurrent client processes, back to back, in
-    alternating passes (so that both counts span the same moments, as ``_rgw_single_stream``'s
-    sizes do): how the CPU per request grows with processes per core (``cpu_crowding``) and the
-    best small-request rate."""
+def _rgw_crowding(
+    target: Target, seconds: float, clients: _Clients, say: Progress, pause_s: float
+) -> list[Measurement]:
+    """4 KiB GETs from each of ``CROWDING_STREAMS`` concurrent client processes, paced as the single
+    stream is (``pause_s``), in alternating passes (so that both counts span the same moments, as
+    ``_rgw_single_stream``'s sizes do): how the CPU per request grows with processes per core
+    (``cpu_crowding_curve``) and the best small-request rate."""
     per_pass = sum(RGW_PER_CELL_S * streams + CROWDING_CHUNK_S for streams in CROWDING_STREAMS)
     passes = max(1, min(CROWDING_MAX_PASSES, int(seconds / per_pass)))
     parts: dict[int, list[Measurement]] = {streams: [] for streams in CROWDING_STREAMS}
@@ -235,23 +237,27 @@ def _rgw_crowding(target: Target, seconds: float, clients: _Clients, say: Progre
                 f"GET {format_size(SMALL)} from {streams} client streams for {chunk_s:.1f} s, "
                 f"pass {number + 1} of {passes}"
             )
-            parts[streams].append(_rgw_cell(target, SMALL, streams, chunk_s, clients))
+            parts[streams].append(_rgw_cell(target, SMALL, streams, chunk_s, clients, pause_s))
     return [merge_measurements(parts[streams]) for streams in CROWDING_STREAMS]
 
 
-def calibrate_rgw(target: Target, budget: Budget, say: Progress, scratch: Path, placement: Placement) -> Cells:
-    """Single-stream GETs of every size (the fit's), 4 KiB GETs from 4 and 16 processes (the crowding
-    and the best request rate), 4 MiB GETs from 4 and 8 (the aggregate bandwidth). The calibration
-    objects live under the key prefix ``trainio-calibrate/`` (:mod:`.place`)."""
+def calibrate_rgw(
+    target: Target, budget: Budget, say: Progress, scratch: Path, placement: Placement, pause_s: float
+) -> Cells:
+    """Single-stream GETs of every size (the fit's) and 4 KiB GETs from 4 and 16 processes (the crowding
+    and the best request rate), all ``pause_s`` idle after each GET, then 4 MiB GETs from 4 and 8
+    back to back (the aggregate bandwidth). The calibration objects live under the key prefix
+    ``trainio-calibrate/`` (:mod:`.place`)."""
     concurrent = [(LARGE, 4), (LARGE, 8)]
     clients = _Clients(new_session(), placement.timeouts)
     store = S3Store(clients.client(target, 8), target.endpoint, target.bucket, CALIBRATION_PREFIX)
     sizes = {name: size for size in SIZES for name in _rgw_names(size)}
     with calibration_files(store, sizes, placement, say):
         cells = len(SIZES) + len(CROWDING_STREAMS) + len(concurrent)
-        measurements = _rgw_single_stream(target, budget.per_cell(cells, RGW_PER_CELL_S) * len(SIZES), clients, say)
+        single_s = budget.per_cell(cells, RGW_PER_CELL_S) * len(SIZES)
+        measurements = _rgw_single_stream(target, single_s, clients, say, pause_s)
         crowding_s = budget.per_cell(len(CROWDING_STREAMS) + len(concurrent)) * len(CROWDING_STREAMS)
-        measurements += _rgw_crowding(target, crowding_s, clients, say)
+        measurements += _rgw_crowding(target, crowding_s, clients, say, pause_s)
         for i, (size, streams) in enumerate(concurrent):
             seconds = budget.per_cell(len(concurrent) - i, RGW_PER_CELL_S * streams)
             say(f"GET {format_size(size)} from {streams} client streams for {seconds:.1f} s")

@@ -6,6 +6,7 @@ import click
 
 from trainio.models.backend import ProfileError
 from trainio.models.cluster import ClusterError
+from trainio.models.cpu import CpuProfileError
 from trainio.models.formats import FormatError
 from trainio.models.network import NetworkError
 from trainio.models.plan import PlanError
@@ -34,6 +35,7 @@ class ReplayGroup(OneLineErrors):
         UnitError,
         FormatError,
         ClusterError,
+        CpuProfileError,
         NetworkError,
         WorkloadError,
         PlanError,

@@ -123,7 +123,7 @@ def summary(result: EmulationResult) -> str:
 @nodes_option("Nodes emulated at once, each a group of processes")
 @click.option("--format", "fmt", default="files", show_default=True, help="files (as traced) or shards:SIZE.")
 @click.option("--epochs", type=click.IntRange(1, MAX_EPOCHS), help="Epochs [traced].")
-@compute_scale_option
+@compute_scale_option("Multiply the traced step compute time: 0.5 = an accelerator twice as fast.")
 @click.option("--workers", type=click.IntRange(0, 64), help="Loader workers per rank [traced].")
 @click.option("--batch-size", type=int, callback=positive_int, help="Samples per batch [traced].")
 @click.option("--shuffle", is_flag=True, help="A fresh seeded shuffle every epoch instead of the traced order.")

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from trainio.models.cpu import CpuProfileError, load_cpu_profile
 from trainio.replay.real.schedule import MAX_NODES
 from trainio.replay.storage.s3 import CONNECT_TIMEOUT_S, READ_TIMEOUT_S, Timeouts
 from trainio.tracefile import Trace, open_trace
@@ -35,14 +36,15 @@ time_scale_option = click.option(
     callback=positive_float,
     help="Multiply the traced gaps: 2 replays at half the traced pace, 0.5 at double.",
 )
-compute_scale_option = click.option(
-    "--compute-scale",
-    default=1.0,
-    show_default=True,
-    type=float,
-    callback=positive_float,
-    help="Multiply the traced step compute time: 0.5 = an accelerator twice as fast.",
-)
+
+
+def compute_scale_option(help_text: str):
+    """``--compute-scale X``: a number > 0, default 1 (what it multiplies is the command's to say)."""
+    return click.option(
+        "--compute-scale", default=1.0, show_default=True, type=float, callback=positive_float, help=help_text
+    )
+
+
 overwrite_option = click.option(
     "--overwrite",
     is_flag=True,
@@ -89,3 +91,21 @@ def load_trace(path: Path, command: str) -> Trace:
     for warning in trace.warnings:
         click.echo(f"{command}: warning: {warning}", err=True)
     return trace
+
+
+def _cpu_profile(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path | None:
+    if value is not None:
+        try:
+            load_cpu_profile(value)
+        except CpuProfileError as exc:
+            raise click.BadParameter(str(exc)) from exc
+    return value
+
+
+cpu_profile_option = click.option(
+    "--cpu-profile",
+    type=click.Path(dir_okay=False, path_type=Path),
+    callback=_cpu_profile,
+    help="A CPU profile (replay calibrate --cpu): how the nodes' per-sample and per-step CPU grows with "
+    "loader processes per core [not measured: the captured CPU times hold at any load].",
+)

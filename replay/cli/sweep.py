@@ -10,7 +10,7 @@ import click
 
 import trainio
 from trainio.replay.cli import main
-from trainio.replay.cli.options import positive_int
+from trainio.replay.cli.options import cpu_profile_option, positive_int
 from trainio.replay.cli.progress import Progress
 from trainio.replay.projection.engines import Engine, LocalPool, RayCluster, usable_cores
 from trainio.replay.projection.grid import AXES, Grid
@@ -34,6 +34,7 @@ def _grid_options(command):
 @click.option("--page-cache/--no-page-cache", default=None, help="As in what-if, for every configuration.")
 @click.option("--no-overlap", is_flag=True, help="Do not overlap the all-reduce with compute.")
 @click.option("--exact", is_flag=True, help="Simulate every request (slow; fast mode is the default).")
+@cpu_profile_option
 @click.option(
     "--stage-in-shard",
     is_flag=True,
@@ -70,6 +71,7 @@ def sweep(
     page_cache: bool | None,
     no_overlap: bool,
     exact: bool,
+    cpu_profile: Path | None,
     stage_in_shard: bool,
     out: Path,
     as_csv: bool,
@@ -104,6 +106,7 @@ def sweep(
         "page_cache": page_cache,
         "overlap_allreduce": not no_overlap,
         "exact": exact,
+        "cpu_profile": cpu_profile,
         "stage_in_shard": stage_in_shard,
     }
     grid = Grid.parse(lists, flags)

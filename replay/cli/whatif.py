@@ -13,7 +13,7 @@ from trainio.models.stagein import COPY_STREAMS
 from trainio.models.timeline import Recorder
 from trainio.models.units import parse_bandwidth, parse_size
 from trainio.replay.cli import main
-from trainio.replay.cli.options import MAX_EPOCHS, compute_scale_option, positive_int
+from trainio.replay.cli.options import MAX_EPOCHS, compute_scale_option, cpu_profile_option, positive_int
 from trainio.replay.projection.grid import NO_STAGE_IN
 from trainio.replay.projection.render import whatif_table
 from trainio.replay.projection.scenario import Scenario, project_trace
@@ -66,9 +66,13 @@ def _bandwidth(ctx: click.Context, param: click.Parameter, value: str | None) ->
 )
 @click.option("--workers", type=int, help="DataLoader workers per process [captured].")
 @click.option("--batch-size", type=int, callback=positive_int, help="Batch size per process [captured].")
-@compute_scale_option
+@compute_scale_option(
+    "Multiply the accelerator's share of each step (the step less the training process's own CPU, "
+    "which stays): 0.5 = an accelerator twice as fast."
+)
 @click.option("--model-bytes", callback=_bytes, help="Gradient bytes all-reduced per step, e.g. 100MB [none].")
 @click.option("--cpus-per-node", type=int, callback=positive_int, help="CPU cores per node [captured host].")
+@cpu_profile_option
 @click.option("--node-memory", callback=_size, help="Page-cache memory per node, e.g. 256GiB [captured host].")
 @click.option(
     "--page-cache/--no-page-cache",
@@ -132,6 +136,7 @@ def whatif(
     compute_scale: float,
     model_bytes: int | None,
     cpus_per_node: int | None,
+    cpu_profile: Path | None,
     node_memory: float | None,
     page_cache: bool | None,
     nic: float | None,
@@ -151,7 +156,8 @@ def whatif(
 
     Everything not given stays as captured. The result names the bottleneck (compute,
     storage-bandwidth, storage-latency, storage-iops, network, cpu-preprocessing, storage-cpu:
-    cores busy mostly with storage requests' CPU, preload) and
+    cores busy mostly with storage requests' CPU, preload, host-cpu: the training processes
+    waiting for a core for their own step work) and
     the numbers behind it; --json prints time_to_train_s, per_epoch_s, accelerator_utilization,
     stall_fraction, read_MBps, read_ops_per_s, backend_capacity, bottleneck, bottleneck_evidence,
     stage_in_s, time_to_value_s (stage-in + time to train; null when the data cannot be staged),
@@ -175,6 +181,7 @@ def whatif(
         compute_scale=compute_scale,
         model_bytes=model_bytes,
         cpus_per_node=cpus_per_node,
+        cpu_profile=cpu_profile,
         node_memory_bytes=node_memory,
         page_cache=page_cache,
         nic_bandwidth=nic,

@@ -2,8 +2,8 @@
 
 A configuration is a plain dict whose keys are ``Scenario`` fields (JSON-ready values), so it
 travels to worker processes and into the sweep file as it is. Its ``key`` names it by content: the
-trace's digest, the storage profiles' contents, the parameters and the trainio version, so that a
-rerun can reuse what an earlier run of the same configuration by the same model computed.
+trace's digest, the storage and CPU profiles' contents, the parameters and the trainio version, so
+that a rerun can reuse what an earlier run of the same configuration by the same model computed.
 """
 
 from __future__ import annotations
@@ -139,8 +139,10 @@ AXES = (
 """The comma-list options of ``replay sweep``, in the order the grid varies them (last fastest)."""
 STORAGE = ("backend", "profile")
 """Backends and profiles form one storage axis: each configuration uses one or the other."""
-FLAGS = ("page_cache", "overlap_allreduce", "exact", "stage_in_shard")
+FLAGS = ("page_cache", "overlap_allreduce", "exact", "stage_in_shard", "cpu_profile")
 """What-if flags: one value for the whole sweep."""
+PATHS = ("profile", "cpu_profile")
+"""``Scenario`` fields that are files."""
 NO_STAGE_IN = "none"
 STAGE_IN_ONLY = {
     "stage_in_shard": False,
@@ -198,18 +200,20 @@ class Grid:
 
 
 def _normalised(values: dict[str, Any]) -> dict[str, Any]:
-    """Every ``Scenario`` field, JSON-ready (a profile path as text)."""
+    """Every ``Scenario`` field, JSON-ready (profile paths as text)."""
     resolved = scenario(values)
     config = {name: getattr(resolved, name) for name in Scenario.__dataclass_fields__}
-    config["profile"] = None if resolved.profile is None else str(resolved.profile)
+    for name in PATHS:
+        config[name] = None if config[name] is None else str(config[name])
     return config
 
 
 def scenario(config: dict[str, Any]) -> Scenario:
     """The ``Scenario`` of a configuration."""
     fields: dict[str, Any] = dict(config)
-    if fields.get("profile") is not None:
-        fields["profile"] = Path(fields["profile"])
+    for name in PATHS:
+        if fields.get(name) is not None:
+            fields[name] = Path(fields[name])
     return Scenario(**fields)
 
 
@@ -240,6 +244,8 @@ def profile_digest(config: dict) -> str:
 
 _STAGE_IN = "stage-in:"
 """Prefix of a stage-in target's entry among the profile digests."""
+_CPU_PROFILE = "cpu-profile:"
+"""Prefix of a CPU profile's entry among the profile digests."""
 
 
 def stage_in_digest(target: str) -> str:
@@ -249,17 +255,20 @@ def stage_in_digest(target: str) -> str:
 
 def key(config: dict, trace: str, profiles: dict[str, str]) -> str:
     """The configuration's identity: the trainio version (another model computes other rows), trace
-    digest, profile contents, parameters (not the profile's path)."""
+    digest, the storage and CPU profiles' contents, parameters (not the profiles' paths)."""
     storage = config["profile"] or config["backend"]
-    params = {name: value for name, value in config.items() if name != "profile"}
+    params = {name: value for name, value in config.items() if name not in PATHS}
     identity = {"version": trainio.__version__, "trace": trace, "profile": profiles[storage], "params": params}
     if config.get("stage_in") is not None:
         identity["stage_in"] = profiles[_STAGE_IN + config["stage_in"]]
+    if config.get("cpu_profile") is not None:
+        identity["cpu_profile"] = profiles[_CPU_PROFILE + config["cpu_profile"]]
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:32]
 
 
 def storage_digests(configs: list[dict]) -> dict[str, str]:
-    """Profile digest per storage (backend name or profile path) and stage-in target, each file read once."""
+    """Profile digest per storage (backend name or profile path), stage-in target and CPU profile, each
+    file read once."""
     digests: dict[str, str] = {}
     for config in configs:
         storage = config["profile"] or config["backend"]
@@ -268,4 +277,7 @@ def storage_digests(configs: list[dict]) -> dict[str, str]:
         target = config.get("stage_in")
         if target is not None and _STAGE_IN + target not in digests:
             digests[_STAGE_IN + target] = stage_in_digest(target)
+        cpu = config.get("cpu_profile")
+        if cpu is not None and _CPU_PROFILE + cpu not in digests:
+            digests[_CPU_PROFILE + cpu] = digest_files([Path(cpu)])
     return digests

@@ -33,6 +33,7 @@ CATEGORY_COLOURS = {
     "network": "#984ea3",
     "cpu-preprocessing": "#ff7f00",
     "storage-cpu": "#a65628",
+    "host-cpu": "#e6ab02",
     "storage-latency": "#377eb8",
     "storage-bandwidth": "#e41a1c",
     "storage-iops": "#f781bf",

@@ -55,6 +55,7 @@ def whatif_table(result: WhatIfResult, workload: Workload) -> str:
     if shares:
         spent = ", ".join(f"{k} {100 * v:.0f}%" for k, v in sorted(shares.items(), key=lambda kv: -kv[1]) if v >= 0.005)
         lines.append(f"  loaders spend      {spent}")
+    lines += _captured_cpu(workload)
     lines += [f"  note               {note}" for note in result.notes]
     return "\n".join(lines)
 
@@ -79,6 +80,22 @@ def _stage_in_lines(result: WhatIfResult) -> list[str]:
         f"  local disk         {per_node} reserved; "
         f"{100 * result.eligible_node_fraction:.0f}% of GPU nodes can run the job",
     ]
+
+
+def _captured_cpu(workload: Workload) -> list[str]:
+    """What the trace measured of CPU time (format 1.3): per sample beside its wall time, per step."""
+    if workload.sample_wall_s is None and not workload.step_cpu_s.any():
+        return []
+    cpu_ms, parts = 1e3 * float(workload.sample_cpu_s.mean()), []
+    if workload.sample_wall_s is not None:
+        wall_ms = 1e3 * float(workload.sample_wall_s.mean())
+        waited = f", {100 * (1 - cpu_ms / wall_ms):.0f}% waiting for a core" if wall_ms > cpu_ms else ""
+        parts.append(f"sample {cpu_ms:.2f} ms of {wall_ms:.2f} ms outside I/O{waited}")
+    step_cpu_ms = 1e3 * float(workload.step_cpu_s.mean())
+    step_ms = step_cpu_ms + 1e3 * float(workload.step_compute_s.mean())
+    parts.append(f"step {step_cpu_ms:.2f} ms of {step_ms:.2f} ms (the rest the accelerator's)")
+    where = f" at {workload.captured_per_core:.2g} loader processes per core" if workload.captured_per_core else ""
+    return [f"  captured CPU       {'; '.join(parts)}{where}"]
 
 
 def backends_table(rows: list[dict]) -> str:

@@ -50,6 +50,7 @@ OTHER_LIMITS = {
     "network": "the network (all-reduce)",
     "cpu-preprocessing": "the host CPU (decoding and transforms)",
     "storage-cpu": "the host CPU (storage requests' CPU)",
+    "host-cpu": "the host CPU (the training processes' own work)",
 }
 
 
@@ -407,6 +408,7 @@ _BOTTLENECK_ORDER = (
     "network",
     "cpu-preprocessing",
     "storage-cpu",
+    "host-cpu",
     "storage-latency",
     "storage-bandwidth",
     "storage-iops",

@@ -19,6 +19,7 @@ from trainio.models.backend import BackendProfile, builtin_names, builtin_profil
 from trainio.models.captured import NAME as AS_CAPTURED
 from trainio.models.captured import captured_profile
 from trainio.models.cluster import Cluster
+from trainio.models.cpu import load_cpu_profile
 from trainio.models.formats import RecordFormat, parse_format
 from trainio.models.stagein import COPY_STREAMS, check_target, copy_job, stage_in
 from trainio.models.timeline import Recorder
@@ -46,6 +47,9 @@ class Scenario:
     compute_scale: float = 1.0
     model_bytes: int | None = None
     cpus_per_node: int | None = None
+    cpu_profile: Path | None = None
+    """A CPU profile (``replay calibrate --cpu``): how the nodes' CPU work grows with busy processes per
+    core (None: not measured, the captured CPU times hold at any load)."""
     node_memory_bytes: float | None = None
     page_cache: bool | None = None
     """Whether reads go through the page cache (None: the backend profile's ``page_cache``)."""
@@ -139,6 +143,7 @@ def apply_overrides(workload: Workload, scenario: Scenario) -> Workload:
     if scenario.compute_scale != 1.0:
         if not 0 < scenario.compute_scale < math.inf:
             raise ScenarioError(f"--compute-scale(={scenario.compute_scale}) must be a number > 0")
+        # the accelerator's share of a step; the training process's own CPU in it stays
         changes["step_compute_s"] = np.asarray(workload.step_compute_s) * scenario.compute_scale
     if changes.keys() - {"model_bytes"}:
         changes["captured_duration_s"] = None  # no longer the captured run
@@ -160,6 +165,8 @@ def resolve_cluster(scenario: Scenario, workload: Workload, loaded: LoadedTrace)
         fields["nic_bandwidth"] = scenario.nic_bandwidth
     if scenario.interconnect_bandwidth is not None:
         fields["interconnect_bandwidth"] = scenario.interconnect_bandwidth
+    if scenario.cpu_profile is not None:
+        fields["cpu_crowding"] = load_cpu_profile(scenario.cpu_profile)
     return Cluster(**fields)
 
 

@@ -33,6 +33,7 @@ BOTTLENECKS = (
     "cpu-preprocessing",
     "storage-cpu",
     "preload",
+    "host-cpu",
 )
 COMPUTE_BOUND_STALL = 0.05
 """Below this stall fraction a run is compute-bound (or network-bound)."""
@@ -41,6 +42,9 @@ SATURATED = 0.85
 STORAGE_CPU_SHARE = 0.5
 """Busy cores are named ``storage-cpu`` when storage requests (client and co-located servers)
 take at least this share of their work, ``cpu-preprocessing`` otherwise."""
+HOST_CPU_SHARE = 0.5
+"""A run is ``host-cpu``-bound when the training processes' wait for a core for their own step work is
+at least this share of the stall that the loop's fixed costs and the preload do not explain."""
 
 
 class Evidence(TypedDict):
@@ -50,6 +54,8 @@ class Evidence(TypedDict):
 
     stall_fraction: float
     loop_overhead_fraction: float
+    step_cpu_fraction: float
+    host_cpu_wait_fraction: float
     compute_fraction: float
     network_fraction: float
     preload_fraction: float
@@ -148,11 +154,20 @@ def project(
             f"preload holds {plan.preload_bytes * plan.ranks_per_node / 1e9:.1f} GB per node, more than "
             f"node_memory_bytes(={cluster.node_memory_bytes / 1e9:.1f} GB)"
         )
-    if plan.crowding > 1 and backend.node_cpu_per_request_s > 0:
+    if plan.host_crowding != 1:
+        notes.append(
+            f"CPU per sample and per step x{plan.host_crowding:.2f}: {plan.processes_per_core:.2g} loader processes "
+            f"per core, the capture had {workload.captured_per_core:.2g} ({cluster.cpu_crowding.name})"
+        )
+    if plan.crowding != 1 and backend.node_cpu_per_request_s > 0:
+        measured = (
+            f"the profile's cpu_crowding_curve, measured at {', '.join(f'{p:.2g}' for p, _ in curve.points)}"
+            if (curve := backend.cpu_crowding_curve).measured
+            else f"the profile measured {backend.cpu_crowding_base:.2g} (cpu_crowding {backend.cpu_crowding:.3g})"
+        )
         notes.append(
             f"CPU per request x{plan.crowding:.2f} ({1e3 * (plan.request_cpu_s + plan.server_cpu_s):.2f} ms): "
-            f"{plan.processes_per_core:.2g} client processes per core, "
-            f"the profile measured {backend.cpu_crowding_base:.2g} (cpu_crowding {backend.cpu_crowding:.3g})"
+            f"{plan.processes_per_core:.2g} client processes per core, {measured}"
         )
     return WhatIfResult(
         time_to_train_s=total,
@@ -247,16 +262,20 @@ def _evidence(plan: Plan, sim: SimulationResult) -> Evidence:
     training = total - sim.preload_s
     loader = sim.loader
     stall = max(0.0, total - sim.compute_s - sim.allreduce_s)
+    ranks = plan.ranks_per_node
+    own_cpu_s, own_wait_s = sim.main.cpu_s / ranks, sim.main.cpu_wait_s / ranks
     return Evidence(
         stall_fraction=_ratio(stall, total),
-        loop_overhead_fraction=_ratio(min(_loop_overhead_s(plan), stall), total),
+        loop_overhead_fraction=_ratio(min(_loop_overhead_s(plan) + own_cpu_s, stall), total),
+        step_cpu_fraction=_ratio(own_cpu_s, total),
+        host_cpu_wait_fraction=_ratio(own_wait_s, total),
         compute_fraction=_ratio(sim.compute_s, total),
         network_fraction=_ratio(sim.allreduce_s, total),
         preload_fraction=_ratio(sim.preload_s, total),
         preload_share_of_stall=_ratio(sim.preload_s, stall),
         bandwidth_utilization=_ratio(loader.storage_bytes, training * plan.node_bandwidth),
         iops_utilization=_ratio(loader.data_requests, training * plan.node_iops),
-        cpu_utilization=_ratio(loader.cpu_s, training * plan.cpus_per_node),
+        cpu_utilization=_ratio(loader.cpu_s + sim.main.cpu_s, training * plan.cpus_per_node),
         storage_cpu_share=_ratio(loader.storage_cpu_s, loader.cpu_s),
         node_storage_cpu_s=loader.storage_cpu_s + sim.preload.storage_cpu_s,
         node_read_MBps=_ratio(loader.storage_bytes, training) / 1e6,
@@ -291,14 +310,15 @@ def _loader_shares(loader: Counters) -> dict[str, float]:
 def classify(evidence: Evidence) -> str:
     """Name the bottleneck from the numbers ``project`` reports as evidence."""
     stall = evidence["stall_fraction"]
-    if stall - evidence["loop_overhead_fraction"] - evidence["preload_fraction"] < COMPUTE_BOUND_STALL and (
-        evidence["preload_share_of_stall"] < 0.5
-    ):
+    unexplained = stall - evidence["loop_overhead_fraction"] - evidence["preload_fraction"]
+    if unexplained < COMPUTE_BOUND_STALL and evidence["preload_share_of_stall"] < 0.5:
         return "network" if evidence["network_fraction"] > evidence["compute_fraction"] else "compute"
     if evidence["network_fraction"] > stall:
         return "network"
     if evidence["preload_share_of_stall"] >= 0.5:
         return "preload"
+    if evidence["host_cpu_wait_fraction"] >= HOST_CPU_SHARE * unexplained:
+        return "host-cpu"
     saturation = {
         "storage-bandwidth": evidence["bandwidth_utilization"],
         "storage-iops": evidence["iops_utilization"],

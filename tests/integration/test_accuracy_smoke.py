@@ -37,8 +37,14 @@ def test_accuracy_smoke_runs_end_to_end_and_writes_the_contract_keys(tmp_path):
     assert proc.returncode == 0, f"{stdout[-3000:]}\n{stderr[-3000:]}"
     result = json.loads(out.read_text())
     assert RESULT_KEYS <= set(result)
-    assert result["smoke"] is True and result["scenarios"]
-    for row in result["scenarios"]:
+    assert result["smoke"] is True and result["scenarios"] and result["held_out"]["scenarios"]
+    # the development set under the keys it always had, the held-out set apart with the same keys
+    assert result["set"] == "development" and result["adjusted_against"] is True
+    held_out = result["held_out"]
+    assert held_out["set"] == "held-out" and held_out["adjusted_against"] is False
+    assert {"median_abs_error_pct", "max_abs_error_pct"} <= set(held_out)
+    assert held_out["setup"]["raw_share"] == 0.5
+    for row in result["scenarios"] + held_out["scenarios"]:
         assert SCENARIO_KEYS <= set(row), row.keys()
         for key in ("measured_s", "projected_s"):
             assert isinstance(row[key], (int, float)) and math.isfinite(row[key]) and row[key] > 0, (key, row[key])
@@ -47,5 +53,7 @@ def test_accuracy_smoke_runs_end_to_end_and_writes_the_contract_keys(tmp_path):
         )
         assert isinstance(row["bottleneck"], str) and row["bottleneck"]
     assert result["max_abs_error_pct"] >= result["median_abs_error_pct"] >= 0
+    assert held_out["max_abs_error_pct"] >= held_out["median_abs_error_pct"] >= 0
     assert "calibration skipped" in " ".join(result["notes"])  # the smoke run says it used a built-in profile
-    assert out.with_suffix(".md").read_text().count("|") > 10  # the Markdown table beside it
+    md = out.with_suffix(".md").read_text()
+    assert md.count("|") > 10 and "## Held-out set" in md  # the Markdown tables beside it

@@ -4,15 +4,21 @@ fixture) and a local directory. Small budgets keep each under 40 s."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
+import tomllib
 
 from tests.helpers import run_cli
 from trainio.models.backend import load_profile
-from trainio.replay.calibration.calibrate import calibrate
+from trainio.models.cpu import load_cpu_profile
+from trainio.models.units import duration_text
+from trainio.replay.calibration.calibrate import calibrate, request_gap_s
+from trainio.replay.calibration.honesty import check_profile
 from trainio.replay.calibration.place import Placement
 from trainio.replay.calibration.report import render_calibration
 from trainio.replay.storage import ceph
@@ -62,15 +68,17 @@ def test_rgw_calibration_colocated_writes_a_loadable_object_profile_with_its_cpu
     # Five single-stream sizes fitted, each with its residual; concurrency cells on top.
     assert len(cal.residuals) == 5 and all(abs(r) < 1 for r in cal.residuals.values())
     assert any(m.threads > 1 for m in cal.measurements)
-    # how a GET's CPU grows with client processes per core: fitted from 4 vs 16 of them
+    # how a GET's CPU grows with client processes per core: the single stream, 4 and 16 of them
     crowding = cal.fitted.crowding
-    assert crowding is not None and (crowding.low.threads, crowding.high.threads) == (4, 16)
-    assert crowding.low_cpu_s > 0 and crowding.high_cpu_s > 0
-    assert profile.cpu_crowding == pytest.approx(crowding.exponent, abs=1e-3)
+    assert crowding is not None and [m.threads for m in crowding.cells] == [1, 4, 16]
+    assert all(cpu > 0 for cpu in crowding.cpu_s)
+    assert np.allclose(profile.cpu_crowding_curve.points, crowding.points, rtol=1e-5)
+    # every term charges, at each cell's own load, what the cell measured
+    assert all(check.honest for check in check_profile(out)), [c for c in check_profile(out) if not c.honest]
     assert "replay calibrate" in profile.source and "rgw:" in profile.source
     table = render_calibration(cal)
     assert "get 4KiB qd1" in table and "GET latency" in table and "client CPU" in table and "srv ms" in table
-    assert "cpu_crowding" in table
+    assert "cpu_crowding_curve" in table
     assert ceph_env["AWS_SECRET_ACCESS_KEY"] not in out.read_text() + table
 
 
@@ -157,6 +165,71 @@ def test_directory_calibration_never_writes_in_a_users_folder_of_its_name(tmp_pa
     assert proc.returncode == 2 and "holds data trainio did not write" in proc.stderr, proc.stderr
     assert len(proc.stderr.splitlines()) == 2  # where it would go, then the one-line refusal
     assert [p.name for p in theirs.parent.iterdir()] == ["notes.txt"] and theirs.read_text() == "mine"
+
+
+@pytest.mark.slow
+def test_a_trace_paces_the_streams_as_its_loaders_left_gaps_between_requests(tmp_path):
+    """--trace: the bundled trace's loaders spent milliseconds between reads; every single-stream and
+    crowding cell pauses that long after each request, and the profile says so."""
+    gap = request_gap_s(BUNDLED)
+    assert 1e-4 < gap < 0.5
+    target = tmp_path / "storage"
+    target.mkdir()
+    out = tmp_path / "paced.toml"
+    proc = run_cli(
+        "replay", "calibrate", "--target", target, "--out", out, "--budget-s", "6", "--trace", BUNDLED, timeout=60
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "at its cells CPU per request" in proc.stdout and "does not charge" not in proc.stdout
+    text = out.read_text()
+    assert f'pause = "{duration_text(gap)}"' in text
+    cells = tomllib.loads(text)["cells"]
+    singles = [c for c in cells if c["threads"] == 1 and c["depth"] == 1 and c["pattern"] == "randread"]
+    assert len(singles) == 5 and all(c["pause_s"] == pytest.approx(gap) for c in singles)
+    # paced or not, its files went under trainio-calibrate and are gone
+    assert "calibration files at" in proc.stderr and list(target.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_the_cpu_probe_writes_a_curve_that_reproduces_its_cells(tmp_path):
+    out = tmp_path / "cpu.toml"
+    proc = run_cli("replay", "calibrate", "--cpu", "--out", out, "--budget-s", "5", timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "CPU probe" in proc.stdout and f"next: replay what-if --trace TRACE --cpu-profile {out}" in proc.stdout
+    crowding = load_cpu_profile(out)
+    cores = len(os.sched_getaffinity(0))
+    loads = [p for p, _ in crowding.points]
+    assert loads[0] == pytest.approx(1 / cores) and loads[-1] == pytest.approx(4.0) and crowding.points[0][1] == 1.0
+    assert all(f > 0 for _, f in crowding.points)
+    assert all(check.honest for check in check_profile(out))
+    # it drives a projection
+    whatif = run_cli(
+        "replay", "what-if", "--trace", BUNDLED, "--workers", "8", "--cpu-profile", out, "--json", timeout=120
+    )
+    assert whatif.returncode == 0, whatif.stderr
+    assert json.loads(whatif.stdout)["time_to_train_s"] > 0
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--cpu", "--target", "/tmp"], "one of them"),
+        ([], "one of them"),
+        (["--cpu", "--colocated"], "apply to a storage --target"),
+        (["--cpu", "--keep"], "apply to a storage --target"),
+    ],
+)
+def test_cpu_or_a_target_one_of_them_is_a_usage_error(tmp_path, args, message):
+    proc = run_cli("replay", "calibrate", *args, "--out", tmp_path / "x.toml", timeout=60)
+    assert proc.returncode == 2 and message in proc.stderr and len(proc.stderr.splitlines()) == 1
+    assert not (tmp_path / "x.toml").exists()
+
+
+def test_the_cpu_probe_refuses_an_out_it_cannot_write_before_measuring(tmp_path):
+    started = time.monotonic()
+    proc = run_cli("replay", "calibrate", "--cpu", "--out", tmp_path, "--budget-s", "5", timeout=60)
+    assert proc.returncode == 2 and "is a directory" in proc.stderr and len(proc.stderr.splitlines()) == 1
+    assert time.monotonic() - started < 5 + 30  # refused at once, not after the 5 s probe (slack: a busy host)
 
 
 def test_a_target_that_is_not_storage_is_a_usage_error(tmp_path):

@@ -8,7 +8,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from trainio.tracefile.format import EVENTS_SCHEMA, FORMAT_NAME, FORMAT_VERSION, IO_SCHEMA, file_metadata
+from trainio.tracefile.format import EVENTS_READ_SCHEMA, FORMAT_NAME, FORMAT_VERSION, IO_SCHEMA, file_metadata
 
 
 def io_row(pid: int, path: str, nbytes: int, start_ns: int, op: str = "read", io_class: str = "data") -> dict:
@@ -30,8 +30,17 @@ def io_row(pid: int, path: str, nbytes: int, start_ns: int, op: str = "read", io
     }
 
 
-def event_row(pid: int, event: str, start_ns: int, end_ns: int, batch: int | None = None, epoch: int = 0) -> dict:
+def event_row(
+    pid: int,
+    event: str,
+    start_ns: int,
+    end_ns: int,
+    batch: int | None = None,
+    epoch: int = 0,
+    cpu_ns: int | None = None,
+) -> dict:
     return {
+        "cpu_ns": cpu_ns,
         "pid": pid,
         "tid": pid,
         "event": event,
@@ -57,8 +66,11 @@ def make_trace(
     events: list[dict] | None = None,
     io_rows: list[dict] | None = None,
     duration_s: float = 10.0,
+    processes: list[dict] | None = None,
+    host: dict | None = None,
 ) -> Path:
-    """A finalized trace: one io part per pid in ``reads`` ((pid, bytes) -> one data read each)."""
+    """A finalized trace: one io part per pid in ``reads`` ((pid, bytes) -> one data read each);
+    ``processes`` and ``host`` replace the manifest's."""
     root.mkdir(parents=True)
     manifest = {
         "format": FORMAT_NAME,
@@ -68,9 +80,12 @@ def make_trace(
         "start_monotonic_ns": 0,
         "end_monotonic_ns": int(duration_s * 1e9),
         "duration_s": duration_s,
-        "processes": [{"pid": pid, "ppid": 0, "role": "main", "rchar": nbytes, "end_ns": 1} for pid, nbytes in reads],
+        "processes": processes
+        if processes is not None
+        else [{"pid": pid, "ppid": 0, "role": "main", "rchar": nbytes, "end_ns": 1} for pid, nbytes in reads],
         "lost": [],
         "interposer": {"loaded_in_all": True},
+        **({"host": host} if host is not None else {}),
     }
     (root / "manifest.json").write_text(json.dumps(manifest))
     rows = io_rows if io_rows is not None else [io_row(pid, f"/data/set/f{pid}.bin", n, pid) for pid, n in reads]
@@ -78,5 +93,55 @@ def make_trace(
     for pid in pids:
         write_part(root / "io", f"{pid}-0", [r for r in rows if r["pid"] == pid], IO_SCHEMA, "io")
     if events:
-        write_part(root / "events", "1-0", events, EVENTS_SCHEMA, "events")
+        write_part(root / "events", "1-0", events, EVENTS_READ_SCHEMA, "events")
     return root
+
+
+MAIN, FIRST_WORKER = 100, 200
+
+
+def loader_trace(
+    root: Path,
+    *,
+    batches: int = 8,
+    batch_size: int = 4,
+    workers: int = 2,
+    sample_wall_ns: int = 3_000_000,
+    sample_cpu_ns: int | None = 2_000_000,
+    read_ns: int = 1_000_000,
+    step_wall_ns: int = 20_000_000,
+    step_cpu_ns: int | None = 5_000_000,
+    cores: int | None = 4,
+) -> Path:
+    """A one-epoch DataLoader run: ``workers`` worker processes each fetch every ``workers``-th batch,
+    a sample = one read of ``read_ns`` then decoding until ``sample_wall_ns``; the training loop
+    takes each batch when ready and steps for ``step_wall_ns``. CPU times (format 1.3's ``cpu_ns``)
+    are left null where None; ``cores`` is the host's ``host.cpu.usable_cores``."""
+    events: list[dict] = []
+    reads: list[dict] = []
+    info = {"dataset_length": batches * batch_size, "batch_size": batch_size, "num_workers": workers}
+    start = {**event_row(MAIN, "epoch_start", 0, 0), "info": json.dumps(info)}
+    events.append(start)
+    fetch_ns = batch_size * sample_wall_ns
+    clock = 1_000_000
+    for b in range(batches):
+        worker = FIRST_WORKER + b % workers
+        begin = 1_000_000 + (b // workers) * fetch_ns
+        fetch = event_row(worker, "fetch", begin, begin + fetch_ns)
+        events.append({**fetch, "worker_id": b % workers, "loader_id": None, "role": "worker"})
+        for i in range(batch_size):
+            t0 = begin + i * sample_wall_ns
+            sample = event_row(worker, "sample", t0, t0 + sample_wall_ns, cpu_ns=sample_cpu_ns)
+            events.append({**sample, "sample": b * batch_size + i, "io_ns": read_ns, "loader_id": None})
+            row = io_row(worker, f"/data/set/{b * batch_size + i:05d}.jpg", 20_000, t0)
+            reads.append({**row, "duration_ns": read_ns, "role": "worker"})
+        ready = begin + fetch_ns
+        events.append(event_row(MAIN, "batch", clock, max(clock, ready) + 100_000, batch=b))
+        clock = max(clock, ready) + 100_000
+        events.append(event_row(MAIN, "step", clock, clock + step_wall_ns, batch=b, cpu_ns=step_cpu_ns))
+        clock += step_wall_ns
+    processes = [{"pid": MAIN, "ppid": 1, "role": "main", "end_ns": 1}] + [
+        {"pid": FIRST_WORKER + w, "ppid": MAIN, "role": "worker", "worker_id": w, "end_ns": 1} for w in range(workers)
+    ]
+    host = {"cpus": cores, "cpus_usable": cores, "cpu": {"usable_cores": cores}} if cores else {}
+    return make_trace(root, [], io_rows=reads, events=events, processes=processes, host=host)

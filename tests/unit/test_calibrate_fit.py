@@ -15,6 +15,7 @@ from trainio.models.captured import fit_latency_bandwidth
 from trainio.models.units import rate_text
 from trainio.replay.calibration.fio_cells import snapshot_cpu
 from trainio.replay.calibration.fit import fit_measurements, fit_request_costs
+from trainio.replay.calibration.honesty import check_profile
 from trainio.replay.calibration.measurement import SIZES, CalibrationError, Cell, Measurement, merge_measurements
 from trainio.replay.calibration.profile import profile_toml
 from trainio.replay.storage.target import Target
@@ -145,6 +146,8 @@ def test_the_written_profile_loads_with_the_fitted_numbers(tmp_path, target, acc
 
 
 CLIENT_CPU, CPU_PER_BYTE, SERVER_CPU = 0.3e-3, 1 / (2 * 2**30), 0.2e-3
+SMALL_CPU = CLIENT_CPU + SIZES[0] * CPU_PER_BYTE
+"""The client's CPU of the smallest single-stream requests: ``request_cpu``."""
 
 
 def _with_cpu(m: Measurement, busy: float = 0.5) -> Measurement:
@@ -163,54 +166,114 @@ def _load(tmp_path, fitted, measurements, target=None) -> tuple:
     return load_profile(path), path.read_text()
 
 
-def test_cpu_per_request_is_the_intercept_and_the_written_latency_excludes_it(tmp_path):
+def test_cpu_per_request_is_the_smallest_single_streams_and_the_written_latency_excludes_it(tmp_path):
     measurements = [_with_cpu(m) for m in _measurements()]
     fitted = fit_measurements(measurements, colocated=True)
-    assert fitted.request_cpu_s == pytest.approx(CLIENT_CPU, rel=1e-6)  # the per-byte part stays out
+    assert fitted.request_cpu_s == pytest.approx(SMALL_CPU, rel=1e-6)  # larger requests' per-byte CPU stays out
     assert fitted.colocated_cpu_s == pytest.approx(SERVER_CPU, rel=1e-6)
     assert fitted.latency_s == pytest.approx(LATENCY)  # the fit itself is untouched
     profile, text = _load(tmp_path, fitted, measurements)
-    assert profile.request_cpu_s == pytest.approx(CLIENT_CPU, rel=1e-3)
+    assert profile.request_cpu_s == pytest.approx(SMALL_CPU, rel=1e-3)
     assert profile.colocated_cpu_s == pytest.approx(SERVER_CPU, rel=1e-3)
     # An unloaded request still costs the fitted latency: the wait (the servers' work included)
     # plus the client's CPU, which the model charges in the request's own time.
-    assert profile.read_latency_s == pytest.approx(LATENCY - CLIENT_CPU, rel=1e-3)
+    assert profile.read_latency_s == pytest.approx(LATENCY - SMALL_CPU, rel=1e-3)
     assert profile.read_latency_s + profile.request_cpu_s == pytest.approx(LATENCY, rel=1e-3)
     assert "less request_cpu" in text and "--colocated" in text
 
 
-def _crowd(threads: int, cpu: float, host: float) -> Measurement:
-    return replace(_measurement("get", 4096, threads), cpu_s=cpu, host_cpu_s=host, busy=0.97)
+def _crowd(threads: int, cpu: float, host: float, pause_s: float = 2e-3) -> Measurement:
+    return replace(_measurement("get", 4096, threads), cpu_s=cpu, host_cpu_s=host, busy=0.97, pause_s=pause_s)
 
 
-def test_cpu_crowding_is_the_exponent_between_the_fewest_and_the_most_client_processes(tmp_path):
-    # client CPU x2 and host CPU x4 from 4 to 16 processes; the 8-process cell in between is not used
-    cells = [_crowd(4, 1e-3, 2e-3), _crowd(8, 5e-3, 9e-3), _crowd(16, 2e-3, 8e-3)]
-    measurements = [_with_cpu(m) for m in _measurements()] + cells
-    colocated = fit_measurements(measurements, colocated=True).crowding
-    assert (colocated.low.threads, colocated.high.threads) == (4, 16)
-    assert colocated.exponent == pytest.approx(1.0)  # with the servers here, the host's CPU grows
-    fitted = fit_measurements(measurements)
-    assert fitted.crowding.exponent == pytest.approx(0.5)  # the client's alone
+def _get_streams(pause_s: float = 2e-3) -> list[Measurement]:
+    """Single-stream GETs of every size, paced: 0.3 ms of client and 0.5 ms of host CPU for 4 KiB."""
+    return [replace(_with_cpu(_measurement("get", size)), pause_s=pause_s) for size in SIZES]
+
+
+RGW = Target("rgw", "rgw:http://127.0.0.1:7480/b", endpoint="http://127.0.0.1:7480", bucket="b")
+
+
+def test_cpu_crowding_is_the_cpu_per_request_at_each_processes_per_core_relative_to_the_single_stream(tmp_path):
+    # 1, 4 and 16 client processes on 4 cores, paced alike: host CPU 0.5 -> 0.75 -> 1.5 ms per GET
+    base_host = SMALL_CPU + SERVER_CPU
+    measurements = [
+        *_get_streams(),
+        _crowd(4, 1.2 * SMALL_CPU, 1.5 * base_host),
+        _crowd(16, 2 * SMALL_CPU, 3 * base_host),
+    ]
+    colocated = fit_measurements(measurements, colocated=True, cores=4).crowding
+    assert colocated is not None and [m.threads for m in colocated.cells] == [1, 4, 16]
+    assert np.allclose(colocated.points, [(0.25, 1.0), (1.0, 1.5), (4.0, 3.0)])  # the host's CPU
+    assert np.allclose(fit_measurements(measurements, cores=4).crowding.points, [(0.25, 1.0), (1.0, 1.2), (4.0, 2.0)])
     path = tmp_path / "calibrated.toml"
-    target = Target("rgw", "rgw:http://127.0.0.1:7480/b", endpoint="http://127.0.0.1:7480", bucket="b")
-    path.write_text(profile_toml("calibrated", target, fitted, measurements, source="synthetic", cores=4))
+    fitted = fit_measurements(measurements, colocated=True, cores=4)
+    path.write_text(profile_toml("calibrated", RGW, fitted, measurements, source="synthetic", cores=4))
     profile = load_profile(path)
-    assert (profile.cpu_crowding, profile.cpu_crowding_base) == (0.5, 0.25)  # one stream on 4 cores
-    assert "get 4096 4x1" in path.read_text() and "this host's 4 cores" in path.read_text()
+    assert profile.cpu_crowding == 0 and np.allclose(profile.cpu_crowding_curve.points, colocated.points)
+    # At each cell's own load the profile charges what the cell measured.
+    for m in measurements[:1] + measurements[-2:]:
+        charged = (profile.request_cpu_s + profile.colocated_cpu_s) * profile.crowding_factor(m.threads / 4)
+        assert charged == pytest.approx(m.host_cpu_s, rel=2e-3)
+    checks = check_profile(path)
+    assert {c.cell for c in checks if c.term.startswith("CPU per request")} == {
+        m.name for m in measurements[:1] + measurements[-2:]
+    }
+    assert all(c.honest for c in checks)
+    assert "get 4096 16x1" in path.read_text() and "this host's 4 cores" in path.read_text()
 
 
-def test_cpu_crowding_that_falls_is_noise_floored_at_zero_and_absent_cells_write_zero(tmp_path):
-    falling = [_crowd(4, 2e-3, 3e-3), _crowd(16, 1e-3, 2e-3)]
+def test_cells_paced_otherwise_than_the_single_stream_are_not_its_crowding(tmp_path):
+    """Back-to-back GETs cost less CPU than paced ones: they say nothing of how a paced request's CPU
+    grows, and no crowding is fitted from them; without multi-process cells none is either."""
+    measurements = [*_get_streams(), _crowd(4, 1e-4, 2e-4, pause_s=0.0), _crowd(16, 2e-4, 4e-4, pause_s=0.0)]
+    fitted = fit_measurements(measurements, colocated=True, cores=2)
+    assert fitted.crowding is None
+    profile, text = _load(tmp_path, fitted, measurements, RGW)
+    assert profile.cpu_crowding == 0 and not profile.cpu_crowding_curve.measured
+    assert "cpu_crowding = 0  # not measured" in text
+    assert fit_measurements([_with_cpu(m) for m in _measurements()]).crowding is None  # queue depths, no processes
+
+
+def test_a_power_law_anchored_at_the_paced_stream_but_fitted_on_back_to_back_cells_is_caught(tmp_path):
+    """The committed round-1 RGW profile before this fix: cpu_crowding 0.175 fitted from 4 KiB GETs of 4
+    and 16 processes back to back (host 2.500 and 3.188 ms), applied from the paced single stream's
+    base (1 process on 2 cores, request_cpu 1.792 + colocated_cpu 1.346 ms): at the 4-process cell's
+    own load it charges 4.00 ms, 1.6x what the cell measured."""
+    path = tmp_path / "old.toml"
+    old = (Path(__file__).parent / "data" / "rgw-round1-before.toml").read_text()
+    path.write_text(old)
+    checks = {c.cell: c for c in check_profile(path) if c.term.startswith("CPU per request")}
+    assert checks["get 4KiB t4"].charged == pytest.approx(4.00e-3, rel=0.01)
+    assert checks["get 4KiB t4"].error == pytest.approx(0.6, abs=0.02) and not checks["get 4KiB t4"].honest
+    assert checks["get 4KiB t16"].charged == pytest.approx(5.10e-3, rel=0.01) and not checks["get 4KiB t16"].honest
+
+
+def test_the_latency_line_charges_its_fit_at_each_cell_and_a_cell_far_off_it_is_implausible(tmp_path):
     measurements = [_with_cpu(m) for m in _measurements()]
-    fitted = fit_measurements(measurements + falling)
-    assert fitted.crowding.measured == pytest.approx(-0.5) and fitted.crowding.exponent == 0.0
-    profile, text = _load(tmp_path, fitted, measurements + falling)
-    assert profile.cpu_crowding == 0.0 and "read as noise" in text
-    # _measurements' concurrent cells have queue depths, not processes: nothing to fit
-    assert fit_measurements(measurements).crowding is None
-    profile, text = _load(tmp_path, fit_measurements(measurements), measurements)
-    assert profile.cpu_crowding == 0.0 and "cpu_crowding = 0  # not measured" in text
+    checks = check_profile(_written(tmp_path, measurements))
+    line = [c for c in checks if c.term.startswith("time per request")]
+    assert len(line) == 5 and all(c.honest and c.plausible for c in line)
+    # One size 40% slower than the others say: the fit is still written faithfully, but that cell is off it.
+    noisy = [
+        replace(m, latency_s=1.4 * m.latency_s) if m.size == SIZES[2] and m.single_stream else m for m in measurements
+    ]
+    line = [c for c in check_profile(_written(tmp_path, noisy)) if c.term.startswith("time per request")]
+    assert all(c.honest for c in line) and not all(c.plausible for c in line)
+    # The client's CPU per request beyond the fitted latency floors the written latency at 0: the profile
+    # then charges more than its fit, which is not honest where the request is small.
+    slower = [replace(m, latency_s=0.2e-3 + m.size / BANDWIDTH) for m in measurements]
+    line = {c.cell: c for c in check_profile(_written(tmp_path, slower)) if c.term.startswith("time per request")}
+    assert (
+        not line["randread 4096 1x1"].honest and line["randread 4096 1x1"].charged > line["randread 4096 1x1"].expected
+    )
+
+
+def _written(tmp_path: Path, measurements: list[Measurement]) -> Path:
+    path = tmp_path / "calibrated.toml"
+    target = Target("rados", "rados:trainpool", pool="trainpool")
+    path.write_text(profile_toml("calibrated", target, fit_measurements(measurements), measurements, source="x"))
+    return path
 
 
 def test_a_cell_measured_in_passes_merges_into_request_weighted_means():
@@ -229,7 +292,7 @@ def test_without_colocated_the_servers_cpu_stays_inside_the_latency(tmp_path):
     assert fitted.colocated_cpu_s is None
     profile, _ = _load(tmp_path, fitted, measurements)
     assert profile.colocated_cpu_s == 0
-    assert profile.read_latency_s == pytest.approx(LATENCY - CLIENT_CPU, rel=1e-3)
+    assert profile.read_latency_s == pytest.approx(LATENCY - SMALL_CPU, rel=1e-3)
 
 
 def test_an_open_costs_the_cpu_its_file_takes_beyond_the_read(tmp_path):
@@ -239,7 +302,7 @@ def test_an_open_costs_the_cpu_its_file_takes_beyond_the_read(tmp_path):
     measurements = [_with_cpu(m) for m in _measurements()]
     measurements = [
         replace(
-            m, cpu_s=CLIENT_CPU + open_cpu, host_cpu_s=CLIENT_CPU + open_cpu + SERVER_CPU + mds_cpu, first_byte_s=6e-4
+            m, cpu_s=SMALL_CPU + open_cpu, host_cpu_s=SMALL_CPU + open_cpu + SERVER_CPU + mds_cpu, first_byte_s=6e-4
         )
         if m.pattern == "open-read-close"
         else m

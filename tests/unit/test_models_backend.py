@@ -106,6 +106,29 @@ def test_write_bandwidth_and_local_capacity_are_node_local_keys_unknown_when_abs
         load_profile(write(tmp_path, RGW.replace("[backend]\n", '[backend]\nlocal_capacity_bytes = "1 TB"\n')))
 
 
+def test_a_measured_crowding_curve_is_the_cpu_per_request_at_each_load_and_the_cells_ride_along(tmp_path):
+    text = RGW.replace("[backend]\n", "[backend]\ncpu_crowding_curve = [[0.5, 1.0], [2.0, 0.8], [8.0, 1.2]]\n")
+    text += '\n[[cells]]\nname = "get 4KiB qd1"\nper_core = 0.5\n'
+    text = text.replace("[meta]\n", '[meta]\ncolocated = true\npause = "1.5 ms"\n')
+    profile = load_profile(write(tmp_path, text))
+    assert profile.crowding_factor(0.25) == 1.0 and profile.crowding_factor(2.0) == pytest.approx(0.8)
+    assert profile.crowding_factor(4.0) == pytest.approx(1.0) and profile.crowding_factor(64) == pytest.approx(1.2)
+    for bad, message in (
+        ("cpu_crowding_curve = [[2.0, 1.0], [1.0, 1.0]]", "increasing"),
+        ("cpu_crowding_curve = [0.5, 1.0]", "must be a list of [processes per core, factor] pairs"),
+        ("cpu_crowding_curve = [[0.5, 1.0]]\ncpu_crowding = 0.2", "not both"),
+    ):
+        path = write(tmp_path, text.replace("cpu_crowding_curve = [[0.5, 1.0], [2.0, 0.8], [8.0, 1.2]]", bad))
+        with pytest.raises(ProfileError, match=rf"{re.escape(str(path))}.*{re.escape(message)}"):
+            load_profile(path)
+    for bad, message in (('colocated = "yes"', "colocated"), ('pause = "fast"', "pause")):
+        path = write(
+            tmp_path, text.replace(bad.split(" =")[0] + (" = true" if "colocated" in bad else ' = "1.5 ms"'), bad)
+        )
+        with pytest.raises(ProfileError, match=rf"{re.escape(str(path))}.*\[meta\] {message}"):
+            load_profile(path)
+
+
 def test_a_value_with_the_wrong_unit_names_the_file_and_the_key(tmp_path):
     path = write(tmp_path, RGW.replace('stream_bandwidth = "500 MiB/s"', 'stream_bandwidth = "2 ms"'))
     with pytest.raises(ProfileError, match=rf"{re.escape(str(path))}.*stream_bandwidth\(='2 ms'\)"):

@@ -18,6 +18,8 @@ def evidence(**fields):
         "preload_fraction": 0.0,
         "preload_share_of_stall": 0.0,
         "loop_overhead_fraction": 0.0,
+        "step_cpu_fraction": 0.0,
+        "host_cpu_wait_fraction": 0.0,
         "bandwidth_utilization": 0.1,
         "iops_utilization": 0.1,
         "cpu_utilization": 0.1,
