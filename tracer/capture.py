@@ -21,7 +21,7 @@ from pathlib import Path
 import trainio
 from trainio.tracefile import hostcpu
 from trainio.tracefile.layout import SPOOL_DIR
-from trainio.tracer import recorder
+from trainio.tracer import recorder, usage
 from trainio.tracer.clock import now_ns
 from trainio.tracer.errors import CaptureError, FinalizeError
 from trainio.tracer.interposer import InterposerError, library_path
@@ -61,6 +61,7 @@ def traced_env(base: dict[str, str], trace_dir: Path, problems: list[str], inter
     env[recorder.ENV_TRACE_DIR] = str(trace_dir)
     env[recorder.ENV_CAPTURE_PID] = str(os.getpid())
     env[recorder.ENV_PACKAGE] = str(TRAINIO_PACKAGE)
+    env[usage.ENV_EXACT] = "1" if usage.rusage_cpu_is_exact() else "0"
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(BOOTSTRAP_DIR), base.get("PYTHONPATH")) if p)
     if not interposer:
         env[recorder.ENV_INTERPOSER] = "0"
@@ -95,6 +96,8 @@ class _Tree:
         self.counters: dict[str, int] = dict.fromkeys(IO_COUNTERS, 0)
         self.processes = 0
         self.errors: list[str] = []
+        self.reaped: list[dict] = []
+        """Each reaped process's own CPU time, read from its zombie."""
 
     def reap(self, pid: int) -> int:
         """Read a waitable zombie's counters, then reap it; returns its wait status."""
@@ -102,8 +105,10 @@ class _Tree:
             for key, value in _zombie_io(pid).items():
                 self.counters[key] += value
             self.processes += 1
-        except (OSError, ValueError) as exc:
-            self.errors.append(f"cannot read /proc/{pid}/io of the exited process: {exc}")
+            name, utime, stime = usage.stat_cpu(f"/proc/{pid}/stat")
+            self.reaped.append({"pid": pid, "name": name, "utime_s": round(utime, 3), "stime_s": round(stime, 3)})
+        except (OSError, ValueError, IndexError) as exc:
+            self.errors.append(f"cannot read /proc/{pid}/io and stat of the exited process: {exc}")
         return os.waitpid(pid, 0)[1]
 
     def reap_leftovers(self, spool: Path, warn: Callable[[str], None]) -> None:
@@ -226,6 +231,10 @@ def capture(
         ballast.unlink(missing_ok=True)
     manifest["exit_code"] = code
     manifest["tree_io"] = tree.as_manifest()
+    manifest["reaped"] = tree.reaped
+    manifest["host"]["cpu"]["thread_cpu_clock"] = (
+        "getrusage" if env.get(usage.ENV_EXACT) == "1" else "CLOCK_THREAD_CPUTIME_ID"
+    )
     problems.extend(tree.errors)
     if cpu_before is not None and cpu_after is not None:
         manifest["host_cpu"] = hostcpu.host_cpu(cpu_before, cpu_after)

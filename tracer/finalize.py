@@ -112,10 +112,35 @@ def _process(tag: str, c: CSpool | None, py: PySpool | None, capture_pid: int | 
         "rchar_before_start": head.get("untraced_rchar", 0),
         "errors": facts.get("errors", []),
     }
-    for key in ("rchar", "read_bytes", "syscr", "torch", "gpus", "torch_error"):
+    for key in ("rchar", "read_bytes", "syscr", "torch", "gpus", "torch_error", "utime_s", "stime_s"):
         if key in facts:
             info[key] = facts[key]
+    threads = facts.get("threads", []) + facts.get("ended_threads", [])
+    if threads:
+        info["threads"] = threads
+    info["cpu_from"] = "exit record" if "utime_s" in facts else None
     return info
+
+
+def _reaped_cpu(infos: dict[str, dict], spools: dict, manifest: dict) -> None:
+    """CPU time of processes that ended without an exit record, as their reaper read it from the
+    zombie: the traced parent (``reaped`` facts) or the capture itself (manifest ``reaped``)."""
+    readings = [
+        (py.facts.get("pid"), child)
+        for _, py in spools.values()
+        if py is not None
+        for child in py.facts.get("reaped", [])
+    ]
+    readings += [(manifest.get("capture_pid"), child) for child in manifest.get("reaped") or []]
+    by_pid: dict[int, list[dict]] = {}
+    for info in infos.values():
+        by_pid.setdefault(info["pid"], []).append(info)
+    for parent, child in readings:
+        candidates = [i for i in by_pid.get(child["pid"], []) if i.get("cpu_from") is None]
+        match = [i for i in candidates if i.get("ppid") == parent] or candidates
+        if match:
+            info = max(match, key=lambda i: i["start_ns"] or 0)  # the latest image of that pid
+            info.update(utime_s=child["utime_s"], stime_s=child["stime_s"], cpu_from="zombie, read by its reaper")
 
 
 def _classes(io: pa.Table, classify: Classifier) -> pa.Array:
@@ -262,6 +287,7 @@ def finalize(
     spools = _spools(spool, lost)
     capture_pid = manifest.get("capture_pid")
     infos = {tag: _process(tag, c, py, capture_pid) for tag, (c, py) in spools.items()}
+    _reaped_cpu(infos, spools, manifest)
     for tag, (c, py) in spools.items():
         lost.extend((c.lost if c else []) + (py.lost if py else []))
         lost.extend(f"process {infos[tag]['pid']}: {err}" for err in infos[tag]["errors"])

@@ -25,6 +25,7 @@ HOOKS: dict[str, Callable[[Any, Recorder, Patches], None]] = {
     "torch.utils.data.dataloader": torch_hooks.patch_dataloader,
     "torch.utils.data._utils.fetch": torch_hooks.patch_fetch,
     "torch.utils.data._utils.worker": torch_hooks.patch_worker,
+    "torch.utils.data._utils.pin_memory": torch_hooks.patch_pin_memory,
     "botocore.client": boto_hooks.patch_client,
 }
 """Module imported -> the patch applied to it."""
@@ -41,7 +42,7 @@ _installed: _Installed | None = None
 
 
 def install_all(recorder: Recorder) -> None:
-    """Hook this process for ``recorder``: exits, exec, fork, SIGTERM, torch and botocore."""
+    """Hook this process for ``recorder``: exits, exec, fork, reaping children, SIGTERM, torch and botocore."""
     global _installed
     if _installed is not None:
         raise RuntimeError("trainio hooks are already installed in this process")
@@ -61,6 +62,13 @@ def install_all(recorder: Recorder) -> None:
         recorder.close("exec")
         real_execve(path, args, env)
 
+    def waitpid(pid: int, options: int):
+        if pid > 0:
+            recorder.before_reap(pid, options)
+        return real_waitpid(pid, options)
+
+    real_waitpid = os.waitpid
+    patches.replace(os, "waitpid", waitpid)
     patches.replace(os, "_exit", _exit)
     patches.replace(os, "execv", execv)
     patches.replace(os, "execve", execve)

@@ -31,8 +31,10 @@ def _py_spool(path):
     spool = sp.PySpool(str(path), pid=11, ppid=10, start_ns=5)
     spool.facts(role="main", argv=["train.py"])
     spool.event(7, sp.EVENT_CODES["epoch_start"], 0, 0, None, None, None, 100, 100, None, '{"batch_size": 4}')
-    spool.fetch(8, 1, 199, 221, [(3, 200, 210), (4, 211, 220)], indices_are_samples=True)
-    spool.batch(7, 0, 0, 1, 150, 222, 230)
+    unmeasured = (sp.NULL64,) * 4
+    samples = [(3, 200, 210, 9, 2, 1, 4096), (4, 211, 220, *unmeasured)]
+    spool.fetch(8, 1, 199, 221, (20, 3, 1, 4096), samples, None, indices_are_samples=True)
+    spool.batch(7, 0, 0, 1, 150, 222, 230, 60, 5)
     spool.object_op(7, "get", "s3://b/k", "b", "k", None, None, 42, 0, 300, 5)
     spool.facts(role="worker", worker_id=1, errors=["e1"])
     spool.facts(exit_via="exit", errors=["e2"])
@@ -72,7 +74,8 @@ def test_python_spool_round_trip(tmp_path):
 def test_a_fetch_larger_than_a_frame_keeps_every_sample(tmp_path):
     spool = sp.PySpool(str(tmp_path / "py.spool"), 1, 0, 0)
     n = sp.MAX_SAMPLES_PER_FRAME + 5
-    spool.fetch(3, None, 10, 20, [(i, i, i + 1) for i in range(n)], indices_are_samples=True)
+    samples = [(i, i, i + 1, *(sp.NULL64,) * 4) for i in range(n)]
+    spool.fetch(3, None, 10, 20, (1, 2, 3, 4), samples, None, indices_are_samples=True)
     rows = read_py_spool(tmp_path / "py.spool").events.to_pylist()
     fetches = [r for r in rows if r["event"] == "fetch"]
     assert len(fetches) == 1 and fetches[0]["indices"] is None  # not only the last frame's
