@@ -33,7 +33,8 @@ FACTS, EVENT, FETCH, BATCH, OBJECT = b"F"[0], b"E"[0], b"S"[0], b"B"[0], b"O"[0]
 EVENT_BODY = struct.Struct("<iBiiqiqqqqII")
 """tid, event code, loader_id, epoch, batch, worker_id, sample, start_ns, end_ns, cpu_ns, #indices, info bytes."""
 USAGE = struct.Struct("<4q")
-"""A thread's usage over an interval (``tracer/usage.py``): cpu_ns, minflt, majflt, read_bytes; NULL64 = not measured."""
+"""A thread's usage over an interval (``tracer/usage.py``): cpu_ns, minflt, majflt, read_bytes.
+NULL64 = not measured."""
 FETCH_BODY = struct.Struct("<iiIIBIqq")
 """A fetch and its samples, the hot path in one frame: tid, worker_id, n samples, n indices (NO_INDICES:
 none, or the samples' own when the flag says so), whether the samples' indices are the fetch's,
