@@ -219,6 +219,30 @@ def coverage(trace: Trace) -> dict:
         "processes": len(trace.processes),
         "c_level": bool(trace.manifest.get("interposer", {}).get("loaded_in_all", False)),
         **storage_coverage(trace),
+        **object_coverage(trace),
+    }
+
+
+def object_coverage(trace: Trace) -> dict:
+    """What the trace saw of the object reads: GET bytes it recorded against those plus the network
+    bytes of processes that loaded an object-store client trainio does not hook (recv'd, and read()
+    from sockets). ``object_ratio`` is null when no such client was loaded."""
+    io = trace.io
+    gets = pc.filter(io["bytes_returned"], pc.equal(io["op"], "get"))
+    traced = int(pc.sum(gets).as_py() or 0)
+    unhooked = [p for p in trace.processes if any(not c.get("hooked") for c in p.get("object_clients") or [])]
+    pids = pa.array([p["pid"] for p in unhooked], pa.int32())
+    socket_reads = pc.and_(
+        pc.and_(pc.is_in(io["op"], pa.array(READ_OPS)), pc.is_in(io["pid"], pids)),
+        pc.starts_with(pc.fill_null(io["path"], ""), "socket:"),
+    )
+    network = sum(int(p.get("socket_recv_bytes") or 0) for p in unhooked)
+    network += int(pc.sum(pc.filter(io["bytes_returned"], socket_reads)).as_py() or 0)
+    return {
+        "object_bytes": traced,
+        "unhooked_clients": sorted({c["client"] for p in unhooked for c in p["object_clients"] if not c["hooked"]}),
+        "unhooked_network_bytes": network,
+        "object_ratio": round(traced / (traced + network), 4) if unhooked and traced + network else None,
     }
 
 
@@ -238,7 +262,8 @@ def storage_coverage(trace: Trace) -> dict:
     pages read by the dynamic loader included) and the mapped data bytes are given alongside.
     """
     io, events = trace.io, trace.events
-    tree = trace.manifest.get("tree_io") if isinstance(trace.manifest.get("tree_io"), dict) else {}
+    tree = trace.manifest.get("tree_io")
+    tree = tree if isinstance(tree, dict) else {}
     maps = io.filter(
         pc.and_(
             pc.and_(pc.equal(io["op"], "mmap"), pc.equal(io["io_class"], "data")), pc.greater_equal(io["result"], 0)

@@ -129,12 +129,12 @@ class Recorder:
         start_ns: int,
         end_ns: int,
         used: tuple,
-        samples: list,
+        samples: bytes,
         indices: list[int] | None,
         indices_are_samples: bool,
         batched: int = 0,
     ) -> None:
-        """One fetch: its thread's usage delta, and ``samples`` (spool.SAMPLE tuples of each of its
+        """One fetch: its thread's usage delta, and ``samples`` (packed spool.SAMPLEs of each of its
         ``dataset[i]`` or ``next()`` calls); ``indices`` when the samples do not carry them."""
         if self.closed or self.broken:
             return
@@ -197,6 +197,15 @@ class Recorder:
         except Exception as exc:  # noqa: BLE001 - fail open
             self._fail(f"cannot record an object {op}: {exc!r}")
 
+    def note_client(self, client: str, hooked: bool = True) -> None:
+        """This process loaded an object-store client (``hooked``: its reads are recorded)."""
+        if self.broken:
+            return
+        try:
+            self.spool.facts(object_clients=[{"client": client, "hooked": hooked}])
+        except Exception as exc:  # noqa: BLE001 - fail open
+            self._fail(f"cannot record an object client: {exc!r}")
+
     def set_worker(self, worker_id: int) -> None:
         """This process is DataLoader worker ``worker_id`` (recorded at once: workers are often killed)."""
         if self.worker_id == worker_id or self.closed or self.broken:
@@ -252,19 +261,17 @@ class Recorder:
         except Exception as exc:  # noqa: BLE001 - fail open
             self._fail(f"cannot record a thread's CPU time: {exc!r}")
 
-    def before_reap(self, pid: int, options: int) -> None:
-        """A child is about to be reaped (os.waitpid): its CPU time and I/O counters, read from the
-        zombie, so that they are known however it ended (a worker killed at exit included)."""
+    def reaped(self, pid: int, before: resource.struct_rusage) -> None:
+        """A child was just reaped through os.waitpid (multiprocessing joining a DataLoader worker,
+        even one killed at exit): its CPU time is what the reaping added to ours for children."""
         if self.broken or os.getpid() != self.pid:
             return
-        try:
-            if os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT | (options & os.WNOHANG)) is None:
-                return  # still running
-            comm, utime, stime = usage.stat_cpu(f"/proc/{pid}/stat")
-            child = {"pid": pid, "name": comm, "utime_s": round(utime, 3), "stime_s": round(stime, 3)}
-            child.update(read_io_counters(pid))
-        except (OSError, ValueError, IndexError):
-            return  # not our child, already reaped, or /proc unreadable: the capture's own reading remains
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        child = {
+            "pid": pid,
+            "utime_s": round(after.ru_utime - before.ru_utime, 6),
+            "stime_s": round(after.ru_stime - before.ru_stime, 6),
+        }
         try:
             self.spool.facts(reaped=[child])
         except Exception as exc:  # noqa: BLE001 - fail open

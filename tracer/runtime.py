@@ -10,13 +10,14 @@ from __future__ import annotations
 import atexit
 import functools
 import os
+import resource
 import signal
 import sys
 import threading
 from collections.abc import Callable
 from typing import Any
 
-from trainio.tracer import boto_hooks, importhook, torch_hooks
+from trainio.tracer import boto_hooks, importhook, s3connector_hooks, torch_hooks
 from trainio.tracer.patches import Patches
 from trainio.tracer.recorder import ENV_TRACE_DIR, Recorder
 from trainio.tracer.spool import SpoolFullError
@@ -27,7 +28,19 @@ HOOKS: dict[str, Callable[[Any, Recorder, Patches], None]] = {
     "torch.utils.data._utils.worker": torch_hooks.patch_worker,
     "torch.utils.data._utils.pin_memory": torch_hooks.patch_pin_memory,
     "botocore.client": boto_hooks.patch_client,
+    "aiobotocore.client": boto_hooks.patch_aio_client,
+    "s3torchconnector._s3client._s3client": s3connector_hooks.patch_s3client,
 }
+UNHOOKED_CLIENTS = {
+    "minio": "minio",
+    "google.cloud.storage": "google-cloud-storage",
+    "gcsfs": "gcsfs",
+    "azure.storage.blob": "azure-storage-blob",
+    "adlfs": "adlfs",
+    "obstore": "obstore",
+}
+"""Object-store clients whose reads trainio does not record (module imported -> the client's name):
+a process that imports one is named in the trace, and its network bytes count in the coverage."""
 """Module imported -> the patch applied to it."""
 
 
@@ -63,9 +76,13 @@ def install_all(recorder: Recorder) -> None:
         real_execve(path, args, env)
 
     def waitpid(pid: int, options: int):
-        if pid > 0:
-            recorder.before_reap(pid, options)
-        return real_waitpid(pid, options)
+        if pid <= 0:
+            return real_waitpid(pid, options)
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        result = real_waitpid(pid, options)
+        if result[0] == pid:
+            recorder.reaped(pid, before)
+        return result
 
     real_waitpid = os.waitpid
     patches.replace(os, "waitpid", waitpid)
@@ -91,10 +108,16 @@ def install_all(recorder: Recorder) -> None:
         signal.signal(signal.SIGTERM, on_sigterm)
     for module, patch in HOOKS.items():
         importhook.when_imported(module, functools.partial(_apply, patch, recorder, patches))
+    for module, client in UNHOOKED_CLIENTS.items():
+        importhook.when_imported(module, functools.partial(_unhooked, client, recorder))
 
 
 def _apply(patch: Callable[[Any, Recorder, Patches], None], recorder: Recorder, patches: Patches, module) -> None:
     patch(module, recorder, patches)
+
+
+def _unhooked(client: str, recorder: Recorder, module) -> None:
+    recorder.note_client(client, hooked=False)
 
 
 def uninstall_all() -> None:

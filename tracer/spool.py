@@ -10,11 +10,11 @@ docs/capture.md; ``trainio.tracer.spoolread`` reads it back at finalize.
 from __future__ import annotations
 
 import fcntl
-import itertools
 import json
 import mmap
 import os
 import struct
+import sys
 import threading
 
 MAGIC = b"TRAINIOP"
@@ -40,8 +40,10 @@ FETCH_BODY = struct.Struct("<iiIIBIqq")
 none, or the samples' own when the flag says so), whether the samples' indices are the fetch's,
 batch size inside the dataset (0: none), fetch start_ns and end_ns (NULL64: more samples of the
 fetch follow); then the fetch's USAGE; then n x SAMPLE; then the indices (int64)."""
-SAMPLE = struct.Struct("<7q")
-"""One dataset[i] or next(iterator) call: index (-1 unknown), start_ns, end_ns, then its USAGE."""
+SAMPLE = struct.Struct("@7q" if sys.byteorder == "little" else "<7q")
+"""One dataset[i] or next(iterator) call: index (-1 unknown), start and end (ns from the fetch's
+start_ns), then its USAGE; the samples of a fetch are packed as they run (native packing: CPython's
+fast path, little-endian)."""
 SAMPLE_FIELDS = SAMPLE.size // 8
 BATCH_BODY = struct.Struct("<iiiqqqqqq")
 """One batch of the training loop: tid, loader_id, epoch, batch, start_ns of the step before it
@@ -196,37 +198,28 @@ class PySpool:
         start_ns: int,
         end_ns: int,
         usage: tuple,
-        samples: list,
+        samples: bytes,
         indices: list[int] | None,
         indices_are_samples: bool,
         batched: int = 0,
     ) -> None:
-        """A fetch, its USAGE, and the SAMPLE tuples of each of its ``dataset[i]`` or ``next()`` calls;
-        ``indices``: the fetch's own when its samples do not carry them."""
+        """A fetch, its USAGE, and its samples (packed SAMPLEs of its ``dataset[i]`` or ``next()``
+        calls); ``indices``: the fetch's own when its samples do not carry them."""
         if indices is not None and len(indices) > MAX_INDICES:
             indices = None
+        n = len(samples) // SAMPLE.size
         first = 0
         while True:
-            chunk = samples[first : first + MAX_SAMPLES_PER_FRAME]
-            first += MAX_SAMPLES_PER_FRAME
-            last = first >= len(samples)
+            count = min(n - first, MAX_SAMPLES_PER_FRAME)
+            chunk = samples[first * SAMPLE.size : (first + count) * SAMPLE.size]
+            first += count
+            last = first >= n
             listed = NO_INDICES if not last or indices is None else len(indices)
             head = FETCH_BODY.pack(
-                tid,
-                _n32(worker_id),
-                len(chunk),
-                listed,
-                indices_are_samples,
-                batched,
-                start_ns,
-                end_ns if last else NULL64,
+                tid, _n32(worker_id), count, listed, indices_are_samples, batched, start_ns, end_ns if last else NULL64
             )
-            body = [head, USAGE.pack(*(usage if last else NO_USAGE))]
-            if chunk:
-                body.append(struct.pack(f"<{SAMPLE_FIELDS * len(chunk)}q", *itertools.chain.from_iterable(chunk)))
-            if last and indices:
-                body.append(struct.pack(f"<{len(indices)}q", *indices))
-            self.write(FETCH, b"".join(body))
+            tail = struct.pack(f"<{len(indices)}q", *indices) if last and indices else b""
+            self.write(FETCH, b"".join((head, USAGE.pack(*(usage if last else NO_USAGE)), chunk, tail)))
             if last:
                 return
 

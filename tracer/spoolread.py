@@ -19,8 +19,8 @@ from trainio.tracer import spool as sp
 from trainio.tracer.interposer import KIND_NAMES, OP_NAMES
 
 C_MAGIC = b"TRAINIOC"
-C_VERSION = 1
-C_HEADER = struct.Struct("<8sIIIIiiqQQIII4x128s512s2048s")
+C_VERSION = 2
+C_HEADER = struct.Struct("<8sIIIIiiqQQIII4x128s512s2048sQ")
 SEGMENT = struct.Struct("<IIQQ")  # magic, type, size, cursor
 SEGMENT_MAGIC = 0x31474553
 SEG_RECS, SEG_PATHS = 1, 2
@@ -116,6 +116,7 @@ def c_records(path: Path) -> tuple[dict, np.ndarray, np.ndarray, list[str]]:
         "stop_reason": _cstr(fields[13]),
         "exe": _cstr(fields[14]),
         "argv": [a.decode(errors="replace") for a in bytes(fields[15][: fields[12]]).split(b"\0") if a],
+        "socket_bytes": fields[16],
     }
     lost = []
     chunks = []
@@ -182,7 +183,7 @@ def _records_table(recs: np.ndarray, data: np.ndarray, pid: int) -> pa.Table:
         _paths(recs, data),
         _KINDS.take(pa.array(recs["kind"].astype(np.int32))),
         pa.array(recs["offset"], mask=recs["offset"] < 0),
-        pa.array(recs["requested"], mask=~(is_read | (op == 10))),
+        pa.array(recs["requested"], mask=~(is_read | (op == 10) | (op == 14))),  # mmap, munmap: the length
         pa.array(returned, mask=~is_read | (returned < 0)),
         pa.array(returned),
         pa.array(recs["start_ns"]),
@@ -255,7 +256,7 @@ def read_py_spool(path: Path) -> PySpool:
     return PySpool(header, facts, _events_table(pid, events, samples), _objects_table(pid, objects), lost)
 
 
-LISTED_FACTS = ("errors", "reaped", "ended_threads")
+LISTED_FACTS = ("errors", "reaped", "ended_threads", "object_clients")
 """Facts that accumulate over a process's life; the others are replaced by their latest value."""
 
 
@@ -276,6 +277,8 @@ def _fetch(data: bytes, body: int, samples: list, split: set[int]) -> tuple | No
     used = [_null(v, sp.NULL64) for v in sp.USAGE.unpack_from(data, pos)]
     pos += sp.USAGE.size
     times = np.frombuffer(data, dtype="<i8", count=sp.SAMPLE_FIELDS * n, offset=pos).reshape(n, sp.SAMPLE_FIELDS)
+    times = times.copy()
+    times[:, 1:3] += start  # the samples' times count from the fetch's start
     pos += sp.SAMPLE.size * n
     worker = _null(worker, sp.NULL32)
     if n:

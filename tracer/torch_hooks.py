@@ -16,7 +16,8 @@ from types import ModuleType
 from trainio.tracer.clock import now_ns
 from trainio.tracer.patches import Patches
 from trainio.tracer.recorder import Recorder
-from trainio.tracer.usage import NOT_MEASURED, SCALE, SampleGate, delta, thread_usage
+from trainio.tracer.spool import NULL64, SAMPLE
+from trainio.tracer.usage import GATE_MASK, SampleGate, delta, thread_cpu_ns, thread_usage
 
 
 class _IterState:
@@ -73,7 +74,7 @@ def patch_dataloader(module: ModuleType, rec: Recorder, patches: Patches) -> Non
         if state is None:
             return orig_next(self)
         t0 = now_ns()
-        cpu0 = thread_usage()[0]
+        cpu0 = thread_cpu_ns()
         step_cpu = cpu0 - state.last_return_cpu if state.last_return_ns is not None else None
         try:
             data = orig_next(self)
@@ -95,7 +96,7 @@ def patch_dataloader(module: ModuleType, rec: Recorder, patches: Patches) -> Non
             state.last_return_ns = None
             raise
         # The step on the previous batch and the wait for this one, in one record.
-        cpu1 = thread_usage()[0]
+        cpu1 = thread_cpu_ns()
         t1 = now_ns()
         rec.batch(state.loader_id, state.epoch, state.batch, state.last_return_ns, t0, t1, step_cpu, cpu1 - cpu0)
         state.batch += 1
@@ -106,32 +107,39 @@ def patch_dataloader(module: ModuleType, rec: Recorder, patches: Patches) -> Non
     patches.replace(iter_cls, "__next__", __next__)
 
 
+_pack = SAMPLE.pack
+_NULL = NULL64
+
+
 class _TimedDataset:
     """Stands in for a map-style dataset during one fetch so that each ``dataset[i]`` is timed, and
-    measured (spool.SAMPLE) when the gate says so."""
+    measured when the gate picks it; its samples are packed (spool.SAMPLE, times from the fetch's
+    start: small numbers pack fast) as they run. No ``__getattr__``: torch's fetcher only indexes it,
+    and the hook would slow down every attribute read here."""
 
-    __slots__ = ("_dataset", "samples", "_gate")
+    __slots__ = ("_dataset", "_threshold", "_base", "samples", "_extend")
     __getitems__ = None  # torch's fetcher then calls __getitem__ per index (checked without an exception)
 
-    def __init__(self, dataset, gate: SampleGate) -> None:
-        self._dataset = dataset
-        self._gate = gate
-        self.samples: list[tuple] = []
+    def __init__(self, dataset, threshold: int, base_ns: int) -> None:
+        self._dataset, self._threshold, self._base = dataset, threshold, base_ns
+        self.samples = bytearray()
+        self._extend = self.samples.extend
 
     def __getitem__(self, index):
         t0 = now_ns()
-        if t0 % SCALE >= self._gate.threshold:
+        if t0 & GATE_MASK >= self._threshold:
             item = self._dataset[index]
-            self.samples.append((index if type(index) is int else -1, t0, now_ns(), *NOT_MEASURED))
+            base = self._base
+            self._extend(
+                _pack(index if type(index) is int else -1, t0 - base, now_ns() - base, _NULL, _NULL, _NULL, _NULL)
+            )
             return item
         u0 = thread_usage()
         item = self._dataset[index]
-        used = delta(u0, thread_usage())
-        self.samples.append((index if type(index) is int else -1, t0, now_ns(), *used))
+        u1 = thread_usage()
+        i, base = index if type(index) is int else -1, self._base
+        self._extend(_pack(i, t0 - base, now_ns() - base, u1[0] - u0[0], u1[1] - u0[1], u1[2] - u0[2], u1[3] - u0[3]))
         return item
-
-    def __getattr__(self, name: str):
-        return getattr(self._dataset, name)
 
     def __len__(self) -> int:
         return len(self._dataset)
@@ -141,26 +149,27 @@ class _TimedIter:
     """Stands in for an iterable dataset's iterator in a worker: each item it yields is a sample,
     numbered from 0 along the worker's stream, timed and measured like a map-style sample."""
 
-    __slots__ = ("_it", "samples", "_gate", "index", "batched")
+    __slots__ = ("_it", "samples", "gate", "index", "batched", "base")
 
     def __init__(self, it, gate: SampleGate, batched: int) -> None:
-        self._it, self._gate, self.batched = it, gate, batched
-        self.samples: list[tuple] = []
-        self.index = 0
+        self._it, self.gate, self.batched = it, gate, batched
+        self.samples = bytearray()
+        self.index = self.base = 0
 
     def __iter__(self):
         return self
 
     def __next__(self):
         t0 = now_ns()
-        if t0 % SCALE >= self._gate.threshold:
+        if t0 & GATE_MASK >= self.gate.threshold:
             item = next(self._it)
-            self.samples.append((self.index, t0, now_ns(), *NOT_MEASURED))
+            used = (_NULL, _NULL, _NULL, _NULL)
         else:
             u0 = thread_usage()
             item = next(self._it)
-            used = delta(u0, thread_usage())
-            self.samples.append((self.index, t0, now_ns(), *used))
+            u1 = thread_usage()
+            used = (u1[0] - u0[0], u1[1] - u0[1], u1[2] - u0[2], u1[3] - u0[3])
+        self.samples += _pack(self.index, t0 - self.base, now_ns() - self.base, *used)
         self.index += 1
         return item
 
@@ -198,11 +207,11 @@ def patch_fetch(module: ModuleType, rec: Recorder, patches: Patches) -> None:
         dataset = self.dataset
         indices = possibly_batched_index if type(possibly_batched_index) is list else None
         batched_read = getattr(dataset, "__getitems__", None)  # one call reads the batch: no per-sample times
-        timed = None if batched_read else _TimedDataset(dataset, rec.gate)
-        if timed is not None:
-            self.dataset = timed
         u0 = thread_usage()
         t0 = now_ns()
+        timed = None if batched_read else _TimedDataset(dataset, rec.gate.threshold, t0)
+        if timed is not None:
+            self.dataset = timed
         try:
             return map_original(self, possibly_batched_index)
         finally:
@@ -210,10 +219,10 @@ def patch_fetch(module: ModuleType, rec: Recorder, patches: Patches) -> None:
             used = delta(u0, thread_usage())
             if timed is not None:
                 self.dataset = dataset
-                rec.gate.after_fetch(t1 - t0, len(timed.samples))
+                rec.gate.after_fetch(t1 - t0, len(timed.samples) // SAMPLE.size)
                 rec.fetch(worker_id, t0, t1, used, timed.samples, None, indices is not None)
             else:
-                rec.fetch(worker_id, t0, t1, used, [], _ints(indices), False)
+                rec.fetch(worker_id, t0, t1, used, b"", _ints(indices), False)
 
     def iter_fetch(self, possibly_batched_index):
         worker_id = _worker_id(rec)
@@ -222,13 +231,13 @@ def patch_fetch(module: ModuleType, rec: Recorder, patches: Patches) -> None:
             batched = 0 if self.auto_collation else _fail_open(inner_batch_size, self.dataset)
             it = self.dataset_iter = _TimedIter(it, rec.gate, batched)
         u0 = thread_usage()
-        t0 = now_ns()
+        t0 = it.base = now_ns()
         try:
             return iter_original(self, possibly_batched_index)
         finally:
             t1 = now_ns()
-            samples, it.samples = it.samples, []
-            rec.gate.after_fetch(t1 - t0, len(samples))
+            samples, it.samples = it.samples, bytearray()
+            rec.gate.after_fetch(t1 - t0, len(samples) // SAMPLE.size)
             rec.fetch(worker_id, t0, t1, delta(u0, thread_usage()), samples, None, False, it.batched)
 
     patches.replace(module._MapDatasetFetcher, "fetch", map_fetch)

@@ -18,9 +18,11 @@ import time
 
 ENV_EXACT = "TRAINIO_RUSAGE_CPU_EXACT"
 """``1`` when this kernel's getrusage(RUSAGE_THREAD) CPU time is exact (set by ``tracer capture``)."""
+ENV_SAMPLE_SHARE = "TRAINIO_SAMPLE_SHARE"
+"""A fixed share (0 to 1) of samples to measure instead of the gate's choice: the overhead benchmark
+sets it to count instructions under valgrind (which slows Python, not system calls) as natively."""
 BLOCK = 512
 NULL64 = -(2**63)
-NOT_MEASURED = (NULL64, NULL64, NULL64, NULL64)
 COST_SHARE = 0.005
 """Largest share of a loader thread's time that per-sample readings may cost."""
 
@@ -39,8 +41,11 @@ def _clock_and_rusage() -> tuple[int, int, int, int]:
     return _thread_time_ns(), r.ru_minflt, r.ru_majflt, r.ru_inblock * BLOCK
 
 
-thread_usage = _exact_rusage if os.environ.get(ENV_EXACT) == "1" else _clock_and_rusage
+EXACT = os.environ.get(ENV_EXACT) == "1"
+thread_usage = _exact_rusage if EXACT else _clock_and_rusage
 """(cpu_ns, minflt, majflt, read_bytes) of the calling thread so far."""
+thread_cpu_ns = (lambda: _exact_rusage()[0]) if EXACT else _thread_time_ns
+"""The calling thread's CPU time so far, by the cheaper exact means."""
 
 
 def delta(before: tuple, after: tuple) -> tuple[int, int, int, int]:
@@ -64,9 +69,9 @@ def rusage_cpu_is_exact(spin_ns: int = 300_000) -> bool:
     return True
 
 
-SCALE = 1021
-"""Measured samples are those whose start time modulo this prime falls below the gate's threshold:
-a random choice, independent of a sample's place in its batch, that costs one modulo."""
+GATE_MASK = 1023
+"""A sample is measured when its start time's low bits (``start_ns & GATE_MASK``) fall below the
+gate's threshold: a random choice, independent of the sample's place in its batch, for one AND."""
 
 
 class SampleGate:
@@ -74,7 +79,7 @@ class SampleGate:
     (two readings cost at most COST_SHARE of a sample), otherwise a random share that keeps the
     readings' cost at COST_SHARE of the loader's time. The share follows the last fetch's mean."""
 
-    __slots__ = ("gap_ns", "threshold")
+    __slots__ = ("gap_ns", "threshold", "fixed")
 
     def __init__(self) -> None:
         costs = []
@@ -82,13 +87,16 @@ class SampleGate:
             t0 = time.perf_counter_ns()
             thread_usage()
             costs.append(time.perf_counter_ns() - t0)
-        cost = min(costs)
-        self.gap_ns = max(int(2 * cost / COST_SHARE), 1)
-        self.threshold = SCALE  # everything, until a fetch tells how long samples take
+        self.gap_ns = max(int(2 * min(costs) / COST_SHARE), 1)
+        self.threshold = GATE_MASK + 1  # everything, until a fetch tells how long samples take
+        share = os.environ.get(ENV_SAMPLE_SHARE)
+        self.fixed = share is not None
+        if self.fixed:
+            self.threshold = round(float(share) * (GATE_MASK + 1))
 
     def after_fetch(self, wall_ns: int, samples: int) -> None:
-        if samples:
-            self.threshold = min(SCALE, int(SCALE * wall_ns / (samples * self.gap_ns)) + 1)
+        if samples and not self.fixed:
+            self.threshold = min(GATE_MASK + 1, int((GATE_MASK + 1) * wall_ns / (samples * self.gap_ns)) + 1)
 
 
 CLOCK_TICK_S = 1 / os.sysconf("SC_CLK_TCK")
