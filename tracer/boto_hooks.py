@@ -31,21 +31,26 @@ def byte_range(text: str | None) -> tuple[int | None, int | None]:
 
 
 class _Call:
-    """One API call of a botocore client, recorded when it returns or raises."""
+    """One API call of a botocore client, recorded when its block ends (returned, or raised)."""
 
-    __slots__ = ("op", "bucket", "key", "offset", "requested", "path", "t0")
+    __slots__ = ("rec", "op", "bucket", "key", "offset", "requested", "path", "t0", "response")
 
-    def __init__(self, op: str, api_params: dict) -> None:
-        self.op = op
+    def __init__(self, rec: Recorder, op: str, api_params: dict) -> None:
+        self.rec, self.op = rec, op
         self.bucket, self.key = api_params.get("Bucket"), api_params.get("Key")
         self.offset, self.requested = byte_range(api_params.get("Range"))
         self.path = f"s3://{self.bucket}/{self.key}" if self.key is not None else f"s3://{self.bucket}"
+        self.response: dict | None = None
         self.t0 = now_ns()
 
-    def done(self, rec: Recorder, response: dict | None) -> None:
+    def __enter__(self) -> _Call:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        response = None if exc_type is not None else self.response
         returned = response.get("ContentLength") if response is not None and self.op == "get" else None
         result = -1 if response is None else 0
-        rec.object_op(
+        self.rec.object_op(
             self.op, self.path, self.bucket, self.key, self.offset, self.requested, returned, result, self.t0, now_ns()
         )
 
@@ -58,14 +63,9 @@ def patch_client(module: ModuleType, rec: Recorder, patches: Patches) -> None:
         op = OPERATIONS.get(operation_name)
         if op is None:
             return original(self, operation_name, api_params)
-        call = _Call(op, api_params)
-        try:
-            response = original(self, operation_name, api_params)
-        except Exception:
-            call.done(rec, None)
-            raise
-        call.done(rec, response)
-        return response
+        with _Call(rec, op, api_params) as call:
+            call.response = original(self, operation_name, api_params)
+        return call.response
 
     rec.note_client("boto3")
     patches.replace(cls, "_make_api_call", _make_api_call)
@@ -80,14 +80,9 @@ def patch_aio_client(module: ModuleType, rec: Recorder, patches: Patches) -> Non
         op = OPERATIONS.get(operation_name)
         if op is None:
             return await original(self, operation_name, api_params)
-        call = _Call(op, api_params)
-        try:
-            response = await original(self, operation_name, api_params)
-        except Exception:
-            call.done(rec, None)
-            raise
-        call.done(rec, response)
-        return response
+        with _Call(rec, op, api_params) as call:
+            call.response = await original(self, operation_name, api_params)
+        return call.response
 
     rec.note_client("aiobotocore (s3fs)")
     patches.replace(cls, "_make_api_call", _make_api_call)

@@ -42,8 +42,8 @@ batch size inside the dataset (0: none), fetch start_ns and end_ns (NULL64: more
 fetch follow); then the fetch's USAGE; then n x SAMPLE; then the indices (int64)."""
 SAMPLE = struct.Struct("@7q" if sys.byteorder == "little" else "<7q")
 """One dataset[i] or next(iterator) call: index (-1 unknown), start and end (ns from the fetch's
-start_ns), then its USAGE; the samples of a fetch are packed as they run (native packing: CPython's
-fast path, little-endian)."""
+start_ns), then its USAGE (-1: not measured); the samples of a fetch are packed as they run (native
+packing, little-endian; small numbers: CPython converts multi-digit integers the slow way)."""
 SAMPLE_FIELDS = SAMPLE.size // 8
 BATCH_BODY = struct.Struct("<iiiqqqqqq")
 """One batch of the training loop: tid, loader_id, epoch, batch, start_ns of the step before it

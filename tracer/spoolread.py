@@ -365,7 +365,7 @@ def _events_table(pid: int, events: list[tuple], samples: list[tuple[int, int | 
 
         def measured(column: int) -> pa.Array:
             values = times[:, column]
-            return pa.array(values, mask=values == sp.NULL64)
+            return pa.array(values, mask=values < 0)  # -1: not measured
 
         arrays = [
             pa.array(np.full(n, pid, dtype=np.int32)),

@@ -16,7 +16,7 @@ from types import ModuleType
 from trainio.tracer.clock import now_ns
 from trainio.tracer.patches import Patches
 from trainio.tracer.recorder import Recorder
-from trainio.tracer.spool import NULL64, SAMPLE
+from trainio.tracer.spool import SAMPLE
 from trainio.tracer.usage import GATE_MASK, SampleGate, delta, thread_cpu_ns, thread_usage
 
 
@@ -108,7 +108,8 @@ def patch_dataloader(module: ModuleType, rec: Recorder, patches: Patches) -> Non
 
 
 _pack = SAMPLE.pack
-_NULL = NULL64
+NOT_MEASURED = (-1, -1, -1, -1)
+"""A sample's usage when it was not measured (small numbers pack fast; usage is never negative)."""
 
 
 class _TimedDataset:
@@ -126,19 +127,17 @@ class _TimedDataset:
         self._extend = self.samples.extend
 
     def __getitem__(self, index):
-        t0 = now_ns()
-        if t0 & GATE_MASK >= self._threshold:
+        start = now_ns() - self._base
+        if start & GATE_MASK >= self._threshold:  # -1: not measured
             item = self._dataset[index]
-            base = self._base
-            self._extend(
-                _pack(index if type(index) is int else -1, t0 - base, now_ns() - base, _NULL, _NULL, _NULL, _NULL)
-            )
+            self._extend(_pack(index if type(index) is int else -1, start, now_ns() - self._base, -1, -1, -1, -1))
             return item
         u0 = thread_usage()
         item = self._dataset[index]
         u1 = thread_usage()
-        i, base = index if type(index) is int else -1, self._base
-        self._extend(_pack(i, t0 - base, now_ns() - base, u1[0] - u0[0], u1[1] - u0[1], u1[2] - u0[2], u1[3] - u0[3]))
+        i = index if type(index) is int else -1
+        end = now_ns() - self._base
+        self._extend(_pack(i, start, end, u1[0] - u0[0], u1[1] - u0[1], u1[2] - u0[2], u1[3] - u0[3]))
         return item
 
     def __len__(self) -> int:
@@ -160,16 +159,16 @@ class _TimedIter:
         return self
 
     def __next__(self):
-        t0 = now_ns()
-        if t0 & GATE_MASK >= self.gate.threshold:
+        start = now_ns() - self.base
+        if start & GATE_MASK >= self.gate.threshold:
             item = next(self._it)
-            used = (_NULL, _NULL, _NULL, _NULL)
+            used = NOT_MEASURED
         else:
             u0 = thread_usage()
             item = next(self._it)
             u1 = thread_usage()
             used = (u1[0] - u0[0], u1[1] - u0[1], u1[2] - u0[2], u1[3] - u0[3])
-        self.samples += _pack(self.index, t0 - self.base, now_ns() - self.base, *used)
+        self.samples += _pack(self.index, start, now_ns() - self.base, *used)
         self.index += 1
         return item
 
@@ -191,7 +190,7 @@ def inner_batch_size(dataset) -> int:
         pipeline = getattr(node, "pipeline", None)
         if isinstance(pipeline, list):
             todo.extend(pipeline)
-        for name in ("_ex_iterable", "ex_iterable", "datapipe", "source_datapipe"):
+        for name in ("_ex_iterable", "ex_iterable", "_datapipe", "datapipe", "source_datapipe"):
             child = getattr(node, name, None)
             if child is not None:
                 todo.append(child)

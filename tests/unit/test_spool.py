@@ -35,7 +35,7 @@ def _py_spool(path):
     spool = sp.PySpool(str(path), pid=11, ppid=10, start_ns=5)
     spool.facts(role="main", argv=["train.py"])
     spool.event(7, sp.EVENT_CODES["epoch_start"], 0, 0, None, None, None, 100, 100, None, '{"batch_size": 4}')
-    unmeasured = (sp.NULL64,) * 4
+    unmeasured = (-1,) * 4
     samples = [(3, 1, 11, 9, 2, 1, 4096), (4, 12, 21, *unmeasured)]  # times from the fetch's start (199)
     spool.fetch(8, 1, 199, 221, (20, 3, 1, 4096), _packed(samples), None, indices_are_samples=True)
     spool.batch(7, 0, 0, 1, 150, 222, 230, 60, 5)
@@ -86,7 +86,7 @@ def test_python_spool_round_trip(tmp_path):
 
 def test_an_iterable_fetch_numbers_its_items_and_says_the_batch_inside_the_dataset(tmp_path):
     spool = sp.PySpool(str(tmp_path / "py.spool"), 1, 0, 0)
-    items = [(7, 10, 20, *(sp.NULL64,) * 4), (8, 21, 30, 5, 0, 0, 0)]
+    items = [(7, 10, 20, -1, -1, -1, -1), (8, 21, 30, 5, 0, 0, 0)]
     spool.fetch(3, 1, 5, 31, (40, 1, 0, 0), _packed(items), None, indices_are_samples=False, batched=16)
     spool.fetch(3, 1, 40, 50, (9, 0, 0, 0), b"", [5, 6, 7], indices_are_samples=False)  # __getitems__
     rows = read_py_spool(tmp_path / "py.spool").events.to_pylist()
@@ -102,7 +102,7 @@ def test_an_iterable_fetch_numbers_its_items_and_says_the_batch_inside_the_datas
 def test_a_fetch_larger_than_a_frame_keeps_every_sample(tmp_path):
     spool = sp.PySpool(str(tmp_path / "py.spool"), 1, 0, 0)
     n = sp.MAX_SAMPLES_PER_FRAME + 5
-    samples = [(i, i, i + 1, *(sp.NULL64,) * 4) for i in range(n)]
+    samples = [(i, i, i + 1, -1, -1, -1, -1) for i in range(n)]
     spool.fetch(3, None, 10, 20, (1, 2, 3, 4), _packed(samples), None, indices_are_samples=True)
     rows = read_py_spool(tmp_path / "py.spool").events.to_pylist()
     fetches = [r for r in rows if r["event"] == "fetch"]
