@@ -186,10 +186,11 @@ def own_rchar(processes: list[dict]) -> dict[int, int]:
     return own
 
 
-def coverage(trace: Trace) -> dict:
+def coverage(trace: Trace, data: pa.Table | None = None) -> dict:
     """Bytes returned by all traced read calls over what the kernel counted for the run.
 
-    Since format 1.2 the count is the process tree's (``tree_io``: every reaped process's
+    ``data``: the trace's ``data_reads`` when the caller has them already. Since format 1.2 the
+    count is the process tree's (``tree_io``: every reaped process's
     ``/proc/PID/io``, however it ended) less what each process read before it could be traced
     (``rchar_before_start``). Older traces divide by the sum of each process's own rchar.
     """
@@ -218,7 +219,7 @@ def coverage(trace: Trace) -> dict:
         "processes_with_counters": with_counters,
         "processes": len(trace.processes),
         "c_level": bool(trace.manifest.get("interposer", {}).get("loaded_in_all", False)),
-        **storage_coverage(trace),
+        **storage_coverage(trace, data),
         **object_coverage(trace),
     }
 
@@ -250,7 +251,7 @@ STORAGE_EVIDENCE_BYTES = 1 << 20
 """Storage reads below this many bytes are too few to judge what the trace saw of them."""
 
 
-def storage_coverage(trace: Trace) -> dict:
+def storage_coverage(trace: Trace, reads: pa.Table | None = None) -> dict:
     """What the trace saw of the bytes the kernel read from storage (``read_bytes``): mapped files
     faulted in, cache misses, readahead, reads it cannot see (io_uring, raw system calls).
 
@@ -286,7 +287,7 @@ def storage_coverage(trace: Trace) -> dict:
     explained = np.zeros(len(f_bytes), dtype=bool)
     if maps.num_rows:
         explained |= f_end >= int(pc.min(maps["start_ns"]).as_py())
-    reads = data_reads(trace)
+    reads = data_reads(trace) if reads is None else reads
     if reads.num_rows:
         explained |= _any_inside(reads, f_pid, f_tid, f_start, f_end)
     total = int(f_bytes.sum())
@@ -382,7 +383,7 @@ def summarize(trace: Trace) -> dict:
         "reread_bytes": reread,
         "reread_fraction": round(reread / total, 4) if total else 0.0,
         "object_ops": int(pc.sum(pc.equal(io["kind"], "object")).as_py() or 0),
-        "coverage": coverage(trace),
+        "coverage": coverage(trace, reads),
         "exit_code": trace.manifest.get("exit_code"),
         "host_cpu": trace.manifest.get("host_cpu"),
         "node_cpu": (trace.manifest.get("host") or {}).get("cpu"),
