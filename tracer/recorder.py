@@ -1,9 +1,10 @@
 """The in-process recorder: one per traced Python process, writing straight into its spool.
 
-Stdlib and ctypes only (not even pathlib), so that a traced process starts nearly as fast as an untraced one and a
-foreign interpreter (another venv) can be traced without numpy or pyarrow. Every event goes into
-the memory-mapped spool at once: nothing is buffered, nothing is flushed, and a kill loses at most
-the event being written. Fail-open: an error stops tracing in this process, never the training.
+Stdlib and ctypes only (not even pathlib; the per-sample timing has an optional C twin), so that a
+traced process starts nearly as fast as an untraced one and a foreign interpreter (another venv) can
+be traced without numpy or pyarrow. Every event goes into the memory-mapped spool at once: nothing is
+buffered, nothing is flushed, and a kill loses at most the event being written. Fail-open: an error
+stops tracing in this process, never the training.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ from trainio.tracer.clock import now_ns
 from trainio.tracer.patches import Patches
 from trainio.tracer.recorder import Recorder
 from trainio.tracer.spool import SAMPLE
-from trainio.tracer.usage import GATE_MASK, SampleGate, delta, thread_cpu_ns, thread_usage
+from trainio.tracer.usage import EXACT, GATE_MASK, delta, thread_cpu_ns, thread_usage
 
 
 class _IterState:
@@ -112,19 +112,20 @@ NOT_MEASURED = (-1, -1, -1, -1)
 """A sample's usage when it was not measured (small numbers pack fast; usage is never negative)."""
 
 
-class _TimedDataset:
+class PyTimedDataset:
     """Stands in for a map-style dataset during one fetch so that each ``dataset[i]`` is timed, and
     measured when the gate picks it; its samples are packed (spool.SAMPLE, times from the fetch's
     start: small numbers pack fast) as they run. No ``__getattr__``: torch's fetcher only indexes it,
-    and the hook would slow down every attribute read here."""
+    and the hook would slow down every attribute read here. ``_samplehook.TimedDataset`` is the
+    same in C; this one serves an interpreter it was not built for."""
 
-    __slots__ = ("_dataset", "_threshold", "_base", "samples", "_extend")
+    __slots__ = ("_dataset", "_threshold", "_base", "_samples", "_extend")
     __getitems__ = None  # torch's fetcher then calls __getitem__ per index (checked without an exception)
 
-    def __init__(self, dataset, threshold: int, base_ns: int) -> None:
-        self._dataset, self._threshold, self._base = dataset, threshold, base_ns
-        self.samples = bytearray()
-        self._extend = self.samples.extend
+    def __init__(self, dataset, threshold: int, base: int, exact: bool) -> None:
+        self._dataset, self._threshold, self._base = dataset, threshold, base
+        self._samples = bytearray()
+        self._extend = self._samples.extend
 
     def __getitem__(self, index):
         start = now_ns() - self._base
@@ -143,16 +144,22 @@ class _TimedDataset:
     def __len__(self) -> int:
         return len(self._dataset)
 
+    def take(self) -> bytes:
+        taken = bytes(self._samples)
+        self._samples.clear()
+        return taken
 
-class _TimedIter:
+
+class PyTimedIter:
     """Stands in for an iterable dataset's iterator in a worker: each item it yields is a sample,
-    numbered from 0 along the worker's stream, timed and measured like a map-style sample."""
+    numbered from 0 along the worker's stream, timed and measured like a map-style sample
+    (``_samplehook.TimedIter`` in C)."""
 
-    __slots__ = ("_it", "samples", "gate", "index", "batched", "base")
+    __slots__ = ("_it", "_samples", "threshold", "index", "batched", "base")
 
-    def __init__(self, it, gate: SampleGate, batched: int) -> None:
-        self._it, self.gate, self.batched = it, gate, batched
-        self.samples = bytearray()
+    def __init__(self, iterator, threshold: int, batched: int, exact: bool) -> None:
+        self._it, self.threshold, self.batched = iterator, threshold, batched
+        self._samples = bytearray()
         self.index = self.base = 0
 
     def __iter__(self):
@@ -160,7 +167,7 @@ class _TimedIter:
 
     def __next__(self):
         start = now_ns() - self.base
-        if start & GATE_MASK >= self.gate.threshold:
+        if start & GATE_MASK >= self.threshold:
             item = next(self._it)
             used = NOT_MEASURED
         else:
@@ -168,9 +175,20 @@ class _TimedIter:
             item = next(self._it)
             u1 = thread_usage()
             used = (u1[0] - u0[0], u1[1] - u0[1], u1[2] - u0[2], u1[3] - u0[3])
-        self.samples += _pack(self.index, start, now_ns() - self.base, *used)
+        self._samples += _pack(self.index, start, now_ns() - self.base, *used)
         self.index += 1
         return item
+
+    def take(self) -> bytes:
+        taken = bytes(self._samples)
+        self._samples.clear()
+        return taken
+
+
+try:
+    from trainio.tracer._samplehook import TimedDataset, TimedIter
+except ImportError:  # not built, or built for another Python
+    TimedDataset, TimedIter = PyTimedDataset, PyTimedIter  # type: ignore[misc]
 
 
 def inner_batch_size(dataset) -> int:
@@ -208,7 +226,7 @@ def patch_fetch(module: ModuleType, rec: Recorder, patches: Patches) -> None:
         batched_read = getattr(dataset, "__getitems__", None)  # one call reads the batch: no per-sample times
         u0 = thread_usage()
         t0 = now_ns()
-        timed = None if batched_read else _TimedDataset(dataset, rec.gate.threshold, t0)
+        timed = None if batched_read else TimedDataset(dataset, rec.gate.threshold, t0, EXACT)
         if timed is not None:
             self.dataset = timed
         try:
@@ -218,26 +236,29 @@ def patch_fetch(module: ModuleType, rec: Recorder, patches: Patches) -> None:
             used = delta(u0, thread_usage())
             if timed is not None:
                 self.dataset = dataset
-                rec.gate.after_fetch(t1 - t0, len(timed.samples) // SAMPLE.size)
-                rec.fetch(worker_id, t0, t1, used, timed.samples, None, indices is not None)
+                samples = timed.take()
+                rec.gate.after_fetch(used[0], len(samples) // SAMPLE.size)
+                rec.fetch(worker_id, t0, t1, used, samples, None, indices is not None)
             else:
                 rec.fetch(worker_id, t0, t1, used, b"", _ints(indices), False)
 
     def iter_fetch(self, possibly_batched_index):
         worker_id = _worker_id(rec)
         it = self.dataset_iter
-        if type(it) is not _TimedIter:
+        if type(it) is not TimedIter:
             batched = 0 if self.auto_collation else _fail_open(inner_batch_size, self.dataset)
-            it = self.dataset_iter = _TimedIter(it, rec.gate, batched)
+            it = self.dataset_iter = TimedIter(it, rec.gate.threshold, batched, EXACT)
         u0 = thread_usage()
         t0 = it.base = now_ns()
+        it.threshold = rec.gate.threshold
         try:
             return iter_original(self, possibly_batched_index)
         finally:
             t1 = now_ns()
-            samples, it.samples = it.samples, bytearray()
-            rec.gate.after_fetch(t1 - t0, len(samples) // SAMPLE.size)
-            rec.fetch(worker_id, t0, t1, delta(u0, thread_usage()), samples, None, False, it.batched)
+            samples = it.take()
+            used = delta(u0, thread_usage())
+            rec.gate.after_fetch(used[0], len(samples) // SAMPLE.size)
+            rec.fetch(worker_id, t0, t1, used, samples, None, False, it.batched)
 
     patches.replace(module._MapDatasetFetcher, "fetch", map_fetch)
     patches.replace(module._IterableDatasetFetcher, "fetch", iter_fetch)

@@ -76,8 +76,10 @@ gate's threshold: a random choice, independent of the sample's place in its batc
 
 class SampleGate:
     """Decides which samples of a process are measured: all of them while samples are long enough
-    (two readings cost at most COST_SHARE of a sample), otherwise a random share that keeps the
-    readings' cost at COST_SHARE of the loader's time. The share follows the last fetch's mean."""
+    (two readings cost at most COST_SHARE of a sample's CPU time), otherwise a random share that
+    keeps the readings' cost at COST_SHARE of the loader's CPU time. The share follows the last
+    fetch's CPU time per sample (its wall time would grow with a busy host's waits, and the share
+    with it)."""
 
     __slots__ = ("gap_ns", "threshold", "fixed")
 
@@ -91,12 +93,12 @@ class SampleGate:
         self.threshold = GATE_MASK + 1  # everything, until a fetch tells how long samples take
         share = os.environ.get(ENV_SAMPLE_SHARE)
         self.fixed = share is not None
-        if self.fixed:
+        if share is not None:
             self.threshold = round(float(share) * (GATE_MASK + 1))
 
-    def after_fetch(self, wall_ns: int, samples: int) -> None:
+    def after_fetch(self, cpu_ns: int, samples: int) -> None:
         if samples and not self.fixed:
-            self.threshold = min(GATE_MASK + 1, int((GATE_MASK + 1) * wall_ns / (samples * self.gap_ns)) + 1)
+            self.threshold = min(GATE_MASK + 1, int((GATE_MASK + 1) * cpu_ns / (samples * self.gap_ns)) + 1)
 
 
 CLOCK_TICK_S = 1 / os.sysconf("SC_CLK_TCK")

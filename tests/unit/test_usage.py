@@ -28,16 +28,16 @@ def test_another_threads_work_is_not_this_threads():
 def test_the_gate_measures_every_sample_until_it_knows_how_long_samples_take():
     gate = usage.SampleGate()
     assert gate.threshold == usage.GATE_MASK + 1  # everything
-    gate.after_fetch(wall_ns=32 * 100 * gate.gap_ns, samples=32)  # samples far longer than the gap
+    gate.after_fetch(cpu_ns=32 * 100 * gate.gap_ns, samples=32)  # samples far longer than the gap
     assert gate.threshold == usage.GATE_MASK + 1
-    gate.after_fetch(wall_ns=32 * gate.gap_ns // 10, samples=32)  # a tenth of the gap each
+    gate.after_fetch(cpu_ns=32 * gate.gap_ns // 10, samples=32)  # a tenth of the gap each
     assert abs(gate.threshold - (usage.GATE_MASK + 1) / 10) <= 2
 
 
 def test_a_fixed_share_overrides_the_gate(monkeypatch):
     monkeypatch.setenv(usage.ENV_SAMPLE_SHARE, "0.25")
     gate = usage.SampleGate()
-    gate.after_fetch(wall_ns=1, samples=32)
+    gate.after_fetch(cpu_ns=1, samples=32)
     assert gate.threshold == 256
 
 
