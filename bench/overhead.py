@@ -101,7 +101,8 @@ def instructions_per_sample(data: Path, work: Path, files: int, share: float) ->
             run_env = traced_env(env, trace, []) if mode == "traced" else env
             cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={trace}/callgrind.out.%p"]
             cmd += [sys.executable, str(WORKLOAD), str(data), "--files", str(files), "--epochs", str(epochs)]
-            proc = subprocess.run(cmd + ["--workers", "0"], env=run_env, capture_output=True, text=True, timeout=1800)
+            cmd += ["--workers", "0", "--freeze-gc"]  # a full collection at a random moment is millions of instructions
+            proc = subprocess.run(cmd, env=run_env, capture_output=True, text=True, timeout=1800)
             found = re.search(r"Collected : (\d+)", proc.stderr)
             if proc.returncode != 0 or found is None:
                 raise RuntimeError(f"callgrind run failed: {proc.stderr[-2000:]}")

@@ -246,7 +246,23 @@ static PyTypeObject TimedIterType = {
     .tp_members = ti_members,
 };
 
-static struct PyModuleDef samplehook = {PyModuleDef_HEAD_INIT, "_samplehook", "Per-sample timing in C.", -1, NULL};
+/* tracer/usage.py's thread_usage without a Python frame or a struct_rusage: (cpu_ns, minflt, majflt, read_bytes). */
+static PyObject *thread_usage(PyObject *module, PyObject *exact)
+{
+    int64_t u[4];
+    int flag = PyObject_IsTrue(exact);
+    if (flag < 0) return NULL;
+    usage(flag, u);
+    return Py_BuildValue("(LLLL)", (long long)u[0], (long long)u[1], (long long)u[2], (long long)u[3]);
+}
+
+static PyMethodDef module_methods[] = {
+    {"thread_usage", (PyCFunction)thread_usage, METH_O,
+     "thread_usage(exact) -> (cpu_ns, minflt, majflt, read_bytes) of the calling thread so far."},
+    {NULL}};
+
+static struct PyModuleDef samplehook = {
+    PyModuleDef_HEAD_INIT, "_samplehook", "Per-sample timing in C.", -1, module_methods};
 
 PyMODINIT_FUNC PyInit__samplehook(void)
 {

@@ -84,5 +84,5 @@ def patch_aio_client(module: ModuleType, rec: Recorder, patches: Patches) -> Non
             call.response = await original(self, operation_name, api_params)
         return call.response
 
-    rec.note_client("aiobotocore (s3fs)")
+    rec.note_client("s3fs")  # the schema's name; aioboto3 goes through the same client
     patches.replace(cls, "_make_api_call", _make_api_call)

@@ -17,6 +17,12 @@ def test_a_reading_is_cpu_faults_and_storage_bytes_of_this_thread():
     assert total and cpu > 0 and minflt >= 1 and majflt >= 0 and read_bytes >= 0 and read_bytes % usage.BLOCK == 0
 
 
+def test_the_python_readings_agree_with_the_c_one_in_shape():
+    for reading in (usage._exact_rusage, usage._clock_and_rusage, usage.thread_usage):
+        values = reading()
+        assert len(values) == 4 and all(type(v) is int and v >= 0 for v in values)
+
+
 def test_another_threads_work_is_not_this_threads():
     before = usage.thread_usage()
     worker = threading.Thread(target=lambda: sum(range(3_000_000)))

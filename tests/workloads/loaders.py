@@ -41,7 +41,8 @@ def evict(path: Path) -> None:
 
 class Rows(Dataset):
     def __init__(self, path: Path) -> None:
-        self.rows = np.memmap(path, dtype=np.uint8, mode="r").reshape(ROWS, ROW)
+        self.mapped = np.memmap(path, dtype=np.uint8, mode="r")
+        self.rows = self.mapped.reshape(ROWS, ROW)
 
     def __len__(self) -> int:
         return ROWS
@@ -55,8 +56,11 @@ def memmap(folder: Path) -> dict:
     path = folder / "tokens.bin"
     np.random.default_rng(0).integers(0, 255, ROWS * ROW, dtype=np.uint8).tofile(path)
     evict(path)
-    loader = DataLoader(Rows(path), batch_size=32, shuffle=True, num_workers=2)
+    rows = Rows(path)
+    loader = DataLoader(rows, batch_size=32, shuffle=True, num_workers=2)
     samples = sum(len(batch) for batch in loader)
+    del loader
+    rows.mapped._mmap.close()  # unmapped: the trace says so
     return {"samples": samples, "file": str(path.resolve()), "file_bytes": ROWS * ROW}
 
 
