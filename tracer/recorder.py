@@ -9,6 +9,8 @@ stops tracing in this process, never the training.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import os
 import resource
 import sys
@@ -80,6 +82,10 @@ class Recorder:
 
     def after_fork_child(self) -> None:
         """A forked child (DataLoader worker): the parent's spool is the parent's; open our own."""
+        with _no_collection():
+            self._after_fork_child()
+
+    def _after_fork_child(self) -> None:
         self.spool.abandon()
         self.forked = True  # inherited fds carry file ids whose paths are in the parent's trace
         try:
@@ -235,6 +241,10 @@ class Recorder:
         if self.closed or not self.active or os.getpid() != self.pid:
             return
         self.closed = True
+        with _no_collection():
+            self._write_exit_facts(via)
+
+    def _write_exit_facts(self, via: str) -> None:
         facts: dict = {"exit_via": via, "end_ns": now_ns()}
         try:
             facts.update(read_io_counters(self.pid))
@@ -277,6 +287,19 @@ class Recorder:
             self.spool.facts(reaped=[child])
         except Exception as exc:  # noqa: BLE001 - fail open
             self._fail(f"cannot record a reaped child: {exc!r}")
+
+
+@contextlib.contextmanager
+def _no_collection():
+    """No garbage collection set off by the recorder's own allocations: in a forked DataLoader worker
+    a collection of the oldest generation scans, and copies page by page, every object it inherited."""
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if collecting:
+            gc.enable()
 
 
 IO_COUNTERS = ("rchar", "read_bytes", "syscr")
