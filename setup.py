@@ -14,6 +14,14 @@ setup(
             libraries=["dl", "pthread"],
             extra_compile_args=["-O2"],
             optional=True,
-        )
+        ),
+        # The per-sample timing of the DataLoader hooks; without it (no compiler, another Python)
+        # the same classes run in Python, about half a microsecond slower per sample.
+        Extension(
+            "trainio.tracer._samplehook",
+            sources=["tracer/_samplehook.c"],
+            extra_compile_args=["-O2"],
+            optional=True,
+        ),
     ]
 )

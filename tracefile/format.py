@@ -63,6 +63,10 @@ EVENTS_SPOOL_SCHEMA = pa.schema(
         ("start_ns", pa.int64()),
         ("end_ns", pa.int64()),
         ("info", pa.string()),
+        ("cpu_ns", pa.int64()),
+        ("majflt", pa.int64()),
+        ("minflt", pa.int64()),
+        ("read_bytes", pa.int64()),
     ]
 )
 

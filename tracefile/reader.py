@@ -57,6 +57,23 @@ def coverage_warning(manifest: dict) -> str | None:
     cov = manifest.get("coverage")
     if not isinstance(cov, dict) or cov.get("basis") != "process tree" or not isinstance(cov.get("ratio"), float | int):
         return None
+    objects = cov.get("object_ratio")
+    if isinstance(objects, float | int) and objects < COVERAGE_FLOOR:
+        return (
+            f"LOW COVERAGE: the trace holds {objects:.1%} of the object reads: the run loaded object-store clients"
+            f" that trainio does not record ({', '.join(cov.get('unhooked_clients') or [])}), whose processes"
+            f" received {int(cov.get('unhooked_network_bytes', 0)):,} bytes over the network; projections from this"
+            " trace undercount its I/O"
+        )
+    storage = cov.get("read_bytes_ratio")
+    if isinstance(storage, float | int) and storage < COVERAGE_FLOOR and cov["ratio"] >= COVERAGE_FLOOR:
+        unseen = max(int(cov.get("fetch_read_bytes", 0)) - int(cov.get("fetch_read_bytes_explained", 0)), 0)
+        return (
+            f"LOW COVERAGE: the trace explains {storage:.1%} of the bytes the kernel read from storage for the"
+            f" DataLoader's fetches ({unseen:,} bytes read from storage where the trace saw neither a read nor a"
+            f" mapped data file, below {COVERAGE_FLOOR:.0%}): reads went where the tracer cannot see (memory-mapped"
+            " files without the interposer, io_uring, raw system calls); projections from this trace undercount its I/O"
+        )
     if cov["ratio"] >= COVERAGE_FLOOR:
         return None
     missing = max(int(cov.get("rchar_bytes", 0)) - int(cov.get("traced_bytes", 0)), 0)

@@ -3,7 +3,7 @@
 Keys (a contract other tools rely on): bytes_read, runtime_bytes_read, data_roots, read_ops,
 files_opened, distinct_files, processes, samples, batches, epochs, duration_s,
 data_stall_fraction, mean_step_s, mean_fetch_s, read_size_histogram, pattern, pattern_evidence,
-coverage; plus reread_bytes, reread_fraction, ipc_bytes_read, object_ops, host_cpu, warnings.
+coverage; plus reread_bytes, reread_fraction, ipc_bytes_read, object_ops, host_cpu, node_cpu, cpu, warnings.
 """
 
 from __future__ import annotations
@@ -99,6 +99,38 @@ def loop_stats(events: pa.Table) -> dict:
     }
 
 
+def cpu_stats(events: pa.Table, processes: list[dict]) -> dict:
+    """CPU time next to wall time (format 1.3): the training loop's own per step, a sample's, a
+    fetch's, and each process role's total (utime + stime)."""
+
+    def mean_of(event: str, column: str) -> tuple[float | None, int, float | None]:
+        rows = events.filter(pc.and_(pc.equal(events["event"], event), pc.is_valid(events[column])))
+        if not rows.num_rows:
+            return None, 0, None
+        wall = float(np.mean(_np(rows, "end_ns") - _np(rows, "start_ns"))) / 1e9
+        return float(np.mean(_np(rows, column))) / 1e9, rows.num_rows, wall
+
+    step, _, _ = mean_of("step", "cpu_ns") if events.num_rows else (None, 0, None)
+    sample, measured, sample_wall = mean_of("sample", "cpu_ns") if events.num_rows else (None, 0, None)
+    fetch, _, _ = mean_of("fetch", "cpu_ns") if events.num_rows else (None, 0, None)
+    wait, _, _ = mean_of("batch", "cpu_ns") if events.num_rows else (None, 0, None)
+    roles: dict[str, float] = {}
+    for proc in processes:
+        if isinstance(proc.get("utime_s"), int | float) and isinstance(proc.get("stime_s"), int | float):
+            roles[proc.get("role") or "?"] = round(
+                roles.get(proc.get("role") or "?", 0.0) + proc["utime_s"] + proc["stime_s"], 3
+            )
+    return {
+        "mean_step_cpu_s": step,
+        "mean_batch_wait_cpu_s": wait,
+        "mean_fetch_cpu_s": fetch,
+        "mean_sample_cpu_s": sample,
+        "mean_sample_wall_s": sample_wall,
+        "samples_measured": measured,
+        "process_cpu_s": roles,
+    }
+
+
 def access_pattern(reads: pa.Table, loop: dict, manifest: dict) -> tuple[str, dict]:
     """preload / streaming / mixed, with the numbers that decided it."""
     nbytes = _np(reads, "bytes_returned").astype(float)
@@ -155,10 +187,11 @@ def own_rchar(processes: list[dict]) -> dict[int, int]:
     return own
 
 
-def coverage(trace: Trace) -> dict:
+def coverage(trace: Trace, data: pa.Table | None = None) -> dict:
     """Bytes returned by all traced read calls over what the kernel counted for the run.
 
-    Since format 1.2 the count is the process tree's (``tree_io``: every reaped process's
+    ``data``: the trace's ``data_reads`` when the caller has them already. Since format 1.2 the
+    count is the process tree's (``tree_io``: every reaped process's
     ``/proc/PID/io``, however it ended) less what each process read before it could be traced
     (``rchar_before_start``). Older traces divide by the sum of each process's own rchar.
     """
@@ -187,7 +220,102 @@ def coverage(trace: Trace) -> dict:
         "processes_with_counters": with_counters,
         "processes": len(trace.processes),
         "c_level": bool(trace.manifest.get("interposer", {}).get("loaded_in_all", False)),
+        **storage_coverage(trace, data),
+        **object_coverage(trace),
     }
+
+
+def object_coverage(trace: Trace) -> dict:
+    """What the trace saw of the object reads: GET bytes it recorded against those plus the network
+    bytes of processes that loaded an object-store client trainio does not hook (recv'd, and read()
+    from sockets). ``object_ratio`` is null when no such client was loaded."""
+    io = trace.io
+    gets = pc.filter(io["bytes_returned"], pc.equal(io["op"], "get"))
+    traced = int(pc.sum(gets).as_py() or 0)
+    unhooked = [p for p in trace.processes if any(not c.get("hooked") for c in p.get("object_clients") or [])]
+    pids = pa.array([p["pid"] for p in unhooked], pa.int32())
+    socket_reads = pc.and_(
+        pc.and_(pc.is_in(io["op"], pa.array(READ_OPS)), pc.is_in(io["pid"], pids)),
+        pc.starts_with(pc.fill_null(io["path"], ""), "socket:"),
+    )
+    network = sum(int(p.get("socket_recv_bytes") or 0) for p in unhooked)
+    network += int(pc.sum(pc.filter(io["bytes_returned"], socket_reads)).as_py() or 0)
+    return {
+        "object_bytes": traced,
+        "unhooked_clients": sorted({c["client"] for p in unhooked for c in p["object_clients"] if not c["hooked"]}),
+        "unhooked_network_bytes": network,
+        "object_ratio": round(traced / (traced + network), 4) if unhooked and traced + network else None,
+    }
+
+
+STORAGE_EVIDENCE_BYTES = 1 << 20
+"""Storage reads below this many bytes are too few to judge what the trace saw of them."""
+
+
+def storage_coverage(trace: Trace, reads: pa.Table | None = None) -> dict:
+    """What the trace saw of the bytes the kernel read from storage (``read_bytes``): mapped files
+    faulted in, cache misses, readahead, reads it cannot see (io_uring, raw system calls).
+
+    Judged where the loader works: in each fetch, the kernel's ``read_bytes`` of the fetching thread
+    are explained when the trace holds the access that caused them, a data read of that thread
+    during the fetch or a recorded mapping of a data file (mmap) made before the fetch ended.
+    ``read_bytes_ratio`` = explained / all of them (null below STORAGE_EVIDENCE_BYTES, or in traces
+    without per-fetch ``read_bytes``, before format 1.3). The process tree's ``read_bytes`` (library
+    pages read by the dynamic loader included) and the mapped data bytes are given alongside.
+    """
+    io, events = trace.io, trace.events
+    tree = trace.manifest.get("tree_io")
+    tree = tree if isinstance(tree, dict) else {}
+    maps = io.filter(
+        pc.and_(
+            pc.and_(pc.equal(io["op"], "mmap"), pc.equal(io["io_class"], "data")), pc.greater_equal(io["result"], 0)
+        )
+    )
+    out = {
+        "read_bytes": tree.get("read_bytes"),
+        "mapped_bytes": int(pc.sum(maps["bytes_requested"]).as_py() or 0),
+        "fetch_read_bytes": None,
+        "fetch_read_bytes_explained": None,
+        "read_bytes_ratio": None,
+    }
+    if not events.num_rows:
+        return out
+    fetches = events.filter(pc.and_(pc.equal(events["event"], "fetch"), pc.is_valid(events["read_bytes"])))
+    if not fetches.num_rows:
+        return out
+    f_bytes = _np(fetches, "read_bytes")
+    f_pid, f_tid, f_start, f_end = (_np(fetches, c) for c in ("pid", "tid", "start_ns", "end_ns"))
+    explained = np.zeros(len(f_bytes), dtype=bool)
+    if maps.num_rows:
+        explained |= f_end >= int(pc.min(maps["start_ns"]).as_py())
+    reads = data_reads(trace) if reads is None else reads
+    if reads.num_rows:
+        explained |= _any_inside(reads, f_pid, f_tid, f_start, f_end)
+    total = int(f_bytes.sum())
+    seen = int(f_bytes[explained].sum())
+    out.update(
+        fetch_read_bytes=total,
+        fetch_read_bytes_explained=seen,
+        read_bytes_ratio=round(seen / total, 4) if total >= STORAGE_EVIDENCE_BYTES else None,
+    )
+    return out
+
+
+def _any_inside(reads: pa.Table, pid: np.ndarray, tid: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray:
+    """Per interval: whether thread (pid, tid) has a read starting inside [start, end]."""
+    _, ids = np.unique(
+        np.concatenate(
+            [_np(reads, "pid").astype(np.int64) << 32 | _np(reads, "tid"), pid.astype(np.int64) << 32 | tid]
+        ),
+        return_inverse=True,
+    )
+    r_id, f_id = ids[: reads.num_rows], ids[reads.num_rows :]
+    r_start = _np(reads, "start_ns")
+    origin = min(int(r_start.min()), int(start.min()))
+    span = max(int(r_start.max()), int(end.max())) - origin + 1  # one time line per thread, end to end
+    times = np.sort(r_id * span + (r_start - origin))
+    first = np.searchsorted(times, f_id * span + (start - origin), "left")
+    return np.searchsorted(times, f_id * span + (end - origin), "right") > first
 
 
 def training_reads(reads: pa.Table, trace: Trace) -> pa.Table:
@@ -256,8 +384,10 @@ def summarize(trace: Trace) -> dict:
         "reread_bytes": reread,
         "reread_fraction": round(reread / total, 4) if total else 0.0,
         "object_ops": int(pc.sum(pc.equal(io["kind"], "object")).as_py() or 0),
-        "coverage": coverage(trace),
+        "coverage": coverage(trace, reads),
         "exit_code": trace.manifest.get("exit_code"),
         "host_cpu": trace.manifest.get("host_cpu"),
+        "node_cpu": (trace.manifest.get("host") or {}).get("cpu"),
+        "cpu": cpu_stats(trace.events, trace.processes),
         "warnings": list(trace.warnings) + list(trace.manifest.get("lost", [])),
     }

@@ -32,6 +32,7 @@
 #include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
@@ -56,7 +57,7 @@ struct trainio_rec {
 _Static_assert(sizeof(struct trainio_rec) == 64, "record ABI is 64 bytes");
 
 enum { OP_OPEN = 1, OP_READ, OP_PREAD, OP_READV, OP_PREADV, OP_FREAD, OP_CLOSE,
-       OP_STAT, OP_FSTAT, OP_MMAP, OP_FOPEN, OP_FCLOSE, OP_FDPATH };
+       OP_STAT, OP_FSTAT, OP_MMAP, OP_FOPEN, OP_FCLOSE, OP_FDPATH, OP_MUNMAP };
 enum { K_UNKNOWN = 0, K_REG, K_IPC, K_OTHER };
 
 #define FD_MAX 65536
@@ -96,7 +97,8 @@ int __fxstatat64(int, int, const char *, struct stat64 *, int);
     X(fdopen) X(fclose) X(stat) X(stat64) X(lstat) X(lstat64) X(fstatat)       \
     X(fstatat64) X(statx) X(__xstat) X(__xstat64) X(__lxstat) X(__lxstat64)    \
     X(__fxstatat) X(__fxstatat64) X(fstat) X(fstat64) X(__fxstat)              \
-    X(__fxstat64) X(mmap) X(mmap64) X(dup2) X(dup3)
+    X(__fxstat64) X(mmap) X(mmap64) X(munmap) X(dup2) X(dup3) \
+    X(recv) X(recvfrom) X(recvmsg)
 
 #define DECL_REAL(n) static __typeof__(&n) real_##n;
 REAL_LIST(DECL_REAL)
@@ -180,7 +182,7 @@ static int real_fstat_any(int fd, struct stat *st)
  * segments of the same file; a record holds its path's file offset. */
 
 #define SPOOL_MAGIC "TRAINIOC"
-#define SPOOL_VERSION 1
+#define SPOOL_VERSION 2
 #define HDR_SIZE 4096u
 #define SEG_HDR 64u
 #define SEG_MAGIC 0x31474553u /* "SEG1" */
@@ -203,6 +205,7 @@ struct spool_hdr {
     char stop_reason[128];
     char exe[512];
     char cmdline[2048];        /* NUL-separated arguments, truncated */
+    uint64_t socket_bytes;     /* received by recv/recvfrom/recvmsg (not in rchar; not recorded one by one) */
 };
 _Static_assert(sizeof(struct spool_hdr) <= HDR_SIZE, "header fits its page");
 
@@ -234,6 +237,7 @@ static int32_t g_pid;
 static int64_t g_start_ns;
 static int g_forked;
 static uint64_t g_untraced; /* see spool_hdr.untraced_rchar */
+static uint64_t g_socket_pending; /* socket bytes received before the spool existed */
 
 static long raw_read_file(const char *path, char *buf, size_t cap)
 {
@@ -314,6 +318,7 @@ static int spool_open_locked(void)
     n = raw_read_file("/proc/self/cmdline", h->cmdline, sizeof h->cmdline);
     h->cmdline_len = n > 0 ? (uint32_t)n : 0;
     h->untraced_rchar = g_untraced;
+    h->socket_bytes = __atomic_load_n(&g_socket_pending, __ATOMIC_RELAXED);
     memcpy(h->magic, SPOOL_MAGIC, 8); /* last: a header without it is incomplete */
     g_hdr = h;
     g_spool_fd = fd;
@@ -399,13 +404,12 @@ static uint64_t store_path(const char *path, size_t n)
 
 /* Called after the real call with errno already saved by the caller.
  * t0 < 0 means "instant event": start = now, duration 0. */
-static void record(uint8_t op, uint8_t kind, int fd, int64_t t0, int64_t off,
-                   int64_t req, int64_t ret, const char *path)
+static void record_file(uint8_t op, uint8_t kind, int fd, int64_t t0, int64_t off,
+                        int64_t req, int64_t ret, const char *path, uint32_t file_id)
 {
     int64_t t1 = now_ns();
     int prev = t_in_hook;
     struct trainio_rec *r;
-    uint32_t file_id = 0;
     size_t plen = path ? strnlen(path, PATH_CAP) : 0;
 
     /* A close alone never creates a spool (fork-then-exec children close fds). */
@@ -414,7 +418,7 @@ static void record(uint8_t op, uint8_t kind, int fd, int64_t t0, int64_t off,
     t_in_hook = 1;
     if (UNLIKELY(!t_tid)) t_tid = (int32_t)syscall(SYS_gettid);
     if (t0 < 0) t0 = t1;
-    if (fd >= 0 && fd < FD_MAX) {
+    if (fd >= 0 && fd < FD_MAX && !file_id) {
         if (path && (op == OP_FDPATH || ((op == OP_OPEN || op == OP_FOPEN) && ret >= 0))) {
             file_id = __atomic_add_fetch(&g_file_seq, 1, __ATOMIC_RELAXED);
             __atomic_store_n(&fd_file[fd], file_id, __ATOMIC_RELAXED);
@@ -439,6 +443,13 @@ static void record(uint8_t op, uint8_t kind, int fd, int64_t t0, int64_t off,
         __atomic_add_fetch(&g_hdr->dropped, 1, __ATOMIC_RELAXED);
     }
     t_in_hook = prev;
+}
+
+/* A record whose file id comes from its fd (0 = none). */
+static inline void record(uint8_t op, uint8_t kind, int fd, int64_t t0, int64_t off,
+                          int64_t req, int64_t ret, const char *path)
+{
+    record_file(op, kind, fd, t0, off, req, ret, path, 0);
 }
 
 /* First read on an fd we did not see opened (pipe, socket, inherited, dup'd):
@@ -591,6 +602,44 @@ EXPORT size_t fread_unlocked(void *p, size_t size, size_t cnt, FILE *fp) { FREAD
 EXPORT size_t __fread_chk(void *p, size_t plen, size_t size, size_t cnt, FILE *fp) { FREAD_BODY(__fread_chk, f(p, plen, size, cnt, fp)) }
 EXPORT size_t __fread_unlocked_chk(void *p, size_t plen, size_t size, size_t cnt, FILE *fp) { FREAD_BODY(__fread_unlocked_chk, f(p, plen, size, cnt, fp)) }
 
+/* Mappings of files, so that their munmap is recorded too (with the file's
+ * id); anonymous munmaps (allocators) then cost one load.  A full table only
+ * costs later munmap records. */
+#define MAP_SLOTS 1024
+static struct { uintptr_t addr; size_t len; uint32_t file_id; } g_maps[MAP_SLOTS];
+static unsigned g_nmaps;
+static pthread_mutex_t g_map_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static void map_add(void *addr, size_t len, int fd)
+{
+    pthread_mutex_lock(&g_map_mu);
+    if (g_nmaps < MAP_SLOTS) {
+        g_maps[g_nmaps].addr = (uintptr_t)addr;
+        g_maps[g_nmaps].len = len;
+        g_maps[g_nmaps].file_id = (fd >= 0 && fd < FD_MAX) ? __atomic_load_n(&fd_file[fd], __ATOMIC_RELAXED) : 0;
+        __atomic_store_n(&g_nmaps, g_nmaps + 1, __ATOMIC_RELEASE);
+    }
+    pthread_mutex_unlock(&g_map_mu);
+}
+
+/* The file id of the recorded mapping that starts at `addr`, removed from the
+ * table; -1 when none does. */
+static int64_t map_take(void *addr)
+{
+    int64_t id = -1;
+    pthread_mutex_lock(&g_map_mu);
+    for (unsigned i = 0; i < g_nmaps; i++) {
+        if (g_maps[i].addr == (uintptr_t)addr) {
+            id = g_maps[i].file_id;
+            g_maps[i] = g_maps[g_nmaps - 1];
+            __atomic_store_n(&g_nmaps, g_nmaps - 1, __ATOMIC_RELEASE);
+            break;
+        }
+    }
+    pthread_mutex_unlock(&g_map_mu);
+    return id;
+}
+
 /* Anonymous and fd < 0 mappings (allocators) skip all bookkeeping. */
 #define MMAP_BODY(n)                                                          \
     GET(n, MAP_FAILED);                                                       \
@@ -600,6 +649,7 @@ EXPORT size_t __fread_unlocked_chk(void *p, size_t plen, size_t size, size_t cnt
     int64_t t0 = now_ns();                                                    \
     void *r = f(addr, len, prot, flags, fd, off);                             \
     int e = errno;                                                            \
+    if (r != MAP_FAILED && k == K_REG) map_add(r, len, fd);                   \
     record(OP_MMAP, k, fd, t0, off, (int64_t)len,                             \
            r == MAP_FAILED ? -1 : (int64_t)(intptr_t)r, NULL);                \
     errno = e;                                                                \
@@ -607,6 +657,54 @@ EXPORT size_t __fread_unlocked_chk(void *p, size_t plen, size_t size, size_t cnt
 
 EXPORT void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off) { MMAP_BODY(mmap) }
 EXPORT void *mmap64(void *addr, size_t len, int prot, int flags, int fd, off64_t off) { MMAP_BODY(mmap64) }
+
+/* Recorded only for mappings of files recorded by mmap (a whole mapping,
+ * unmapped from its start): op munmap, the file's id, the length. */
+EXPORT int munmap(void *addr, size_t len)
+{
+    GET(munmap, -1);
+    if (!__atomic_load_n(&g_nmaps, __ATOMIC_ACQUIRE) || !tracing()) return f(addr, len);
+    int64_t id = map_take(addr);
+    int64_t t0 = now_ns();
+    int r = f(addr, len);
+    int e = errno;
+    if (id >= 0) record_file(OP_MUNMAP, K_REG, -1, t0, -1, (int64_t)len, r, NULL, (uint32_t)id);
+    errno = e;
+    return r;
+}
+
+/* ---- socket receives: counted, not recorded (object clients trainio does not
+ * hook move their data this way; the coverage counts it for them) ---- */
+
+static inline void count_socket(ssize_t r)
+{
+    if (r > 0)
+        __atomic_add_fetch(g_hdr ? &g_hdr->socket_bytes : &g_socket_pending, (uint64_t)r, __ATOMIC_RELAXED);
+}
+
+EXPORT ssize_t recv(int fd, void *buf, size_t n, int fl)
+{
+    GET(recv, -1);
+    ssize_t r = f(fd, buf, n, fl);
+    if (tracing()) count_socket(r);
+    return r;
+}
+
+EXPORT ssize_t recvfrom(int fd, void *buf, size_t n, int fl, struct sockaddr *a, socklen_t *al)
+{
+    GET(recvfrom, -1);
+    ssize_t r = f(fd, buf, n, fl, a, al);
+    if (tracing()) count_socket(r);
+    return r;
+}
+
+EXPORT ssize_t recvmsg(int fd, struct msghdr *m, int fl)
+{
+    GET(recvmsg, -1);
+    ssize_t r = f(fd, m, fl);
+    if (tracing()) count_socket(r);
+    return r;
+}
 
 /* ---- close / stdio open+close ---- */
 
@@ -798,6 +896,7 @@ static void atfork_parent(void) { pthread_mutex_unlock(&g_mu); }
 static void atfork_child(void)
 {
     pthread_mutex_init(&g_mu, NULL);
+    pthread_mutex_init(&g_map_mu, NULL); /* the mappings themselves are inherited */
     for (unsigned i = 0; i < g_nsegs; i++) syscall(SYS_munmap, g_segs[i].base, g_segs[i].size);
     if (g_hdr) syscall(SYS_munmap, g_hdr, HDR_SIZE);
     if (g_spool_fd >= 0) syscall(SYS_close, g_spool_fd); /* and with it our share of the lock */

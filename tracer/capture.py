@@ -21,7 +21,7 @@ import trainio
 from trainio.tracefile import hostcpu
 from trainio.tracefile.layout import MANIFEST, SPOOL_DIR
 from trainio.tracefile.redact import Redactor
-from trainio.tracer import recorder, signals, stdfds
+from trainio.tracer import recorder, signals, stdfds, usage
 from trainio.tracer.clock import now_ns
 from trainio.tracer.errors import CaptureError, CommandError, FinalizeError
 from trainio.tracer.interposer import InterposerError, library_path
@@ -107,6 +107,7 @@ def traced_env(base: dict[str, str], trace_dir: Path, problems: list[str], inter
     env[recorder.ENV_TRACE_DIR] = str(trace_dir)
     env[recorder.ENV_CAPTURE_PID] = str(os.getpid())
     env[recorder.ENV_PACKAGE] = str(TRAINIO_PACKAGE)
+    env[usage.ENV_EXACT] = "1" if usage.rusage_cpu_is_exact() else "0"
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(BOOTSTRAP_DIR), base.get("PYTHONPATH")) if p)
     if not interposer:
         env[recorder.ENV_INTERPOSER] = "0"
@@ -145,6 +146,8 @@ class _Tree:
         self.counters: dict[str, int] = dict.fromkeys(IO_COUNTERS, 0)
         self.processes = 0
         self.errors: list[str] = []
+        self.reaped: list[dict] = []
+        """Each reaped process's own CPU time, read from its zombie."""
 
     def reap(self, pid: int) -> int:
         """Read a waitable zombie's counters, then reap it; returns its wait status."""
@@ -152,8 +155,10 @@ class _Tree:
             for key, value in _zombie_io(pid).items():
                 self.counters[key] += value
             self.processes += 1
-        except (OSError, ValueError) as exc:
-            self.errors.append(f"cannot read /proc/{pid}/io of the exited process: {exc}")
+            name, utime, stime = usage.stat_cpu(f"/proc/{pid}/stat")
+            self.reaped.append({"pid": pid, "name": name, "utime_s": round(utime, 3), "stime_s": round(stime, 3)})
+        except (OSError, ValueError, IndexError) as exc:
+            self.errors.append(f"cannot read /proc/{pid}/io and stat of the exited process: {exc}")
         return os.waitpid(pid, 0)[1]
 
     def reap_leftovers(self, spool: Path, warn: Callable[[str], None]) -> None:
@@ -296,6 +301,10 @@ def capture(
             write_manifest(trace_dir, manifest)  # the exit code first: a `tracer finalize` later keeps it
             tree.reap_leftovers(spool, warn)
             manifest["tree_io"] = tree.as_manifest()
+            manifest["reaped"] = tree.reaped
+            manifest["host"]["cpu"]["thread_cpu_clock"] = (
+                "getrusage" if env.get(usage.ENV_EXACT) == "1" else "CLOCK_THREAD_CPUTIME_ID"
+            )
             problems.extend(tree.errors)
             write_manifest(trace_dir, manifest)
             from trainio.tracer.finalize import finalize  # pyarrow: loaded once the command has ended

@@ -112,16 +112,46 @@ def _process(tag: str, c: CSpool | None, py: PySpool | None, capture_pid: int | 
         "python_prefixes": facts.get("python_prefixes", []),
         "interposer": interposer,
         "rchar_before_start": head.get("untraced_rchar", 0),
+        "socket_recv_bytes": head.get("socket_bytes"),
         "errors": facts.get("errors", []),
     }
-    for key in ("rchar", "read_bytes", "syscr", "torch", "gpus", "torch_error"):
+    for key in ("rchar", "read_bytes", "syscr", "torch", "gpus", "torch_error", "utime_s", "stime_s"):
         if key in facts:
             info[key] = facts[key]
+    clients = {c["client"]: c["hooked"] for c in facts.get("object_clients", [])}
+    if clients:
+        info["object_clients"] = [{"client": name, "hooked": hooked} for name, hooked in clients.items()]
+    threads = facts.get("threads", []) + facts.get("ended_threads", [])
+    if threads:
+        info["threads"] = threads
+    info["cpu_from"] = "exit record" if "utime_s" in facts else None
     return info
 
 
-def _classes(io: pa.Table, classify: Classifier) -> pa.Array:
-    """io_class per row: each distinct (kind, path) is classified once (paths repeat a lot)."""
+def _reaped_cpu(infos: dict[str, dict], spools: dict, manifest: dict) -> None:
+    """CPU time of processes that ended without an exit record, as their reaper saw it: a traced
+    parent reaping through os.waitpid (what the reap added to its children's CPU) or the capture
+    itself (the zombie's /proc/PID/stat)."""
+    parents = [
+        (py.facts.get("pid"), child, "reaped by its traced parent")
+        for _, py in spools.values()
+        if py is not None
+        for child in py.facts.get("reaped", [])
+    ]
+    capture = [(manifest.get("capture_pid"), c, "zombie, read by tracer capture") for c in manifest.get("reaped") or []]
+    by_pid: dict[int, list[dict]] = {}
+    for info in infos.values():
+        by_pid.setdefault(info["pid"], []).append(info)
+    for parent, child, source in parents + capture:
+        candidates = [i for i in by_pid.get(child["pid"], []) if i.get("cpu_from") is None]
+        match = [i for i in candidates if i.get("ppid") == parent] or candidates
+        if match:
+            info = max(match, key=lambda i: i["start_ns"] or 0)  # the latest image of that pid
+            info.update(utime_s=child["utime_s"], stime_s=child["stime_s"], cpu_from=source)
+
+
+def _classes(io: pa.Table, classify: Classifier, known: dict[tuple[str | None, str], str]) -> pa.Array:
+    """io_class per row: each distinct (path, kind) is classified once per trace (``known``)."""
     paths = io["path"].combine_chunks().dictionary_encode()
     kinds = io["kind"].combine_chunks().dictionary_encode()
     path_index = paths.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
@@ -129,26 +159,34 @@ def _classes(io: pa.Table, classify: Classifier) -> pa.Array:
     unique, inverse = np.unique(key, return_inverse=True)
     names, kind_names = paths.dictionary.to_pylist(), kinds.dictionary.to_pylist()
     width = len(kind_names)
-    classes = [classify(names[k // width - 1] if k >= width else None, kind_names[k % width]) for k in unique.tolist()]
+    classes = []
+    for k in unique.tolist():
+        pair = (names[k // width - 1] if k >= width else None, kind_names[k % width])
+        if pair not in known:
+            known[pair] = classify(*pair)
+        classes.append(known[pair])
     return pa.array(classes, pa.string()).take(pa.array(inverse.ravel()))
 
 
-def _file_paths(io: pa.Table) -> dict[int, str]:
+FileMap = tuple[np.ndarray, pa.Array]
+"""File ids and the paths they were opened under, in one process."""
+
+
+def _file_paths(io: pa.Table) -> FileMap:
     """file id -> path, from the records that named a path (open, fopen, fdpath)."""
     named = io.filter(pc.and_(pc.greater(io["file_id"], 0), pc.is_valid(io["path"])))
-    return dict(zip(named["file_id"].to_pylist(), named["path"].to_pylist(), strict=True))
+    return named["file_id"].to_numpy(), named["path"].combine_chunks()
 
 
-def _resolve_paths(io: pa.Table, maps: list[dict[int, str]]) -> pa.Table:
+def _resolve_paths(io: pa.Table, maps: list[FileMap]) -> pa.Table:
     """Fill the path of fd operations from their file id: this process's map first, then its
     ancestors' (a forked child reads fds it inherited, whose opens are in the parent's trace)."""
-    merged: dict[int, str] = {}
-    for mapping in reversed(maps):  # nearer maps overwrite farther ones
-        merged.update(mapping)
-    if not merged:
+    ids = np.concatenate([m[0] for m in maps]) if maps else np.zeros(0, np.int64)
+    if not ids.size:
         return io
-    ids = pa.array(list(merged), pa.int64())
-    found = pa.array(list(merged.values()), pa.string()).take(pc.index_in(io["file_id"], value_set=ids))
+    ids, first = np.unique(ids, return_index=True)  # the nearest map's path of each id
+    paths = pa.concat_arrays([m[1] for m in maps]).take(pa.array(first))
+    found = paths.take(pc.index_in(io["file_id"], value_set=pa.array(ids)))
     keep = pc.or_kleene(pc.is_valid(io["path"]), pc.less_equal(io["file_id"], 0))
     return io.set_column(io.schema.get_field_index("path"), "path", pc.if_else(keep, io["path"], found))
 
@@ -161,8 +199,7 @@ def _sample_io_ns(events: pa.Table, io: pa.Table) -> pa.Array:
         return pa.array(result)
     r_tid, r_start, r_dur = (reads[c].to_numpy() for c in ("tid", "start_ns", "duration_ns"))
     e_tid, e_start, e_end = (events[c].to_numpy() for c in ("tid", "start_ns", "end_ns"))
-    kinds = events["event"].to_numpy(zero_copy_only=False)
-    wanted = np.isin(kinds, ["sample", "fetch"])
+    wanted = pc.is_in(events["event"], pa.array(["sample", "fetch"])).to_numpy(zero_copy_only=False)
     for tid in np.unique(e_tid[wanted]):
         sel = r_tid == tid
         order = np.argsort(r_start[sel])
@@ -185,12 +222,15 @@ def _process_columns(n: int, info: dict) -> list[pa.Array]:
 
 def _write_parquet(table: pa.Table, path: Path, kind: str, info: dict) -> None:
     meta = file_metadata(kind, __version__, **{"trainio.pid": str(info.get("pid"))})
-    pq.write_table(table.replace_schema_metadata(meta), path, compression=COMPRESSION)
+    strings = [f.name for f in table.schema if pa.types.is_string(f.type)]
+    # Dictionary pages only for the text columns, whose values repeat (paths, ops): on times and
+    # sizes they cost most of the writing time and save nothing.
+    pq.write_table(table.replace_schema_metadata(meta), path, compression=COMPRESSION, use_dictionary=strings)
     if pq.ParquetFile(path).metadata.num_rows != table.num_rows:
         raise OSError(f"{path} holds fewer rows than were written")
 
 
-def _ancestor_maps(info: dict, infos: dict[str, dict], maps: dict[str, dict[int, str]]) -> list[dict[int, str]]:
+def _ancestor_maps(info: dict, infos: dict[str, dict], maps: dict[str, FileMap]) -> list[FileMap]:
     """File-id maps of the processes this one was forked from, nearest first."""
     chain = []
     while info.get("forked"):
@@ -198,7 +238,8 @@ def _ancestor_maps(info: dict, infos: dict[str, dict], maps: dict[str, dict[int,
         if not parents:
             break
         info = max(parents, key=lambda p: p["start_ns"])
-        chain.append(maps.get(info["tag"], {}))
+        if info["tag"] in maps:
+            chain.append(maps[info["tag"]])
     return chain
 
 
@@ -210,8 +251,9 @@ def _stage(
     shutil.rmtree(staging, ignore_errors=True)
     (staging / IO_DIR).mkdir(parents=True)
     (staging / EVENTS_DIR).mkdir()
-    maps: dict[str, dict[int, str]] = {}
+    maps: dict[str, FileMap] = {}
     classify = Classifier(str(root), prefixes, home)
+    known: dict[tuple[str | None, str], str] = {}
     ios, all_events = [IO_SCHEMA.empty_table()], [EVENTS_SCHEMA.empty_table()]
     for tag, info in sorted(infos.items(), key=lambda item: item[1]["start_ns"] or 0):
         c, py = spools[tag]
@@ -219,7 +261,7 @@ def _stage(
         io = pa.concat_tables(parts) if parts else IO_SPOOL_SCHEMA.empty_table()
         maps[tag] = _file_paths(io)
         io = _resolve_paths(io, [maps[tag], *_ancestor_maps(info, infos, maps)])
-        io = io.append_column("io_class", _classes(io, classify))
+        io = io.append_column("io_class", _classes(io, classify, known))
         for name, array in zip(IO_SCHEMA.names[-3:], _process_columns(io.num_rows, info), strict=True):
             io = io.append_column(name, array)
         io = io.cast(IO_SCHEMA)
@@ -248,7 +290,7 @@ def finalize(
     Raises LiveProcessesError while traced processes still write, FinalizeError when the result
     cannot be written (a full disk): the spool is then kept as it was.
     """
-    started = time.perf_counter()
+    started, started_cpu = time.perf_counter(), time.process_time()
     root = Path(trace_dir).resolve()
     manifest = read_manifest(root)
     spool = root / SPOOL_DIR
@@ -267,9 +309,16 @@ def finalize(
     redactor = Redactor(manifest.get("redact", []), os.environ)  # the run's environment, or the same user's
     for info in infos.values():
         info["argv"] = redactor.argv(info["argv"])
+    _reaped_cpu(infos, spools, manifest)
     for tag, (c, py) in spools.items():
         lost.extend((c.lost if c else []) + (py.lost if py else []))
         lost.extend(f"process {infos[tag]['pid']}: {err}" for err in infos[tag]["errors"])
+        lost.extend(
+            f"process {infos[tag]['pid']} loaded {c['client']}, an object-store client whose reads trainio does not"
+            " record: its network bytes count as untraced in the coverage"
+            for c in infos[tag].get("object_clients", [])
+            if not c["hooked"]
+        )
     prefixes = sorted({p for info in infos.values() for p in info.get("python_prefixes", [])})
     home = (manifest.get("env") or {}).get("HOME")
     try:
@@ -286,7 +335,11 @@ def finalize(
         ) from exc
     shutil.rmtree(root / STAGING, ignore_errors=True)
     shutil.rmtree(spool)
-    manifest["finalize"] = {"seconds": round(time.perf_counter() - started, 3), "rows": io.num_rows + events.num_rows}
+    manifest["finalize"] = {
+        "seconds": round(time.perf_counter() - started, 3),
+        "cpu_s": round(time.process_time() - started_cpu, 3),
+        "rows": io.num_rows + events.num_rows,
+    }
     write_manifest(root, manifest)
     return Finalized(manifest, summary)
 

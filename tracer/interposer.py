@@ -11,7 +11,7 @@ import importlib.machinery
 import os
 
 OP_NAMES: tuple[str, ...] = ("?", "open", "read", "pread", "readv", "preadv", "fread", "close", "stat", "fstat")
-OP_NAMES += ("mmap", "fopen", "fclose", "fdpath")
+OP_NAMES += ("mmap", "fopen", "fclose", "fdpath", "munmap")
 KIND_NAMES = ("unknown", "file", "ipc", "other")
 ABI_VERSION = 2
 

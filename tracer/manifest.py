@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from trainio import __version__
+from trainio.tracefile.hostcpu import cpu_topology
 from trainio.tracefile.layout import FORMAT_NAME, FORMAT_VERSION, MANIFEST
 from trainio.tracefile.redact import Redactor
 
@@ -30,6 +31,7 @@ def host_facts() -> dict:
         "cpus": os.cpu_count(),
         "cpus_usable": len(os.sched_getaffinity(0)),
         "memory_bytes": memory,
+        "cpu": cpu_topology(),
     }
 
 

@@ -24,11 +24,42 @@ def host_cpu_line(host_cpu: dict | None) -> str:
     if not isinstance(host_cpu, dict):
         return "not recorded (trace format 1.0, or finalized after a kill)"
     busy = " -- busy host: per-sample CPU times may be inflated" if is_busy(host_cpu) else ""
+    storage = ""
+    if host_cpu.get("storage_daemons"):
+        storage = f", of which storage daemons {host_cpu.get('storage_cpu_s')} CPU-s"
     return (
         f"others used {_pct(host_cpu.get('other_fraction'))} of {host_cpu.get('cpus')} cores during the capture"
-        f" ({host_cpu.get('other_cpu_s')} CPU-s; the command {host_cpu.get('traced_cpu_s')} CPU-s"
+        f" ({host_cpu.get('other_cpu_s')} CPU-s{storage}; the command {host_cpu.get('traced_cpu_s')} CPU-s"
         f" in {host_cpu.get('window_s')} s){busy}"
     )
+
+
+def node_cpu_line(cpu: dict | None) -> str:
+    """The node's CPU as the job saw it: cores, SMT, affinity, cgroup quota, usable cores."""
+    if not isinstance(cpu, dict):
+        return "not recorded (traces before format 1.3)"
+    quota = (cpu.get("cgroup") or {}).get("quota_cores")
+    return (
+        f"{cpu.get('online_cpus')} online CPUs ({cpu.get('physical_cores')} cores x {cpu.get('threads_per_core')}"
+        f" threads), affinity {len(cpu.get('affinity') or [])} CPUs, cgroup quota"
+        f" {'none' if quota is None else f'{quota:g} cores'}: {cpu.get('usable_cores'):g} usable cores"
+    )
+
+
+def loop_cpu_line(d: dict) -> str:
+    """The training loop's own CPU per step and what a sample took, next to their wall times."""
+    cpu = d.get("cpu") or {}
+    if cpu.get("mean_step_cpu_s") is None and cpu.get("mean_sample_cpu_s") is None:
+        return "not recorded (traces before format 1.3, or no DataLoader events)"
+    parts = []
+    if cpu.get("mean_step_cpu_s") is not None:
+        parts.append(f"training loop {_s(cpu['mean_step_cpu_s'])} of CPU per step ({_s(d.get('mean_step_s'))} wall)")
+    if cpu.get("mean_sample_cpu_s") is not None:
+        parts.append(
+            f"a sample {_s(cpu['mean_sample_cpu_s'])} of CPU ({_s(cpu.get('mean_sample_wall_s'))} wall,"
+            f" {cpu.get('samples_measured'):,} samples measured)"
+        )
+    return "; ".join(parts)
 
 
 def short_summary(d: dict) -> str:
@@ -45,6 +76,8 @@ def short_summary(d: dict) -> str:
         f"  coverage       {_pct(cov['ratio'])} of the kernel's rchar over {d['processes']} processes"
         + ("" if cov["c_level"] else "   (file reads NOT traced: the interposer was not loaded)"),
         f"  host CPU       {host_cpu_line(d.get('host_cpu'))}",
+        f"  node CPU       {node_cpu_line(d.get('node_cpu'))}",
+        f"  loop CPU       {loop_cpu_line(d)}",
     ] + [f"  WARNING        {warning}" for warning in d["warnings"]]
     return "\n".join(lines)
 

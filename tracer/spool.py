@@ -10,17 +10,17 @@ docs/capture.md; ``trainio.tracer.spoolread`` reads it back at finalize.
 from __future__ import annotations
 
 import fcntl
-import itertools
 import json
 import mmap
 import os
 import struct
+import sys
 import threading
 
 from trainio.tracer import stdfds
 
 MAGIC = b"TRAINIOP"
-VERSION = 1
+VERSION = 2
 HEADER_SIZE = 4096
 SEGMENT_SIZE = 256 << 10
 FACTS_RESERVE = 8 << 10
@@ -32,15 +32,24 @@ STATE_OFFSET = 64
 FRAME = struct.Struct("<IB")  # size (header included; 0 = no frame here), type
 
 FACTS, EVENT, FETCH, BATCH, OBJECT = b"F"[0], b"E"[0], b"S"[0], b"B"[0], b"O"[0]
-EVENT_BODY = struct.Struct("<iBiiqiqqqII")
-"""tid, event code, loader_id, epoch, batch, worker_id, sample, start_ns, end_ns, #indices, info bytes."""
-FETCH_BODY = struct.Struct("<iiIBqq")
-"""A map-style fetch and its samples, the hot path in one frame: tid, worker_id, n, whether the
-fetch's indices are its samples' indices, fetch start_ns and end_ns (NULL64: more samples of the
-fetch before); then n x (index or -1, start_ns, end_ns) int64."""
-BATCH_BODY = struct.Struct("<iiiqqqq")
+EVENT_BODY = struct.Struct("<iBiiqiqqqqII")
+"""tid, event code, loader_id, epoch, batch, worker_id, sample, start_ns, end_ns, cpu_ns, #indices, info bytes."""
+USAGE = struct.Struct("<4q")
+"""A thread's usage over an interval (``tracer/usage.py``): cpu_ns, minflt, majflt, read_bytes.
+NULL64 = not measured."""
+FETCH_BODY = struct.Struct("<iiIIBIqq")
+"""A fetch and its samples, the hot path in one frame: tid, worker_id, n samples, n indices (NO_INDICES:
+none, or the samples' own when the flag says so), whether the samples' indices are the fetch's,
+batch size inside the dataset (0: none), fetch start_ns and end_ns (NULL64: more samples of the
+fetch follow); then the fetch's USAGE; then n x SAMPLE; then the indices (int64)."""
+SAMPLE = struct.Struct("@7q" if sys.byteorder == "little" else "<7q")
+"""One dataset[i] or next(iterator) call: index (-1 unknown), start and end (ns from the fetch's
+start_ns), then its USAGE (-1: not measured); the samples of a fetch are packed as they run (native
+packing, little-endian; small numbers: CPython converts multi-digit integers the slow way)."""
+SAMPLE_FIELDS = SAMPLE.size // 8
+BATCH_BODY = struct.Struct("<iiiqqqqqq")
 """One batch of the training loop: tid, loader_id, epoch, batch, start_ns of the step before it
-(NULL64: none), start_ns (next() called), end_ns (batch received)."""
+(NULL64: none), start_ns (next() called), end_ns (batch received), the step's cpu_ns, the wait's cpu_ns."""
 OBJECT_BODY = struct.Struct("<iBqqqqqqHHH")
 """tid, op code, result, offset, requested, returned, start_ns, duration_ns, path/bucket/key lengths."""
 
@@ -48,6 +57,7 @@ EVENT_CODES = {"epoch_start": 1, "epoch_end": 2, "batch": 3, "step": 4, "fetch":
 OBJECT_CODES = {"get": 1, "head": 2, "list": 3, "put": 4}
 NULL32 = -(2**31)
 NULL64 = -(2**63)
+NO_USAGE = (NULL64,) * 4
 NO_INDICES = 0xFFFFFFFF
 NO_TEXT = 0xFFFF
 MAX_SAMPLES_PER_FRAME = 4096
@@ -150,7 +160,21 @@ class PySpool:
     def facts(self, **facts: object) -> None:
         self.write(FACTS, json.dumps(facts, default=str).encode())
 
-    def event(self, tid: int, code: int, loader_id, epoch, batch, worker_id, sample, start_ns, end_ns, indices, info):
+    def event(
+        self,
+        tid: int,
+        code: int,
+        loader_id,
+        epoch,
+        batch,
+        worker_id,
+        sample,
+        start_ns,
+        end_ns,
+        indices,
+        info,
+        cpu_ns=None,
+    ):
         if indices is not None and len(indices) > MAX_INDICES:
             indices = None  # a frame must fit a segment; the samples still say which indices ran
         tail = b"" if indices is None else struct.pack(f"<{len(indices)}q", *indices)
@@ -165,27 +189,51 @@ class PySpool:
             _n64(sample),
             start_ns,
             end_ns,
+            _n64(cpu_ns),
             NO_INDICES if indices is None else len(indices),
             len(text),
         )
         self.write(EVENT, body + tail + text)
 
     def fetch(
-        self, tid: int, worker_id: int | None, start_ns: int, end_ns: int, times: list, indices_are_samples: bool
+        self,
+        tid: int,
+        worker_id: int | None,
+        start_ns: int,
+        end_ns: int,
+        usage: tuple,
+        samples: bytes,
+        indices: list[int] | None,
+        indices_are_samples: bool,
+        batched: int = 0,
     ) -> None:
-        """A map-style fetch and the (index or -1, start_ns, end_ns) of each of its ``dataset[i]`` calls."""
-        for first in range(0, len(times), MAX_SAMPLES_PER_FRAME):
-            chunk = times[first : first + MAX_SAMPLES_PER_FRAME]
-            last = first + MAX_SAMPLES_PER_FRAME >= len(times)
+        """A fetch, its USAGE, and its samples (packed SAMPLEs of its ``dataset[i]`` or ``next()``
+        calls); ``indices``: the fetch's own when its samples do not carry them."""
+        if indices is not None and len(indices) > MAX_INDICES:
+            indices = None
+        n = len(samples) // SAMPLE.size
+        first = 0
+        while True:
+            count = min(n - first, MAX_SAMPLES_PER_FRAME)
+            chunk = samples[first * SAMPLE.size : (first + count) * SAMPLE.size]
+            first += count
+            last = first >= n
+            listed = NO_INDICES if not last or indices is None else len(indices)
             head = FETCH_BODY.pack(
-                tid, _n32(worker_id), len(chunk), indices_are_samples, start_ns, end_ns if last else NULL64
+                tid, _n32(worker_id), count, listed, indices_are_samples, batched, start_ns, end_ns if last else NULL64
             )
-            self.write(FETCH, head + struct.pack(f"<{3 * len(chunk)}q", *itertools.chain.from_iterable(chunk)))
+            tail = struct.pack(f"<{len(indices)}q", *indices) if last and indices else b""
+            self.write(FETCH, b"".join((head, USAGE.pack(*(usage if last else NO_USAGE)), chunk, tail)))
+            if last:
+                return
 
-    def batch(
-        self, tid: int, loader_id: int, epoch: int, batch: int, step_start_ns, start_ns: int, end_ns: int
-    ) -> None:
-        self.write(BATCH, BATCH_BODY.pack(tid, loader_id, epoch, batch, _n64(step_start_ns), start_ns, end_ns))
+    def batch(self, tid: int, loader_id: int, epoch: int, batch: int, step_start_ns, start_ns, end_ns, step_cpu, cpu):
+        self.write(
+            BATCH,
+            BATCH_BODY.pack(
+                tid, loader_id, epoch, batch, _n64(step_start_ns), start_ns, end_ns, _n64(step_cpu), _n64(cpu)
+            ),
+        )
 
     def object_op(self, tid: int, op: str, path: str, bucket, key, offset, requested, returned, result, start, dur):
         texts = [s.encode()[:65535] if s is not None else b"" for s in (path, bucket, key)]

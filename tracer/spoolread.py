@@ -19,8 +19,8 @@ from trainio.tracer import spool as sp
 from trainio.tracer.interposer import KIND_NAMES, OP_NAMES
 
 C_MAGIC = b"TRAINIOC"
-C_VERSION = 1
-C_HEADER = struct.Struct("<8sIIIIiiqQQIII4x128s512s2048s")
+C_VERSION = 2
+C_HEADER = struct.Struct("<8sIIIIiiqQQIII4x128s512s2048sQ")
 SEGMENT = struct.Struct("<IIQQ")  # magic, type, size, cursor
 SEGMENT_MAGIC = 0x31474553
 SEG_RECS, SEG_PATHS = 1, 2
@@ -116,6 +116,7 @@ def c_records(path: Path) -> tuple[dict, np.ndarray, np.ndarray, list[str]]:
         "stop_reason": _cstr(fields[13]),
         "exe": _cstr(fields[14]),
         "argv": [a.decode(errors="replace") for a in bytes(fields[15][: fields[12]]).split(b"\0") if a],
+        "socket_bytes": fields[16],
     }
     lost = []
     chunks = []
@@ -182,7 +183,7 @@ def _records_table(recs: np.ndarray, data: np.ndarray, pid: int) -> pa.Table:
         _paths(recs, data),
         _KINDS.take(pa.array(recs["kind"].astype(np.int32))),
         pa.array(recs["offset"], mask=recs["offset"] < 0),
-        pa.array(recs["requested"], mask=~(is_read | (op == 10))),
+        pa.array(recs["requested"], mask=~(is_read | (op == 10) | (op == 14))),  # mmap, munmap: the length
         pa.array(returned, mask=~is_read | (returned < 0)),
         pa.array(returned),
         pa.array(recs["start_ns"]),
@@ -214,7 +215,7 @@ def read_py_spool(path: Path) -> PySpool:
     }
     facts: dict = {}
     events: list[tuple] = []
-    samples: list[tuple[int, int | None, np.ndarray]] = []
+    samples: list[tuple[int, int | None, int, np.ndarray]] = []
     objects: list[tuple] = []
     split: set[int] = set()  # threads whose current fetch spans frames
     lost = []
@@ -234,24 +235,17 @@ def read_py_spool(path: Path) -> PySpool:
                 elif kind == sp.EVENT:
                     events.append(_event(data, body))
                 elif kind == sp.FETCH:
-                    tid, worker, n, listed, start, end = sp.FETCH_BODY.unpack_from(data, body)
-                    times = np.frombuffer(data, dtype="<i8", count=3 * n, offset=body + sp.FETCH_BODY.size)
-                    worker = _null(worker, sp.NULL32)
-                    samples.append((tid, worker, times.reshape(n, 3)))
-                    if end == sp.NULL64:  # more samples of this fetch follow
-                        split.add(tid)
-                    else:
-                        whole = listed and tid not in split and (times[0::3] >= 0).all()
-                        split.discard(tid)
-                        indices = times[0::3].tolist() if whole else None
-                        events.append((tid, "fetch", None, None, None, worker, None, indices, start, end, None))
+                    fetch = _fetch(data, body, samples, split)
+                    if fetch is not None:
+                        events.append(fetch)
                 elif kind == sp.BATCH:
-                    tid, loader, epoch, batch, step_start, start, end = sp.BATCH_BODY.unpack_from(data, body)
+                    tid, loader, epoch, batch, step_start, start, end, step_cpu, cpu = sp.BATCH_BODY.unpack_from(
+                        data, body
+                    )
                     if step_start != sp.NULL64:
-                        events.append(
-                            (tid, "step", loader, epoch, batch - 1, None, None, None, step_start, start, None)
-                        )
-                    events.append((tid, "batch", loader, epoch, batch, None, None, None, start, end, None))
+                        step = (tid, "step", loader, epoch, batch - 1, None, None, None, step_start, start, None)
+                        events.append((*step, _null(step_cpu, sp.NULL64)))
+                    events.append((tid, "batch", loader, epoch, batch, None, None, None, start, end, None, cpu))
                 elif kind == sp.OBJECT:
                     objects.append(_object(data, body))
             except (struct.error, ValueError) as exc:  # json and numpy errors are ValueErrors too
@@ -262,19 +256,50 @@ def read_py_spool(path: Path) -> PySpool:
     return PySpool(header, facts, _events_table(pid, events, samples), _objects_table(pid, objects), lost)
 
 
+LISTED_FACTS = ("errors", "reaped", "ended_threads", "object_clients")
+"""Facts that accumulate over a process's life; the others are replaced by their latest value."""
+
+
 def _merge_facts(facts: dict, new: dict) -> None:
-    errors = facts.get("errors", []) + new.pop("errors", [])
+    lists = {key: facts.get(key, []) + new.pop(key, []) for key in LISTED_FACTS}
     facts.update(new)
-    if errors:
-        facts["errors"] = errors
+    facts.update({key: value for key, value in lists.items() if value})
 
 
 def _null(value: int, null: int) -> int | None:
     return None if value == null else value
 
 
+def _fetch(data: bytes, body: int, samples: list, split: set[int]) -> tuple | None:
+    """A fetch frame: its samples go to ``samples``; the fetch event (None until its last frame)."""
+    tid, worker, n, n_indices, listed, batched, start, end = sp.FETCH_BODY.unpack_from(data, body)
+    pos = body + sp.FETCH_BODY.size
+    used = [_null(v, sp.NULL64) for v in sp.USAGE.unpack_from(data, pos)]
+    pos += sp.USAGE.size
+    times = np.frombuffer(data, dtype="<i8", count=sp.SAMPLE_FIELDS * n, offset=pos).reshape(n, sp.SAMPLE_FIELDS)
+    times = times.copy()
+    times[:, 1:3] += start  # the samples' times count from the fetch's start
+    pos += sp.SAMPLE.size * n
+    worker = _null(worker, sp.NULL32)
+    if n:
+        samples.append((tid, worker, batched, times))
+    if end == sp.NULL64:  # more samples of this fetch follow
+        split.add(tid)
+        return None
+    indices = None
+    if n_indices != sp.NO_INDICES:
+        indices = list(struct.unpack_from(f"<{n_indices}q", data, pos))
+    elif listed and tid not in split and (times[:, 0] >= 0).all():
+        indices = times[:, 0].tolist()
+    split.discard(tid)
+    cpu, majflt_minflt = used[0], (used[2], used[1])
+    return (tid, "fetch", None, None, None, worker, None, indices, start, end, None, cpu, *majflt_minflt, used[3])
+
+
 def _event(data: bytes, body: int) -> tuple:
-    tid, code, loader, epoch, batch, worker, sample, start, end, n, info_len = sp.EVENT_BODY.unpack_from(data, body)
+    tid, code, loader, epoch, batch, worker, sample, start, end, cpu, n, info_len = sp.EVENT_BODY.unpack_from(
+        data, body
+    )
     pos = body + sp.EVENT_BODY.size
     indices = None
     if n != sp.NO_INDICES:
@@ -293,6 +318,7 @@ def _event(data: bytes, body: int) -> tuple:
         start,
         end,
         info,
+        _null(cpu, sp.NULL64),
     )
 
 
@@ -319,23 +345,31 @@ def _object(data: bytes, body: int) -> tuple:
     )
 
 
-def _events_table(pid: int, events: list[tuple], samples: list[tuple[int, int | None, np.ndarray]]) -> pa.Table:
+def _events_table(pid: int, events: list[tuple], samples: list[tuple[int, int | None, int, np.ndarray]]) -> pa.Table:
     tables = []
+    fields = list(EVENTS_SPOOL_SCHEMA)[1:]
     if events:
-        columns = list(zip(*events, strict=True))
-        fields = list(EVENTS_SPOOL_SCHEMA)[1:]
+        width = len(fields)
+        columns = list(zip(*(e + (None,) * (width - len(e)) for e in events), strict=True))
         arrays = [pa.array([pid] * len(events), pa.int32())]
         arrays += [pa.array(col, f.type) for col, f in zip(columns, fields, strict=True)]
         tables.append(pa.Table.from_arrays(arrays, schema=EVENTS_SPOOL_SCHEMA))
     if samples:
-        sizes = np.array([len(t) for _, _, t in samples])
-        times = np.concatenate([t for _, _, t in samples])
+        sizes = np.array([len(t) for *_, t in samples])
+        times = np.concatenate([t for *_, t in samples])
         n = len(times)
-        worker = np.repeat(np.array([-1 if w is None else w for _, w, _ in samples], dtype=np.int32), sizes)
+        worker = np.repeat(np.array([-1 if w is None else w for _, w, _, _ in samples], dtype=np.int32), sizes)
+        batched = np.repeat(np.array([b for _, _, b, _ in samples], dtype=np.int64), sizes)
+        infos = pa.array([None] + [f'{{"batched": {b}}}' for b in range(1, int(batched.max()) + 1)], pa.string())
         index = times[:, 0]
+
+        def measured(column: int) -> pa.Array:
+            values = times[:, column]
+            return pa.array(values, mask=values < 0)  # -1: not measured
+
         arrays = [
             pa.array(np.full(n, pid, dtype=np.int32)),
-            pa.array(np.repeat(np.array([tid for tid, _, _ in samples], dtype=np.int32), sizes)),
+            pa.array(np.repeat(np.array([tid for tid, *_ in samples], dtype=np.int32), sizes)),
             pa.array(["sample"]).take(np.zeros(n, dtype=np.int64)),
             pa.nulls(n, pa.int32()),
             pa.nulls(n, pa.int32()),
@@ -345,7 +379,11 @@ def _events_table(pid: int, events: list[tuple], samples: list[tuple[int, int | 
             pa.nulls(n, pa.list_(pa.int64())),
             pa.array(times[:, 1]),
             pa.array(times[:, 2]),
-            pa.nulls(n, pa.string()),
+            infos.take(pa.array(batched)),
+            measured(3),
+            measured(5),  # majflt
+            measured(4),  # minflt
+            measured(6),
         ]
         tables.append(pa.Table.from_arrays(arrays, schema=EVENTS_SPOOL_SCHEMA))
     return pa.concat_tables(tables) if tables else EVENTS_SPOOL_SCHEMA.empty_table()

@@ -57,6 +57,8 @@ def test_persistent_workers_killed_at_the_end_lose_nothing(tmp_path, end):
     assert sorted(p["worker_id"] for p in workers) == [0, 1]
     assert sorted(p["pid"] for p in workers) == sorted(expected["workers"])
     assert all(p["exit_via"] is None and p["ended"].startswith("killed") for p in workers), workers
+    # Killed without an exit record, yet their CPU time is known: the main process reaped them.
+    assert all(p["cpu_from"] == "reaped by its traced parent" and p["utime_s"] + p["stime_s"] > 0 for p in workers)
     assert "WARNING" not in proc.stderr.replace("WARNING        busy host", "")
 
 

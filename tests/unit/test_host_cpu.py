@@ -14,7 +14,17 @@ from trainio.replay.projection.scenario import Scenario, project_trace
 from trainio.replay.storage import cephfs_helper
 from trainio.tracefile import open_trace
 from trainio.tracefile.busyhost import BUSY_HOST_FRACTION, busy_host_warning
-from trainio.tracefile.hostcpu import CpuCounters, cpu_ticks, host_cpu, host_ticks, usable_busy_ticks
+from trainio.tracefile.hostcpu import (
+    CLOCK_TICK_S,
+    CpuCounters,
+    cgroup_quota,
+    cpu_ticks,
+    cpu_topology,
+    host_cpu,
+    host_ticks,
+    storage_daemons,
+    usable_busy_ticks,
+)
 from trainio.tracefile.summary import summarize
 from trainio.tracer.report import host_cpu_line
 
@@ -93,7 +103,82 @@ def test_other_cpu_is_host_busy_minus_the_traced_tree_over_the_window():
         "traced_cpu_s": 2.0,
         "other_cpu_s": 4.0,
         "other_fraction": 0.5,
+        "storage_daemons": {},
+        "storage_cpu_s": 0.0,
+        "stranger_cpu_s": 4.0,
+        "stranger_fraction": 0.5,
     }
+
+
+def test_storage_daemons_cpu_is_told_apart_from_strangers():
+    """ceph-osd ran all along (1.5 CPU-s in the window), radosgw started meanwhile (0.5), a ceph-mon
+    that ended meanwhile is not counted; the rest of the others' CPU is strangers'."""
+    before = CpuCounters(0, 2, 100.0, 1.0, storage={10: ("ceph-osd", 5, 2.0), 11: ("ceph-mon", 6, 1.0)})
+    after = CpuCounters(4_000_000_000, 2, 106.0, 3.0, storage={10: ("ceph-osd", 5, 3.5), 12: ("radosgw", 9, 0.5)})
+    load = host_cpu(before, after)
+    assert load["storage_cpu_s"] == 2.0 and load["storage_daemons"] == {"ceph-osd": 1, "radosgw": 1}
+    assert load["stranger_cpu_s"] == 2.0 and load["stranger_fraction"] == 0.25
+
+
+def test_storage_daemons_are_found_by_name_in_proc(tmp_path):
+    for pid, name in ((40, "ceph-osd"), (41, "python3"), (42, "radosgw")):
+        (tmp_path / str(pid)).mkdir()
+        fields = ["S"] + ["0"] * 10 + ["150", "50"] + ["0"] * 6 + ["777"]
+        (tmp_path / str(pid) / "stat").write_text(f"{pid} ({name}) {' '.join(fields)}\n")
+    (tmp_path / "self").mkdir()
+    found = storage_daemons(str(tmp_path))
+    assert sorted(found) == [40, 42] and found[40][0] == "ceph-osd" and found[40][1] == 777
+    assert found[40][2] == pytest.approx(200 * CLOCK_TICK_S)
+
+
+def test_co_located_storage_is_never_told_to_recapture_elsewhere():
+    load = {**_load(0.3), "storage_cpu_s": 5.0, "stranger_fraction": 0.05, "storage_daemons": {"ceph-osd": 3}}
+    warning = busy_host_warning({"host_cpu": load})
+    assert warning is not None and "co-located storage" in warning and "ceph-osd x3" in warning
+    assert "recapture" not in warning and "quiet" not in warning
+    strangers = busy_host_warning({"host_cpu": {**load, "stranger_fraction": 0.2, "stranger_cpu_s": 4.0}})
+    assert strangers is not None and "recapture on a quiet machine" in strangers
+
+
+def test_the_node_cpu_is_read_from_sysfs_and_the_tightest_cgroup_quota(tmp_path):
+    """Four online CPUs as two cores with two SMT threads each, a cgroup v2 pod limited to 1.5 cores
+    below a parent limited to 3: usable = min(affinity, quota)."""
+    system = tmp_path / "sys/devices/system/cpu"
+    system.mkdir(parents=True)
+    (system / "online").write_text("0-3\n")
+    for cpu, siblings in ((0, "0,2"), (1, "1,3"), (2, "0,2"), (3, "1,3")):
+        (system / f"cpu{cpu}/topology").mkdir(parents=True)
+        (system / f"cpu{cpu}/topology/core_cpus_list").write_text(siblings + "\n")
+    (tmp_path / "proc/self").mkdir(parents=True)
+    (tmp_path / "proc/self/cgroup").write_text("0::/kubepods/pod1\n")
+    cgroup = tmp_path / "sys/fs/cgroup"
+    (cgroup / "kubepods/pod1").mkdir(parents=True)
+    (cgroup / "cgroup.controllers").write_text("cpu memory\n")
+    (cgroup / "cpu.max").write_text("max 100000\n")
+    (cgroup / "kubepods/cpu.max").write_text("300000 100000\n")
+    (cgroup / "kubepods/pod1/cpu.max").write_text("150000 100000\n")
+    cpu = cpu_topology(str(tmp_path), affinity=[0, 1, 2, 3])
+    assert cpu == {
+        "online_cpus": 4,
+        "physical_cores": 2,
+        "threads_per_core": 2,
+        "affinity": [0, 1, 2, 3],
+        "cgroup": {"version": 2, "quota_cores": 1.5, "period_us": 100000},
+        "usable_cores": 1.5,
+    }
+    assert cpu_topology(str(tmp_path), affinity=[1])["usable_cores"] == 1.0
+
+
+def test_a_cgroup_v1_quota_is_read_from_the_cpu_hierarchy(tmp_path):
+    (tmp_path / "proc/self").mkdir(parents=True)
+    (tmp_path / "proc/self/cgroup").write_text("4:memory:/job\n3:cpu,cpuacct:/job\n0::/\n")
+    folder = tmp_path / "sys/fs/cgroup/cpu,cpuacct/job"
+    folder.mkdir(parents=True)
+    (folder / "cpu.cfs_quota_us").write_text("800000\n")
+    (folder / "cpu.cfs_period_us").write_text("100000\n")
+    assert cgroup_quota(tmp_path) == {"version": 1, "quota_cores": 8.0, "period_us": 100000}
+    (folder / "cpu.cfs_quota_us").write_text("-1\n")
+    assert cgroup_quota(tmp_path) == {"version": 1, "quota_cores": None, "period_us": None}
 
 
 def test_other_cpu_is_never_negative_when_tick_accounting_lags_the_tree():

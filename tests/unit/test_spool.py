@@ -27,12 +27,18 @@ def test_the_recorder_and_the_trace_layout_agree_on_the_spool_folder():
     assert recorder.SPOOL_DIR == SPOOL_DIR  # the recorder may not import the (pyarrow) format module
 
 
+def _packed(samples: list[tuple]) -> bytes:
+    return b"".join(sp.SAMPLE.pack(*s) for s in samples)
+
+
 def _py_spool(path):
     spool = sp.PySpool(str(path), pid=11, ppid=10, start_ns=5)
     spool.facts(role="main", argv=["train.py"])
     spool.event(7, sp.EVENT_CODES["epoch_start"], 0, 0, None, None, None, 100, 100, None, '{"batch_size": 4}')
-    spool.fetch(8, 1, 199, 221, [(3, 200, 210), (4, 211, 220)], indices_are_samples=True)
-    spool.batch(7, 0, 0, 1, 150, 222, 230)
+    unmeasured = (-1,) * 4
+    samples = [(3, 1, 11, 9, 2, 1, 4096), (4, 12, 21, *unmeasured)]  # times from the fetch's start (199)
+    spool.fetch(8, 1, 199, 221, (20, 3, 1, 4096), _packed(samples), None, indices_are_samples=True)
+    spool.batch(7, 0, 0, 1, 150, 222, 230, 60, 5)
     spool.object_op(7, "get", "s3://b/k", "b", "k", None, None, 42, 0, 300, 5)
     spool.facts(role="worker", worker_id=1, errors=["e1"])
     spool.facts(exit_via="exit", errors=["e2"])
@@ -59,6 +65,15 @@ def test_python_spool_round_trip(tmp_path):
         (3, 200, 210, 8),
         (4, 211, 220, 8),
     ]
+    usage = ("cpu_ns", "minflt", "majflt", "read_bytes")
+    assert [tuple(r[k] for k in usage) for r in rows] == [
+        (None,) * 4,
+        (20, 3, 1, 4096),  # the fetch
+        (60, None, None, None),  # the step before batch 1
+        (5, None, None, None),  # the wait for batch 1
+        (9, 2, 1, 4096),  # a measured sample
+        (None,) * 4,  # one that was not measured
+    ]
     [obj] = read.objects.to_pylist()
     assert (obj["op"], obj["path"], obj["bytes_returned"], obj["offset"], obj["kind"]) == (
         "get",
@@ -69,10 +84,26 @@ def test_python_spool_round_trip(tmp_path):
     )
 
 
+def test_an_iterable_fetch_numbers_its_items_and_says_the_batch_inside_the_dataset(tmp_path):
+    spool = sp.PySpool(str(tmp_path / "py.spool"), 1, 0, 0)
+    items = [(7, 10, 20, -1, -1, -1, -1), (8, 21, 30, 5, 0, 0, 0)]
+    spool.fetch(3, 1, 5, 31, (40, 1, 0, 0), _packed(items), None, indices_are_samples=False, batched=16)
+    spool.fetch(3, 1, 40, 50, (9, 0, 0, 0), b"", [5, 6, 7], indices_are_samples=False)  # __getitems__
+    rows = read_py_spool(tmp_path / "py.spool").events.to_pylist()
+    fetches = [r for r in rows if r["event"] == "fetch"]
+    assert [f["indices"] for f in fetches] == [None, [5, 6, 7]]
+    samples = [r for r in rows if r["event"] == "sample"]
+    assert [(r["sample"], r["info"], r["cpu_ns"]) for r in samples] == [
+        (7, '{"batched": 16}', None),
+        (8, '{"batched": 16}', 5),
+    ]
+
+
 def test_a_fetch_larger_than_a_frame_keeps_every_sample(tmp_path):
     spool = sp.PySpool(str(tmp_path / "py.spool"), 1, 0, 0)
     n = sp.MAX_SAMPLES_PER_FRAME + 5
-    spool.fetch(3, None, 10, 20, [(i, i, i + 1) for i in range(n)], indices_are_samples=True)
+    samples = [(i, i, i + 1, -1, -1, -1, -1) for i in range(n)]
+    spool.fetch(3, None, 10, 20, (1, 2, 3, 4), _packed(samples), None, indices_are_samples=True)
     rows = read_py_spool(tmp_path / "py.spool").events.to_pylist()
     fetches = [r for r in rows if r["event"] == "fetch"]
     assert len(fetches) == 1 and fetches[0]["indices"] is None  # not only the last frame's
@@ -133,9 +164,9 @@ def test_unreadable_python_spools_are_named_errors(tmp_path, content, message):
         read_py_spool(path)
 
 
-def _c_spool(path, records, version=1, paths=b""):
+def _c_spool(path, records, version=2, paths=b""):
     header = C_HEADER.pack(
-        C_MAGIC, version, 4096, 64, 64, 21, 20, 1000, 777, 0, 0, 1, 9, b"", b"/bin/cat", b"cat\0/a/b\0"
+        C_MAGIC, version, 4096, 64, 64, 21, 20, 1000, 777, 0, 0, 1, 9, b"", b"/bin/cat", b"cat\0/a/b\0", 5000
     )
     recs = np.zeros(len(records), RECORD_DTYPE)
     for i, fields in enumerate(records):
@@ -160,7 +191,7 @@ def test_c_spool_skips_a_half_written_record_and_resolves_paths(tmp_path):
     )
     header, recs, _, lost = c_records(path)
     assert header["argv"] == ["cat", "/a/b"] and header["exe"] == "/bin/cat" and header["untraced_rchar"] == 777
-    assert header["forked"] and len(recs) == 2
+    assert header["forked"] and len(recs) == 2 and header["socket_bytes"] == 5000
     assert lost == [f"{path}: 1 records half-written when the process ended"]
     io = read_c_spool(path).io.to_pylist()
     assert [(r["op"], r["path"], r["bytes_returned"], r["pid"]) for r in io] == [

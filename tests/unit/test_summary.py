@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -146,3 +147,77 @@ def test_coverage_counts_the_whole_process_tree_less_what_was_read_before_tracin
     (root / "manifest.json").write_text(json.dumps(manifest))
     cov = summarize(open_trace(root))["coverage"]
     assert (cov["traced_bytes"], cov["rchar_bytes"], cov["ratio"], cov["basis"]) == (900, 1000, 0.9, "process tree")
+
+
+def _with_manifest(root, **changes):
+    manifest = json.loads((root / "manifest.json").read_text())
+    manifest.update(changes)
+    (root / "manifest.json").write_text(json.dumps(manifest))
+    return root
+
+
+def _fetch(pid: int, start: int, end: int, read_bytes: int) -> dict:
+    return {**event_row(pid, "fetch", start, end), "worker_id": 0, "read_bytes": read_bytes}
+
+
+def test_storage_reads_of_a_fetch_are_explained_by_its_data_reads_or_a_recorded_mapping(tmp_path):
+    """Three fetches read 1 MiB each from storage: the first made a data read, the third ran after a
+    data file was mapped; the second shows neither (io_uring, raw syscalls): one third unexplained."""
+    mib = 1 << 20
+    rows = [io_row(1, "/d/a.bin", 100, 1500)]
+    rows.append({**io_row(1, "/d/tokens.bin", 0, 5000, op="mmap"), "bytes_requested": 64 * mib, "result": 140000})
+    events = [_fetch(1, 1000, 2000, mib), _fetch(1, 3000, 4000, mib), _fetch(1, 6000, 7000, mib)]
+    root = _with_manifest(make_trace(tmp_path / "t", [], events=events, io_rows=rows), tree_io={"rchar": 100})
+    cov = summarize(open_trace(root))["coverage"]
+    assert cov["fetch_read_bytes"] == 3 * mib and cov["fetch_read_bytes_explained"] == 2 * mib
+    assert cov["read_bytes_ratio"] == round(2 / 3, 4) and cov["mapped_bytes"] == 64 * mib
+
+
+def test_low_storage_coverage_warns_even_when_the_read_calls_are_all_traced(tmp_path):
+    root = make_trace(tmp_path / "t", [(1, 100)])
+    base = {"traced_bytes": 100, "rchar_bytes": 100, "processes": 1, "processes_with_counters": 1, "c_level": True}
+    cov = {**base, "ratio": 1.0, "basis": "process tree", "read_bytes_ratio": 0.5}
+    _with_manifest(root, coverage={**cov, "fetch_read_bytes": 4 << 20, "fetch_read_bytes_explained": 2 << 20})
+    [warning] = open_trace(root).warnings
+    assert warning.startswith("LOW COVERAGE") and "50.0% of the bytes the kernel read from storage" in warning
+    _with_manifest(root, coverage={**cov, "read_bytes_ratio": None})  # too little evidence: no alarm
+    assert open_trace(root).warnings == []
+
+
+def test_an_unhooked_object_client_counts_its_network_bytes_against_the_coverage(tmp_path):
+    get = {**io_row(1, "s3://b/k", 1000, 10, op="get"), "kind": "object"}
+    root = make_trace(tmp_path / "t", [], io_rows=[get, io_row(2, "socket:[77]", 500, 20, io_class="ipc")])
+    boto3, minio = {"client": "boto3", "hooked": True}, {"client": "minio", "hooked": False}
+    procs = [
+        {"pid": 1, "role": "main", "object_clients": [boto3], "socket_recv_bytes": 1200},
+        {"pid": 2, "role": "worker", "object_clients": [minio], "socket_recv_bytes": 2500},
+    ]
+    cov = summarize(open_trace(_with_manifest(root, processes=procs)))["coverage"]
+    assert cov["unhooked_clients"] == ["minio"] and cov["unhooked_network_bytes"] == 3000
+    assert cov["object_bytes"] == 1000 and cov["object_ratio"] == 0.25
+    manifest = json.loads((root / "manifest.json").read_text())
+    manifest["coverage"] = {**cov, "basis": "process tree", "ratio": 1.0}
+    (root / "manifest.json").write_text(json.dumps(manifest))
+    assert any("minio" in w and w.startswith("LOW COVERAGE") for w in open_trace(root).warnings)
+
+
+def test_cpu_next_to_wall_time_per_step_and_measured_sample(tmp_path):
+    events = [
+        {**event_row(1, "step", 0, 10_000_000, batch=0), "cpu_ns": 4_000_000},
+        {**event_row(1, "step", 20_000_000, 30_000_000, batch=1), "cpu_ns": 6_000_000},
+        {**event_row(1, "sample", 0, 2_000_000), "cpu_ns": 1_000_000},
+        {**event_row(1, "sample", 2_000_000, 3_000_000), "cpu_ns": None},
+    ]
+    root = make_trace(tmp_path / "t", [(1, 100)], events=events)
+    procs = [{"pid": 1, "role": "main", "utime_s": 1.5, "stime_s": 0.5}, {"pid": 2, "role": "worker"}]
+    cpu = summarize(open_trace(_with_manifest(root, processes=procs)))["cpu"]
+    assert cpu["mean_step_cpu_s"] == 0.005 and cpu["mean_sample_cpu_s"] == 0.001
+    assert cpu["mean_sample_wall_s"] == 0.002 and cpu["samples_measured"] == 1
+    assert cpu["process_cpu_s"] == {"main": 2.0}
+
+
+def test_traces_before_format_1_3_summarise_without_cpu_or_storage_coverage():
+    trace = open_trace(Path(__file__).resolve().parents[2] / "traces" / "imagenet_jpeg-cpu")
+    digest = summarize(trace)
+    assert digest["cpu"]["mean_step_cpu_s"] is None and digest["node_cpu"] is None
+    assert digest["coverage"]["read_bytes_ratio"] is None and digest["coverage"]["object_ratio"] is None
