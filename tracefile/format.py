@@ -79,21 +79,6 @@ for _name, _type in PROCESS_COLUMNS:
     if _name != "worker_id":
         EVENTS_SCHEMA = EVENTS_SCHEMA.append(pa.field(_name, _type))
 
-EVENT_RESOURCE_COLUMNS = [
-    ("cpu_ns", pa.int64()),
-    ("majflt", pa.int64()),
-    ("minflt", pa.int64()),
-    ("read_bytes", pa.int64()),
-]
-"""Format 1.3's per-event resource use (docs/trace-format.md): the recording thread's CPU time, page
-faults and storage bytes during the event; null where not recorded."""
-EVENTS_READ_SCHEMA = EVENTS_SCHEMA
-"""What the reader gives for events: the written columns and format 1.3's resource columns (null in
-files written without them)."""
-for _name, _type in EVENT_RESOURCE_COLUMNS:
-    if _name not in EVENTS_READ_SCHEMA.names:
-        EVENTS_READ_SCHEMA = EVENTS_READ_SCHEMA.append(pa.field(_name, _type))
-
 
 def file_metadata(kind: str, tool_version: str, **extra: str) -> dict[bytes, bytes]:
     """Schema metadata that makes every file say what it is."""

@@ -13,7 +13,7 @@ from trainio.tracefile.busyhost import busy_host_warning
 from trainio.tracefile.errors import TraceFormatError, TraceVersionError
 from trainio.tracefile.format import (
     EVENTS_DIR,
-    EVENTS_READ_SCHEMA,
+    EVENTS_SCHEMA,
     FORMAT_NAME,
     FORMAT_VERSION,
     IO_DIR,
@@ -162,6 +162,6 @@ def open_trace(trace_dir: str | Path) -> Trace:
         raise TraceFormatError(root, "no io/ folder: the trace holds no I/O data")
     warnings: list[str] = []
     io = _read_parts(root / IO_DIR, IO_SCHEMA, warnings)
-    events = _read_parts(root / EVENTS_DIR, EVENTS_READ_SCHEMA, warnings)
+    events = _read_parts(root / EVENTS_DIR, EVENTS_SCHEMA, warnings)
     warnings.extend(trace_warnings(manifest))
     return Trace(root, manifest, io, events, warnings)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from trainio.tracefile.format import EVENTS_READ_SCHEMA, FORMAT_NAME, FORMAT_VERSION, IO_SCHEMA, file_metadata
+from trainio.tracefile.format import EVENTS_SCHEMA, FORMAT_NAME, FORMAT_VERSION, IO_SCHEMA, file_metadata
 
 
 def io_row(pid: int, path: str, nbytes: int, start_ns: int, op: str = "read", io_class: str = "data") -> dict:
@@ -93,7 +93,7 @@ def make_trace(
     for pid in pids:
         write_part(root / "io", f"{pid}-0", [r for r in rows if r["pid"] == pid], IO_SCHEMA, "io")
     if events:
-        write_part(root / "events", "1-0", events, EVENTS_READ_SCHEMA, "events")
+        write_part(root / "events", "1-0", events, EVENTS_SCHEMA, "events")
     return root
 
 
