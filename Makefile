@@ -21,6 +21,7 @@ system-deps:
 lint: install
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	$(PY) -m mypy trainio
 
 test: lint system-deps
 	$(PY) -m pytest -q
