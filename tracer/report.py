@@ -63,7 +63,7 @@ def loop_cpu_line(d: dict) -> str:
 
 
 def short_summary(d: dict) -> str:
-    """Six lines printed at the end of a capture, then one per warning."""
+    """Eight lines printed at the end of a capture, then one per warning."""
     cov = d["coverage"]
     lines = [
         f"  data read      {_mb(d['bytes_read'])} in {d['read_ops']:,} reads"

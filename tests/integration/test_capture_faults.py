@@ -29,7 +29,17 @@ SIZE = 65536
 TIMEOUT_S = 180
 TABLE = ROOT / "out" / "capture-faults.md"
 TRACER_LINES = ("trainio:", "next: tracer summary", "tracer: lost")
-SUMMARY_LABELS = ("data read", "pattern", "loader", "data stall", "coverage", "host CPU", "WARNING")
+SUMMARY_LABELS = (
+    "data read",
+    "pattern",
+    "loader",
+    "data stall",
+    "coverage",
+    "host CPU",
+    "node CPU",
+    "loop CPU",
+    "WARNING",
+)
 ROWS: list[dict] = []
 
 
