@@ -11,7 +11,6 @@ import click
 from trainio.models.captured import NAME as AS_CAPTURED
 from trainio.replay.cli import main
 from trainio.replay.cli.options import (
-    MAX_EPOCHS,
     compute_scale_option,
     load_trace,
     nodes_option,
@@ -20,6 +19,7 @@ from trainio.replay.cli.options import (
     timeout_options,
     timeouts_of,
 )
+from trainio.replay.projection.scenario import MAX_EPOCHS
 from trainio.replay.real.emulate import EmulateOptions, EmulationResult, emulate, target_of
 from trainio.replay.real.ranks import Snapshot
 from trainio.replay.storage.target import TargetError

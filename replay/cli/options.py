@@ -12,9 +12,6 @@ from trainio.replay.real.schedule import MAX_NODES
 from trainio.replay.storage.s3 import CONNECT_TIMEOUT_S, READ_TIMEOUT_S, Timeouts
 from trainio.tracefile import Trace, open_trace
 
-MAX_EPOCHS = 1000
-"""Epochs a projection (and so an emulation, which is compared with one) may ask for."""
-
 
 def positive_int(ctx: click.Context, param: click.Parameter, value: int | None) -> int | None:
     if value is not None and value < 1:

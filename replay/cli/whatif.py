@@ -13,15 +13,11 @@ from trainio.models.stagein import COPY_STREAMS
 from trainio.models.timeline import Recorder
 from trainio.models.units import parse_bandwidth, parse_size
 from trainio.replay.cli import main
-from trainio.replay.cli.options import MAX_EPOCHS, compute_scale_option, cpu_profile_option, positive_int
+from trainio.replay.cli.options import compute_scale_option, cpu_profile_option, positive_int
 from trainio.replay.projection.grid import NO_STAGE_IN
 from trainio.replay.projection.render import whatif_table
-from trainio.replay.projection.scenario import Scenario, project_trace
+from trainio.replay.projection.scenario import MAX_EPOCHS, MAX_GPUS_PER_NODE, MAX_SAMPLES, Scenario, project_trace
 from trainio.replay.projection.timeline import write_timeline
-
-MAX_GPUS_PER_NODE, MAX_SAMPLES = 256, 10**9
-"""What a projection on one machine takes in reasonable time and memory (with MAX_EPOCHS): the model's
-cost grows with epochs (quadratically), ranks per node and data set size (10^10 samples exhausted 24 GiB)."""
 
 
 def _size(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:

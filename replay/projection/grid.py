@@ -23,14 +23,20 @@ from trainio.models.captured import NAME as AS_CAPTURED
 from trainio.models.formats import parse_format
 from trainio.models.stagein import COPY_STREAMS
 from trainio.models.units import parse_bandwidth, parse_size
-from trainio.replay.projection.scenario import Scenario, stage_in_target
+from trainio.replay.projection.scenario import (
+    MAX_EPOCHS,
+    MAX_GPUS_PER_NODE,
+    MAX_SAMPLES,
+    Scenario,
+    stage_in_target,
+)
 
 
 class GridError(ValueError):
     """An option list that is empty or holds a value the option does not take."""
 
 
-def _whole(minimum: int) -> Callable[[str, str], int]:
+def _whole(minimum: int, maximum: int | None = None) -> Callable[[str, str], int]:
     def parse(text: str, option: str) -> int:
         try:
             value = int(text)
@@ -38,6 +44,8 @@ def _whole(minimum: int) -> Callable[[str, str], int]:
             raise GridError(f"{option}: {text!r} is not a whole number") from None
         if value < minimum:
             raise GridError(f"{option}: {value} must be >= {minimum}")
+        if maximum is not None and value > maximum:
+            raise GridError(f"{option}: {value} must be <= {maximum:,}")
         return value
 
     return parse
@@ -110,7 +118,7 @@ class Axis:
 
 AXES = (
     Axis("nodes", "--nodes", _count, "Nodes in the job"),
-    Axis("gpus_per_node", "--gpus-per-node", _count, "Training processes per node [captured]"),
+    Axis("gpus_per_node", "--gpus-per-node", _whole(1, MAX_GPUS_PER_NODE), "Training processes per node [captured]"),
     Axis("backend", "--backend", _backend, "Built-in storage profiles (see `replay backends`), or as-captured"),
     Axis("profile", "--profile", _profile, "Storage profile TOML files; swept beside the --backend names"),
     Axis("format", "--format", _format, "Record formats: files, shards:SIZE, preload [captured]"),
@@ -124,8 +132,8 @@ AXES = (
     Axis("stage_in_streams", "--stage-in-streams", _count, f"Files each node copies at once [{COPY_STREAMS}]"),
     Axis("local_capacity_bytes", "--local-capacity", _size, "Node-local disk for the data set [the profile's]"),
     Axis("nodes_with_space", "--nodes-with-space", _fraction, "Fraction of GPU nodes with that disk free [1]"),
-    Axis("epochs", "--epochs", _count, "Epochs [captured]"),
-    Axis("dataset_samples", "--dataset-samples", _count, "Data set size in samples [captured]"),
+    Axis("epochs", "--epochs", _whole(1, MAX_EPOCHS), "Epochs [captured]"),
+    Axis("dataset_samples", "--dataset-samples", _whole(1, MAX_SAMPLES), "Data set size in samples [captured]"),
     Axis("workers", "--workers", _natural, "DataLoader workers per process [captured]"),
     Axis("batch_size", "--batch-size", _count, "Batch size per process [captured]"),
     Axis("compute_scale", "--compute-scale", _positive, "Step compute time multipliers [1]"),

@@ -27,6 +27,10 @@ from trainio.models.workload import Workload, WorkloadError, from_trace
 from trainio.replay.projection.whatif import WhatIfResult, project, with_stage_in
 from trainio.tracefile.reader import open_trace
 
+MAX_EPOCHS, MAX_GPUS_PER_NODE, MAX_SAMPLES = 1000, 256, 10**9
+"""What a projection on one machine takes in reasonable time and memory: the model's cost grows with
+epochs (quadratically), ranks per node and data set size (10^10 samples exhausted 24 GiB)."""
+
 
 class ScenarioError(ValueError):
     """An option that names nothing known (a backend) or a value out of range."""

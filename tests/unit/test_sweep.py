@@ -57,6 +57,9 @@ def test_the_grid_is_the_product_of_the_lists_and_backends_and_profiles_are_one_
         ({"stage_in": "none,nfs"}, StageInError, "cannot stage in to nfs: it is shared storage"),
         ({"stage_in": "lustre"}, ScenarioError, "neither a built-in profile nor a profile file"),
         ({"nodes_with_space": "0.5,2"}, GridError, "--nodes-with-space: 2.0 must be a fraction from 0 to 1"),
+        ({"epochs": "2,1001"}, GridError, "--epochs: 1001 must be <= 1,000"),
+        ({"gpus_per_node": "8,257"}, GridError, "--gpus-per-node: 257 must be <= 256"),
+        ({"dataset_samples": "1000000001"}, GridError, "--dataset-samples: 1000000001 must be <= 1,000,000,000"),
     ],
 )
 def test_bad_lists_are_named_errors(lists, error, says):
