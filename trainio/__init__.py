@@ -9,4 +9,4 @@ collides with ours. The rooms keep the folders the project was asked for, linked
     trainio.replay     projection, replay on real storage, calibration (replay/): ``replay`` CLI
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
