@@ -3,7 +3,8 @@
 Keys (a contract other tools rely on): bytes_read, runtime_bytes_read, data_roots, read_ops,
 files_opened, distinct_files, processes, samples, batches, epochs, duration_s,
 data_stall_fraction, mean_step_s, mean_fetch_s, read_size_histogram, pattern, pattern_evidence,
-coverage; plus reread_bytes, reread_fraction, ipc_bytes_read, object_ops, host_cpu, node_cpu, cpu, warnings.
+coverage; plus reread_bytes, reread_fraction, ipc_bytes_read, object_ops, host_cpu, node_cpu, cpu, mapped,
+warnings.
 """
 
 from __future__ import annotations
@@ -35,6 +36,66 @@ def data_reads(trace: Trace) -> pa.Table:
         pc.greater(io["bytes_returned"], 0),
     )
     return io.filter(mask).sort_by("start_ns")
+
+
+def data_mappings(trace: Trace) -> pa.Table:
+    """Successful memory mappings of data files (``mmap`` rows; ``result`` is the address, -1 failed)."""
+    io = trace.io
+    mask = pc.and_(pc.equal(io["op"], "mmap"), pc.equal(io["io_class"], "data"))
+    return io.filter(pc.and_(mask, pc.greater_equal(io["result"], 0)))
+
+
+SEQUENTIAL_FRACTION = 0.5
+"""Share of a worker's consecutive sample indices that follow each other (i, i+1) above which a
+memory-mapped run reads its mapping sequentially."""
+
+
+def sequential_fraction(events: pa.Table) -> float | None:
+    """Of each thread's consecutive sample indices (its fetches' ``indices`` in time order), the share
+    that goes to the next index; None without indices (iterable datasets number their items instead)."""
+    if not events.num_rows:
+        return None
+    fetches = events.filter(pc.and_(pc.equal(events["event"], "fetch"), pc.is_valid(events["indices"])))
+    steps = following = 0
+    for key in set(zip(_np(fetches, "pid").tolist(), _np(fetches, "tid").tolist(), strict=True)):
+        mine = fetches.filter(pc.and_(pc.equal(fetches["pid"], key[0]), pc.equal(fetches["tid"], key[1])))
+        order = np.concatenate([np.asarray(x, dtype=np.int64) for x in mine.sort_by("start_ns")["indices"].to_pylist()])
+        steps += max(order.size - 1, 0)
+        following += int(np.count_nonzero(np.diff(order) == 1))
+    return following / steps if steps else None
+
+
+def mapped_stats(trace: Trace, samples: int) -> dict | None:
+    """What a memory-mapped run read through its mappings of data files (None without any): the files
+    and bytes mapped, what the DataLoader's fetches faulted in from storage (``read_bytes``, major
+    faults), and per sample."""
+    maps = data_mappings(trace)
+    if not maps.num_rows:
+        return None
+    sizes = maps.group_by("path").aggregate([("bytes_requested", "max")])["bytes_requested_max"]
+    events = trace.events
+    fetches = events.filter(pc.and_(pc.equal(events["event"], "fetch"), pc.is_valid(events["read_bytes"])))
+    storage = int(pc.sum(fetches["read_bytes"]).as_py() or 0)
+    faults = int(pc.sum(fetches["majflt"]).as_py() or 0)
+    mapped = int(pc.sum(sizes).as_py() or 0)
+    return {
+        "files": len(sizes),
+        "mapped_bytes": mapped,
+        "fetch_read_bytes": storage,
+        "major_faults": faults,
+        "bytes_per_fault": round(storage / faults) if faults else None,
+        "bytes_per_sample": round(mapped / samples) if samples else None,
+    }
+
+
+def mmap_pattern(events: pa.Table, mapped: dict) -> tuple[str, dict]:
+    """``mmap-sequential`` or ``mmap-random`` by the order the workers asked for the samples."""
+    fraction = sequential_fraction(events)
+    evidence = {"mapped_bytes": mapped["mapped_bytes"], "fetch_read_bytes": mapped["fetch_read_bytes"]}
+    if fraction is None:
+        return "mmap-sequential", {**evidence, "basis": "no sample indices (an iterable dataset reads in order)"}
+    evidence["sequential_index_fraction"] = round(fraction, 4)
+    return ("mmap-sequential" if fraction >= SEQUENTIAL_FRACTION else "mmap-random"), evidence
 
 
 def size_histogram(sizes: np.ndarray) -> dict[str, int]:
@@ -360,6 +421,13 @@ def summarize(trace: Trace) -> dict:
         per_path = dict(zip(grouped["path"].to_pylist(), grouped["bytes_returned_sum"].to_pylist(), strict=True))
     loop = loop_stats(trace.events)
     pattern, evidence = access_pattern(reads, loop, trace.manifest)
+    mapped = mapped_stats(trace, loop["samples"])
+    if mapped is not None:
+        maps = data_mappings(trace).group_by("path").aggregate([("bytes_requested", "max")])
+        for path, size in zip(maps["path"].to_pylist(), maps["bytes_requested_max"].to_pylist(), strict=True):
+            per_path[path] = per_path.get(path, 0) + size
+        if pattern == "none":
+            pattern, evidence = mmap_pattern(trace.events, mapped)
     total = int(nbytes.sum())
     reread = _reread_bytes(reads)
     return {
@@ -389,5 +457,6 @@ def summarize(trace: Trace) -> dict:
         "host_cpu": trace.manifest.get("host_cpu"),
         "node_cpu": (trace.manifest.get("host") or {}).get("cpu"),
         "cpu": cpu_stats(trace.events, trace.processes),
+        "mapped": mapped,
         "warnings": list(trace.warnings) + list(trace.manifest.get("lost", [])),
     }
