@@ -20,6 +20,11 @@ from trainio.models.pagecache import hit_ratios
 from trainio.models.workload import Workload
 
 
+READAHEAD_BYTES = 128 * 2**10
+"""Bytes a major fault on a mapped file reads when the trace did not measure it: Linux's default
+``read_ahead_kb`` of a block device (docs/model.md, "Memory-mapped data")."""
+
+
 class PlanError(ValueError):
     """A projection that cannot run (no full batch per rank, a nonsensical count, ...)."""
 
@@ -52,6 +57,13 @@ class Plan:
     stats_per_sample: float
     requests_per_sample: float
     """Data requests (reads or GETs) per sample read from storage, ``files`` format."""
+    fault_bytes: float
+    """Memory-mapped samples (``files`` format): bytes every storage request (a major fault) reads;
+    ``requests_per_sample`` is then a sample's faults while its readahead windows are not cached
+    yet; 0 for samples that are read."""
+    window_share: float
+    """Memory-mapped samples in random order: the share of the mapped data set's readahead windows
+    one sample faults in (0 in sequential order, where every window faults once, in turn)."""
     open_latency_s: float
     stat_latency_s: float
     request_latency_s: float
@@ -118,6 +130,12 @@ class Plan:
     def node_iops(self) -> float:
         return self.iops / self.nodes if self.shared else self.iops
 
+    def mapped_faults(self, taken: int, n: int) -> np.ndarray:
+        """Expected major faults of a node's next ``n`` samples of an epoch after ``taken``: a sample
+        faults when its window is not in the node's page cache yet; in random order a share
+        ``(1 - window_share) ** taken`` of the windows still is not (docs/model.md, "Memory-mapped data")."""
+        return self.requests_per_sample * (1.0 - self.window_share) ** (taken + np.arange(n))
+
     def batch_samples(self, step: int) -> int:
         return self.last_batch if step == self.steps_per_epoch - 1 else self.batch_size
 
@@ -157,6 +175,13 @@ def make_plan(
     is_object = backend.access == "object"
     files = max(1.0, workload.files_per_sample)
     mean_bytes = float(workload.sample_bytes.mean())
+    mapped = workload.access == "mmap" and fmt.kind == "files"
+    if mapped and is_object:
+        raise PlanError(f"backend {backend.name!r} is an object store: a memory-mapped data set needs a file system")
+    fault = (workload.fault_bytes or READAHEAD_BYTES) if mapped else 0.0
+    # A sample's faults: in random order one window (or its bytes' worth), in turn its share of them.
+    faults = (max(mean_bytes, fault) if workload.shuffle else mean_bytes) / fault if mapped else 0.0
+    window_share = min(1.0, max(mean_bytes, fault) / workload.dataset_bytes) if mapped and workload.shuffle else 0.0
 
     # The preload phase: start-up reads the run did anyway, plus the data set for ``preload``.
     startup = not workload.dataset_preloaded
@@ -198,10 +223,13 @@ def make_plan(
         step_compute_s=workload.step_compute_s,
         step_cpu_s=workload.step_cpu_s * host,
         kind=fmt.kind,
-        opens_per_sample=0.0 if is_object else files,
-        stats_per_sample=0.0 if is_object else workload.stats_per_sample,
-        # An object store answers one GET per file; a file system sees the captured reads.
-        requests_per_sample=files if is_object else max(files, workload.reads_per_sample),
+        opens_per_sample=0.0 if is_object or mapped else files,
+        stats_per_sample=0.0 if is_object or mapped else workload.stats_per_sample,
+        # An object store answers one GET per file; a file system sees the captured reads; a mapping
+        # one fault per readahead window.
+        requests_per_sample=faults if mapped else files if is_object else max(files, workload.reads_per_sample),
+        fault_bytes=fault,
+        window_share=window_share,
         open_latency_s=backend.open_latency_s or 0.0,
         stat_latency_s=backend.stat_latency_s or 0.0,
         request_latency_s=backend.request_latency_s,
@@ -223,7 +251,8 @@ def make_plan(
                 readers,
                 cluster.node_memory_bytes,
                 shuffle=workload.shuffle,
-                enabled=backend.page_cache and fmt.kind != "preload",
+                # mapped pages always go through the page cache (no O_DIRECT for a mapping)
+                enabled=(backend.page_cache or mapped) and fmt.kind != "preload",
                 seed=seed,
             )
         ),

@@ -16,6 +16,9 @@ import numpy as np
 from trainio.models.cpu import processes_per_core
 
 
+ACCESSES = ("read", "mmap")
+
+
 class WorkloadError(ValueError):
     """A workload that cannot be simulated (empty, negative, inconsistent)."""
 
@@ -82,6 +85,12 @@ class Workload:
     captured_processes: int = 1
     captured_duration_s: float | None = None
     """Measured time-to-train of the captured run, when known (for the as-captured self-check)."""
+    access: str = "read"
+    """How samples reach their bytes: ``read`` (read calls or GETs) or ``mmap`` (page faults on a
+    memory-mapped data file: ``sample_bytes`` are then the mapped bytes a sample touches)."""
+    fault_bytes: float | None = None
+    """``mmap``: bytes one major fault brings in from storage (the readahead window), as the capture
+    measured it (the fetches' ``read_bytes`` over their major faults); None: not measured."""
     notes: tuple[str, ...] = field(default_factory=tuple)
 
     def __post_init__(self) -> None:
@@ -115,7 +124,9 @@ class Workload:
             if wall.size != self.sample_cpu_s.size:
                 raise WorkloadError(f"sample_wall_s has {wall.size} values for {self.sample_cpu_s.size} samples")
             object.__setattr__(self, "sample_wall_s", wall)
-        for name in ("captured_usable_cores", "captured_per_core"):
+        if self.access not in ACCESSES:
+            raise WorkloadError(f"access(={self.access!r}) must be one of {', '.join(ACCESSES)}")
+        for name in ("captured_usable_cores", "captured_per_core", "fault_bytes"):
             value = getattr(self, name)
             if value is not None and not (value > 0 and np.isfinite(value)):
                 raise WorkloadError(f"{name}(={value}) must be > 0 and finite")
@@ -158,21 +169,28 @@ def from_trace(trace, *, epochs: int | None = None) -> Workload:
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    from trainio.tracefile.summary import data_reads
+    from trainio.tracefile.summary import data_mappings, data_reads
 
     events = trace.events
     reads = data_reads(trace)
+    maps = data_mappings(trace)
     notes: list[str] = []
     r_pid = reads["pid"].to_numpy()
     r_tid = reads["tid"].to_numpy()
     r_start = reads["start_ns"].to_numpy()
     r_bytes = reads["bytes_returned"].to_numpy()
     r_dur = reads["duration_ns"].to_numpy()
-    if reads.num_rows == 0:
+    mapped = reads.num_rows == 0 and maps.num_rows > 0
+    if reads.num_rows == 0 and not mapped:
         raise WorkloadError(f"{trace.path}: the trace holds no data reads: nothing to project")
     kinds = events["event"].to_numpy(zero_copy_only=False) if events.num_rows else np.array([], dtype=object)
     batches = events.filter(pc.equal(events["event"], "batch")) if events.num_rows else events
     if batches.num_rows == 0:
+        if mapped:
+            raise WorkloadError(
+                f"{trace.path}: the data was memory-mapped but the trace has no DataLoader events: "
+                "nothing says what a sample read"
+            )
         return _io_only_workload(trace, reads, epochs)
 
     # The training processes and their main loader.
@@ -286,6 +304,10 @@ def from_trace(trace, *, epochs: int | None = None) -> Workload:
             reads_per_sample = float(pre.sum()) / max(config.get("dataset_length") or per_path.num_rows, 1)
     last = int(max(e_end[step_rows].max() if step_rows.any() else 0, e_end[(kinds == "batch") & in_train].max()))
     samples = config.get("dataset_length") or int(len(np.unique(reads["path"].to_numpy(zero_copy_only=False))))
+    fault_bytes = None
+    if mapped:
+        sample_bytes, fault_bytes = _mapped_per_sample(events, maps, samples, len(sample_cpu))
+        files_per_sample = reads_per_sample = stats_per_sample = 0.0
     workers = int(config.get("num_workers") or 0)
     cores = _usable_cores(trace.manifest)
     return Workload(
@@ -317,8 +339,23 @@ def from_trace(trace, *, epochs: int | None = None) -> Workload:
         preload_cpu_s=preload_cpu_s,
         captured_processes=len(train_pids),
         captured_duration_s=(last - load_start) / 1e9 if epochs in (None, captured_epochs) else None,
+        access="mmap" if mapped else "read",
+        fault_bytes=fault_bytes,
         notes=tuple(notes),
     )
+
+
+def _mapped_per_sample(events, maps, samples: int, observed: int) -> tuple[np.ndarray, float | None]:
+    """A memory-mapped run's (bytes per sample, bytes per major fault): the data files' mapped bytes
+    spread over the data set's samples (an epoch touches each sample once), and what the fetches
+    faulted in from storage per major fault (None without a major fault: all of it was cached)."""
+    import pyarrow.compute as pc
+
+    mapped = float(pc.sum(maps.group_by("path").aggregate([("bytes_requested", "max")])["bytes_requested_max"]).as_py())
+    fetches = events.filter(pc.and_(pc.equal(events["event"], "fetch"), pc.is_valid(events["majflt"])))
+    faults = int(pc.sum(fetches["majflt"]).as_py() or 0)
+    storage = float(pc.sum(fetches["read_bytes"]).as_py() or 0)
+    return np.full(max(observed, 1), mapped / samples), (storage / faults if faults and storage else None)
 
 
 def _batch_overhead_per_sample(kinds, starts, ends, keys, sample_rows, amount) -> np.ndarray:
