@@ -213,9 +213,7 @@ class Pipeline(ABC):
         self.mapped_taken[key] = taken + n
         return self.plan.mapped_faults(taken, n)
 
-    def _skip(
-        self, node: int, epoch: Epoch, stream: ShardStream | None, previous: int, step: int, stride: int
-    ) -> None:
+    def _skip(self, node: int, epoch: Epoch, stream: ShardStream | None, previous: int, step: int, stride: int) -> None:
         """Fast-forward a reader over the skipped middle of an epoch (full batches, read in the
         steady state the extrapolation accounts for)."""
         skipped = (step - previous) // stride - 1

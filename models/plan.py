@@ -19,7 +19,6 @@ from trainio.models.network import ring_allreduce_s
 from trainio.models.pagecache import hit_ratios
 from trainio.models.workload import Workload
 
-
 READAHEAD_BYTES = 128 * 2**10
 """Bytes a major fault on a mapped file reads when the trace did not measure it: Linux's default
 ``read_ahead_kb`` of a block device (docs/model.md, "Memory-mapped data")."""
@@ -61,9 +60,11 @@ class Plan:
     """Memory-mapped samples (``files`` format): bytes every storage request (a major fault) reads;
     ``requests_per_sample`` is then a sample's faults while its readahead windows are not cached
     yet; 0 for samples that are read."""
-    window_share: float
-    """Memory-mapped samples in random order: the share of the mapped data set's readahead windows
-    one sample faults in (0 in sequential order, where every window faults once, in turn)."""
+    window_samples: float
+    """Memory-mapped samples in random order: samples per readahead window (0 in sequential order,
+    where every window faults once, in turn)."""
+    mapped_samples: int
+    """Samples of the mapped data set, of which each node reads a random share every epoch."""
     open_latency_s: float
     stat_latency_s: float
     request_latency_s: float
@@ -132,9 +133,12 @@ class Plan:
 
     def mapped_faults(self, taken: int, n: int) -> np.ndarray:
         """Expected major faults of a node's next ``n`` samples of an epoch after ``taken``: a sample
-        faults when its window is not in the node's page cache yet; in random order a share
-        ``(1 - window_share) ** taken`` of the windows still is not (docs/model.md, "Memory-mapped data")."""
-        return self.requests_per_sample * (1.0 - self.window_share) ** (taken + np.arange(n))
+        faults when its window is not in the node's page cache yet. In random order (without
+        replacement) none of the other ``window_samples - 1`` samples of its window was among the
+        ``k`` before it with probability ``(1 - k / mapped_samples) ** (window_samples - 1)``
+        (docs/model.md, "Memory-mapped data")."""
+        done = np.minimum((taken + np.arange(n)) / self.mapped_samples, 1.0)
+        return self.requests_per_sample * (1.0 - done) ** max(self.window_samples - 1.0, 0.0)
 
     def batch_samples(self, step: int) -> int:
         return self.last_batch if step == self.steps_per_epoch - 1 else self.batch_size
@@ -181,7 +185,7 @@ def make_plan(
     fault = (workload.fault_bytes or READAHEAD_BYTES) if mapped else 0.0
     # A sample's faults: in random order one window (or its bytes' worth), in turn its share of them.
     faults = (max(mean_bytes, fault) if workload.shuffle else mean_bytes) / fault if mapped else 0.0
-    window_share = min(1.0, max(mean_bytes, fault) / workload.dataset_bytes) if mapped and workload.shuffle else 0.0
+    window_samples = fault / mean_bytes if mapped and workload.shuffle and mean_bytes > 0 else 0.0
 
     # The preload phase: start-up reads the run did anyway, plus the data set for ``preload``.
     startup = not workload.dataset_preloaded
@@ -229,7 +233,8 @@ def make_plan(
         # one fault per readahead window.
         requests_per_sample=faults if mapped else files if is_object else max(files, workload.reads_per_sample),
         fault_bytes=fault,
-        window_share=window_share,
+        window_samples=window_samples,
+        mapped_samples=workload.samples,
         open_latency_s=backend.open_latency_s or 0.0,
         stat_latency_s=backend.stat_latency_s or 0.0,
         request_latency_s=backend.request_latency_s,

@@ -15,7 +15,6 @@ import numpy as np
 
 from trainio.models.cpu import processes_per_core
 
-
 ACCESSES = ("read", "mmap")
 
 
