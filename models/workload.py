@@ -87,6 +87,9 @@ class Workload:
     access: str = "read"
     """How samples reach their bytes: ``read`` (read calls or GETs) or ``mmap`` (page faults on a
     memory-mapped data file: ``sample_bytes`` are then the mapped bytes a sample touches)."""
+    shard_bytes: float | None = None
+    """The captured record format packed samples into shards of this many bytes, read in order (an
+    iterable dataset over tar shards or TFRecord files); None: one file or object per sample."""
     fault_bytes: float | None = None
     """``mmap``: bytes one major fault brings in from storage (the readahead window), as the capture
     measured it (the fetches' ``read_bytes`` over their major faults); None: not measured."""
@@ -125,7 +128,7 @@ class Workload:
             object.__setattr__(self, "sample_wall_s", wall)
         if self.access not in ACCESSES:
             raise WorkloadError(f"access(={self.access!r}) must be one of {', '.join(ACCESSES)}")
-        for name in ("captured_usable_cores", "captured_per_core", "fault_bytes"):
+        for name in ("captured_usable_cores", "captured_per_core", "fault_bytes", "shard_bytes"):
             value = getattr(self, name)
             if value is not None and not (value > 0 and np.isfinite(value)):
                 raise WorkloadError(f"{name}(={value}) must be > 0 and finite")
@@ -168,7 +171,7 @@ def from_trace(trace, *, epochs: int | None = None) -> Workload:
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    from trainio.tracefile.summary import data_mappings, data_reads
+    from trainio.tracefile.summary import data_mappings, data_reads, loop_stats, record_format, records_per_item
 
     events = trace.events
     reads = data_reads(trace)
@@ -222,7 +225,8 @@ def from_trace(trace, *, epochs: int | None = None) -> Workload:
     key_e = e_pid.astype(np.int64) << 32 | e_tid.astype(np.int64)
     sample_rows = kinds == "sample"
     unit_rows = sample_rows if sample_rows.any() else kinds == "fetch"
-    per_unit = np.ones(int(unit_rows.sum()))
+    # An item an iterable pipeline batched itself holds that many samples.
+    per_unit = records_per_item(events.filter(pa.array(unit_rows))).astype(float)
     if not sample_rows.any():
         per_unit = np.array([len(x or []) or 1 for x in events.filter(pa.array(unit_rows))["indices"].to_pylist()])
         notes.append("no per-sample events: per-sample costs are per-batch averages")
@@ -302,7 +306,11 @@ def from_trace(trace, *, epochs: int | None = None) -> Workload:
             files_per_sample = per_sample_files
             reads_per_sample = float(pre.sum()) / max(config.get("dataset_length") or per_path.num_rows, 1)
     last = int(max(e_end[step_rows].max() if step_rows.any() else 0, e_end[(kinds == "batch") & in_train].max()))
-    samples = config.get("dataset_length") or int(len(np.unique(reads["path"].to_numpy(zero_copy_only=False))))
+    samples = config.get("dataset_length")
+    if not samples and sample_rows.any():  # an iterable dataset: the samples its items held per epoch
+        samples = max(round(per_unit.sum() / captured_epochs), 1)
+    samples = samples or int(len(np.unique(reads["path"].to_numpy(zero_copy_only=False))))
+    fmt = record_format(trace, reads, loop_stats(events))
     fault_bytes = None
     if mapped:
         sample_bytes, fault_bytes = _mapped_per_sample(events, maps, samples, len(sample_cpu))
@@ -311,7 +319,7 @@ def from_trace(trace, *, epochs: int | None = None) -> Workload:
     cores = _usable_cores(trace.manifest)
     return Workload(
         samples=int(samples),
-        batch_size=int(config.get("batch_size") or 1),
+        batch_size=int(config.get("batch_size") or 1) * int(per_unit.max() if sample_rows.any() else 1),
         epochs=epochs or captured_epochs,
         workers=workers,
         prefetch_factor=int(config.get("prefetch_factor") or 2),
@@ -339,6 +347,7 @@ def from_trace(trace, *, epochs: int | None = None) -> Workload:
         captured_processes=len(train_pids),
         captured_duration_s=(last - load_start) / 1e9 if epochs in (None, captured_epochs) else None,
         access="mmap" if mapped else "read",
+        shard_bytes=fmt.get("shard_bytes"),
         fault_bytes=fault_bytes,
         notes=tuple(notes),
     )

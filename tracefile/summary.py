@@ -4,10 +4,12 @@ Keys (a contract other tools rely on): bytes_read, runtime_bytes_read, data_root
 files_opened, distinct_files, processes, samples, batches, epochs, duration_s,
 data_stall_fraction, mean_step_s, mean_fetch_s, read_size_histogram, pattern, pattern_evidence,
 coverage; plus reread_bytes, reread_fraction, ipc_bytes_read, object_ops, host_cpu, node_cpu, cpu, mapped,
-warnings.
+record_format, warnings.
 """
 
 from __future__ import annotations
+
+import json
 
 import numpy as np
 import pyarrow as pa
@@ -68,7 +70,7 @@ def sequential_fraction(events: pa.Table) -> float | None:
 def mapped_stats(trace: Trace, samples: int) -> dict | None:
     """What a memory-mapped run read through its mappings of data files (None without any): the files
     and bytes mapped, what the DataLoader's fetches faulted in from storage (``read_bytes``, major
-    faults), and per sample."""
+    faults), and per sample of an epoch (``samples`` per epoch)."""
     maps = data_mappings(trace)
     if not maps.num_rows:
         return None
@@ -131,6 +133,45 @@ def _reread_bytes(reads: pa.Table) -> int:
     return int(nbytes[order][again].sum())
 
 
+def records_per_item(events: pa.Table) -> np.ndarray:
+    """Samples (records) per ``sample`` event: n for an item an iterable pipeline batched itself
+    (``{"batched": n}`` in its ``info``), else 1."""
+    counts = np.ones(events.num_rows, dtype=np.int64)
+    info = events["info"]
+    if info.null_count < events.num_rows:
+        for row in np.flatnonzero(pc.is_valid(info).to_numpy(zero_copy_only=False)):
+            batched = json.loads(info[int(row)].as_py()).get("batched")
+            if isinstance(batched, int) and batched > 0:
+                counts[row] = batched
+    return counts
+
+
+SHARD_SAMPLES = 2
+"""An iterable dataset whose data files hold at least this many samples each (per epoch) reads
+packed records (tar shards, TFRecord): format ``shards``."""
+
+
+def record_format(trace: Trace, reads: pa.Table, loop: dict) -> dict:
+    """The record format the run read: ``shards`` when an iterable dataset (no ``dataset_length``)
+    streamed data files holding many samples each (WebDataset tar shards, TFRecord files), with their
+    count and mean bytes read per epoch and samples per shard; else ``files``."""
+    events = trace.events
+    starts = events.filter(pc.equal(events["event"], "epoch_start")) if events.num_rows else events
+    configs = [json.loads(x) for x in starts["info"].to_pylist() if x] if starts.num_rows else []
+    iterable = bool(configs) and all(c.get("dataset_length") is None for c in configs)
+    files = len(set(_np(reads, "path").tolist())) if reads.num_rows else 0
+    epochs = max(loop["epochs"], 1)
+    per_epoch = loop["samples"] / epochs
+    if not iterable or not files or per_epoch < SHARD_SAMPLES * files:
+        return {"kind": "files"}
+    return {
+        "kind": "shards",
+        "shards": files,
+        "shard_bytes": round(float(_np(reads, "bytes_returned").sum()) / epochs / files),
+        "samples_per_shard": round(per_epoch / files, 2),
+    }
+
+
 def loop_stats(events: pa.Table) -> dict:
     """Per-batch wait (data stall), step compute and worker fetch times."""
     ev = _np(events, "event") if events.num_rows else np.array([], dtype=object)
@@ -148,7 +189,7 @@ def loop_stats(events: pa.Table) -> dict:
     total = wait_s.sum() + step_s.sum()
     return {
         "batches": int(batch.sum()),
-        "samples": int((ev == "sample").sum())
+        "samples": int(records_per_item(events.filter(pc.equal(events["event"], "sample"))).sum())
         if (ev == "sample").any()
         else int(sum(len(x) for x in events.filter(pc.equal(events["event"], "fetch"))["indices"].to_pylist() if x)),
         "epochs": epochs,
@@ -421,7 +462,7 @@ def summarize(trace: Trace) -> dict:
         per_path = dict(zip(grouped["path"].to_pylist(), grouped["bytes_returned_sum"].to_pylist(), strict=True))
     loop = loop_stats(trace.events)
     pattern, evidence = access_pattern(reads, loop, trace.manifest)
-    mapped = mapped_stats(trace, loop["samples"])
+    mapped = mapped_stats(trace, loop["samples"] // max(loop["epochs"], 1))
     if mapped is not None:
         maps = data_mappings(trace).group_by("path").aggregate([("bytes_requested", "max")])
         for path, size in zip(maps["path"].to_pylist(), maps["bytes_requested_max"].to_pylist(), strict=True):
@@ -458,5 +499,6 @@ def summarize(trace: Trace) -> dict:
         "node_cpu": (trace.manifest.get("host") or {}).get("cpu"),
         "cpu": cpu_stats(trace.events, trace.processes),
         "mapped": mapped,
+        "record_format": record_format(trace, training_reads(reads, trace) if reads.num_rows else reads, loop),
         "warnings": list(trace.warnings) + list(trace.manifest.get("lost", [])),
     }

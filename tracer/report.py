@@ -74,6 +74,16 @@ def mapped_line(mapped: dict) -> str:
     )
 
 
+def format_words(fmt: dict | None) -> str:
+    """The record format after the pattern, when the run read packed records."""
+    if not fmt or fmt.get("kind") != "shards":
+        return ""
+    return (
+        f"   format shards: {fmt['shards']:,} of {_mb(fmt['shard_bytes'])},"
+        f" {fmt['samples_per_shard']:,} samples each per epoch"
+    )
+
+
 def short_summary(d: dict) -> str:
     """Six lines printed at the end of a capture, then one per warning."""
     cov = d["coverage"]
@@ -81,7 +91,8 @@ def short_summary(d: dict) -> str:
         f"  data read      {_mb(d['bytes_read'])} in {d['read_ops']:,} reads"
         f" from {d['distinct_files']:,} files/objects ({', '.join(d['data_roots'][:2]) or 'no data roots'})",
         *([f"  mapped         {mapped_line(d['mapped'])}"] if d.get("mapped") else []),
-        f"  pattern        {d['pattern']}   re-read {_pct(d['reread_fraction'])} of bytes across epochs",
+        f"  pattern        {d['pattern']}   re-read {_pct(d['reread_fraction'])} of bytes across epochs"
+        + format_words(d.get("record_format")),
         f"  loader         {d['epochs']} epochs, {d['batches']:,} batches, {d['samples']:,} samples,"
         f" mean step {_s(d['mean_step_s'])}, mean fetch {_s(d['mean_fetch_s'])}",
         f"  data stall     {_pct(d['data_stall_fraction'])} of the training loop waited on data"

@@ -177,6 +177,8 @@ def resolve_cluster(scenario: Scenario, workload: Workload, loaded: LoadedTrace)
 
 
 def captured_format(workload: Workload) -> RecordFormat:
+    if workload.shard_bytes is not None:
+        return RecordFormat("shards", workload.shard_bytes)
     return parse_format("preload" if workload.dataset_preloaded else "files")
 
 

@@ -53,3 +53,23 @@ def test_a_memory_mapped_run_projects_onto_remote_file_systems_one_request_per_w
         remote, _, _ = project_trace(trace, Scenario(backend=backend, readahead_bytes=128 << 10))
         assert remote.time_to_train_s > local.time_to_train_s
         assert remote.read_ops_per_s * remote.time_to_train_s == pytest.approx((32 << 20) / (128 << 10), rel=0.05)
+
+
+def test_a_webdataset_run_is_read_as_shards_and_projects_as_captured_within_five_percent(tmp_path):
+    """8 tar shards of 100 records, `.batched(10)` inside the pipeline, 2 workers, 2 epochs, a 2 ms
+    step: the summary and the workload see shards (8 of them, 100 samples each, batches of 10), as-captured
+    lands within 5% of the captured loop, and the same samples as one file each project too."""
+    truth, trace = capture(tmp_path, "wds", "8", "100", "2", "2")
+    fmt = summarize(open_trace(trace))["record_format"]
+    assert fmt["kind"] == "shards" and fmt["shards"] == 8 and fmt["samples_per_shard"] == 100
+    assert abs(fmt["shard_bytes"] - truth["shard_bytes"] / 8) <= 0.02 * truth["shard_bytes"] / 8
+    result, workload, _ = project_trace(trace, Scenario())
+    assert workload.samples == truth["samples"] // truth["epochs"] and workload.batch_size == 10
+    error = result.time_to_train_s / workload.captured_duration_s - 1
+    print(f"wds: captured {workload.captured_duration_s:.3f} s, as-captured {result.time_to_train_s:.3f} s")
+    assert abs(error) <= 0.05, (result.time_to_train_s, workload.captured_duration_s)
+    as_files, _, _ = project_trace(trace, Scenario(format="files"))
+    assert as_files.metadata_ops_per_s * as_files.time_to_train_s == pytest.approx(truth["samples"], rel=0.02)
+    assert as_files.read_MBps * as_files.time_to_train_s == pytest.approx(
+        result.read_MBps * result.time_to_train_s, rel=0.02
+    )
