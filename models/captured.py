@@ -61,7 +61,7 @@ def fault_bandwidth(trace: Trace) -> float:
 
 def captured_profile(trace: Trace) -> BackendProfile:
     """The storage of the captured run, as its reads (or a memory-mapped run's faults) measured it."""
-    from trainio.tracefile.summary import data_mappings
+    from trainio.tracefile.summary import data_mappings, data_reads, reads_through_mappings
 
     io = trace.io
     objects = _durations(io, ("get",))
@@ -99,7 +99,7 @@ def captured_profile(trace: Trace) -> BackendProfile:
             read_latency_s=read_latency_s,
         )
 
-    if not reads.num_rows and not objects.size and data_mappings(trace).num_rows:
+    if not objects.size and reads_through_mappings(data_reads(trace), data_mappings(trace)):
         source = f"fitted from the page faults of trace {trace.path}'s fetches"
         return profile("posix", fault_bandwidth(trace), open_latency_s=0.0, stat_latency_s=0.0, read_latency_s=0.0)
     if objects.size and not reads.num_rows:

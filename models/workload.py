@@ -171,7 +171,15 @@ def from_trace(trace, *, epochs: int | None = None) -> Workload:
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    from trainio.tracefile.summary import data_mappings, data_reads, loop_stats, record_format, records_per_item
+    from trainio.tracefile.summary import (
+        data_mappings,
+        data_reads,
+        loop_stats,
+        mapped_bytes,
+        reads_through_mappings,
+        record_format,
+        records_per_item,
+    )
 
     events = trace.events
     reads = data_reads(trace)
@@ -182,7 +190,7 @@ def from_trace(trace, *, epochs: int | None = None) -> Workload:
     r_start = reads["start_ns"].to_numpy()
     r_bytes = reads["bytes_returned"].to_numpy()
     r_dur = reads["duration_ns"].to_numpy()
-    mapped = reads.num_rows == 0 and maps.num_rows > 0
+    mapped = reads_through_mappings(reads, maps)
     if reads.num_rows == 0 and not mapped:
         raise WorkloadError(f"{trace.path}: the trace holds no data reads: nothing to project")
     kinds = events["event"].to_numpy(zero_copy_only=False) if events.num_rows else np.array([], dtype=object)
@@ -281,7 +289,7 @@ def from_trace(trace, *, epochs: int | None = None) -> Workload:
         inside = _inside_any(r_start, key_r, e_start[unit_rows], e_end[unit_rows], key_e[unit_rows])
     pre = (r_start < first_request) & ~inside
     preload_bytes = int(r_bytes[pre].sum())
-    if preload_bytes < PRELOAD_MIN_FRACTION * r_bytes.sum():
+    if mapped or preload_bytes < PRELOAD_MIN_FRACTION * r_bytes.sum():
         pre[:] = False  # an index or metadata file read at start-up, not a bulk preload
         preload_bytes = 0
     preload_files, preload_threads, preload_cpu_s = 0, 1, 0.0
@@ -313,7 +321,8 @@ def from_trace(trace, *, epochs: int | None = None) -> Workload:
     fmt = record_format(trace, reads, loop_stats(events))
     fault_bytes = None
     if mapped:
-        sample_bytes, fault_bytes = _mapped_per_sample(events, maps, samples, len(sample_cpu))
+        sample_bytes = np.full(max(len(sample_cpu), 1), mapped_bytes(maps) / samples)
+        fault_bytes = _fault_bytes(events)
         files_per_sample = reads_per_sample = stats_per_sample = 0.0
     workers = int(config.get("num_workers") or 0)
     cores = _usable_cores(trace.manifest)
@@ -353,17 +362,15 @@ def from_trace(trace, *, epochs: int | None = None) -> Workload:
     )
 
 
-def _mapped_per_sample(events, maps, samples: int, observed: int) -> tuple[np.ndarray, float | None]:
-    """A memory-mapped run's (bytes per sample, bytes per major fault): the data files' mapped bytes
-    spread over the data set's samples (an epoch touches each sample once), and what the fetches
-    faulted in from storage per major fault (None without a major fault: all of it was cached)."""
+def _fault_bytes(events) -> float | None:
+    """Bytes a major fault of a fetch brought in from storage at the capture (the fetches' ``read_bytes``
+    over their major faults): the readahead window; None without a major fault (all of it was cached)."""
     import pyarrow.compute as pc
 
-    mapped = float(pc.sum(maps.group_by("path").aggregate([("bytes_requested", "max")])["bytes_requested_max"]).as_py())
     fetches = events.filter(pc.and_(pc.equal(events["event"], "fetch"), pc.is_valid(events["majflt"])))
     faults = int(pc.sum(fetches["majflt"]).as_py() or 0)
     storage = float(pc.sum(fetches["read_bytes"]).as_py() or 0)
-    return np.full(max(observed, 1), mapped / samples), (storage / faults if faults and storage else None)
+    return storage / faults if faults and storage else None
 
 
 def _batch_overhead_per_sample(kinds, starts, ends, keys, sample_rows, amount) -> np.ndarray:

@@ -47,6 +47,26 @@ def data_mappings(trace: Trace) -> pa.Table:
     return io.filter(pc.and_(mask, pc.greater_equal(io["result"], 0)))
 
 
+MAPPED_READ_FRACTION = 0.1
+"""A run with data files mapped reads its data through the mappings when its data reads are less than
+this share of the mapped bytes (an index, a JSON of metadata beside an Arrow file)."""
+
+
+def mapped_bytes(maps: pa.Table) -> int:
+    """Bytes of the mapped data files: each file's largest mapping."""
+    if not maps.num_rows:
+        return 0
+    return int(
+        pc.sum(maps.group_by("path").aggregate([("bytes_requested", "max")])["bytes_requested_max"]).as_py() or 0
+    )
+
+
+def reads_through_mappings(reads: pa.Table, maps: pa.Table) -> bool:
+    """Whether the run read its data through memory mappings rather than read calls."""
+    mapped = mapped_bytes(maps)
+    return mapped > 0 and int(pc.sum(reads["bytes_returned"]).as_py() or 0) < MAPPED_READ_FRACTION * mapped
+
+
 SEQUENTIAL_FRACTION = 0.5
 """Share of a worker's consecutive sample indices that follow each other (i, i+1) above which a
 memory-mapped run reads its mapping sequentially."""
@@ -74,14 +94,13 @@ def mapped_stats(trace: Trace, samples: int) -> dict | None:
     maps = data_mappings(trace)
     if not maps.num_rows:
         return None
-    sizes = maps.group_by("path").aggregate([("bytes_requested", "max")])["bytes_requested_max"]
     events = trace.events
     fetches = events.filter(pc.and_(pc.equal(events["event"], "fetch"), pc.is_valid(events["read_bytes"])))
     storage = int(pc.sum(fetches["read_bytes"]).as_py() or 0)
     faults = int(pc.sum(fetches["majflt"]).as_py() or 0)
-    mapped = int(pc.sum(sizes).as_py() or 0)
+    mapped = mapped_bytes(maps)
     return {
-        "files": len(sizes),
+        "files": len(set(_np(maps, "path").tolist())),
         "mapped_bytes": mapped,
         "fetch_read_bytes": storage,
         "major_faults": faults,
@@ -467,7 +486,7 @@ def summarize(trace: Trace) -> dict:
         maps = data_mappings(trace).group_by("path").aggregate([("bytes_requested", "max")])
         for path, size in zip(maps["path"].to_pylist(), maps["bytes_requested_max"].to_pylist(), strict=True):
             per_path[path] = per_path.get(path, 0) + size
-        if pattern == "none":
+        if reads_through_mappings(reads, data_mappings(trace)):
             pattern, evidence = mmap_pattern(trace.events, mapped)
     total = int(nbytes.sum())
     reread = _reread_bytes(reads)
