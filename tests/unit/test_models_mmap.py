@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from tests.unit.synthetic import small_workload
 from trainio.models.backend import BackendProfile, builtin_profile
 from trainio.models.cluster import Cluster
 from trainio.models.formats import parse_format
@@ -20,20 +21,8 @@ ROW = 32 << 10
 
 def mapped(**fields) -> Workload:
     """4,096 rows of 32 KiB in one mapped file (128 MiB), read in random order by 2 workers."""
-    values = {
-        "samples": 4096,
-        "batch_size": 32,
-        "epochs": 1,
-        "workers": 2,
-        "prefetch_factor": 2,
-        "sample_bytes": np.array([float(ROW)]),
-        "sample_cpu_s": np.array([1e-4]),
-        "step_compute_s": np.array([1e-3]),
-        "files_per_sample": 0.0,
-        "reads_per_sample": 0.0,
-        "access": "mmap",
-    }
-    return Workload(**{**values, **fields})
+    values = {"sample_bytes": np.array([float(ROW)]), "files_per_sample": 0.0, "reads_per_sample": 0.0}
+    return small_workload(**{**values, "access": "mmap", **fields})
 
 
 both_modes = pytest.mark.parametrize("exact", [False, True], ids=["fast", "exact"])

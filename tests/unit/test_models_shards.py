@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
 
-from tests.unit.synthetic import MAIN, event_row, io_row, make_trace, write_part
+from tests.unit.synthetic import MAIN, event_row, io_row, make_trace, small_workload, write_part
 from trainio.models.backend import BackendProfile
 from trainio.models.cluster import Cluster
 from trainio.models.formats import parse_format
-from trainio.models.workload import Workload, from_trace
+from trainio.models.workload import from_trace
 from trainio.replay.projection.scenario import captured_format
 from trainio.replay.projection.whatif import project
 from trainio.tracefile import open_trace
@@ -81,26 +80,12 @@ def test_a_map_style_run_over_few_files_stays_files(tmp_path):
     assert from_trace(open_trace(trace)).shard_bytes is None
 
 
-def job(**fields) -> Workload:
-    values = {
-        "samples": 4096,
-        "batch_size": 32,
-        "epochs": 1,
-        "workers": 2,
-        "prefetch_factor": 2,
-        "sample_bytes": np.array([100e3]),
-        "sample_cpu_s": np.array([1e-4]),
-        "step_compute_s": np.array([1e-3]),
-    }
-    return Workload(**{**values, **fields})
-
-
 STORAGE = BackendProfile.unlimited(name="t", open_latency_s=1e-4, read_latency_s=1e-4)
 
 
 @pytest.mark.parametrize("exact", [False, True], ids=["fast", "exact"])
 def test_a_shards_run_projected_onto_files_opens_every_sample_and_reads_the_same_bytes(exact):
-    sharded = job(shard_bytes=64 << 20, files_per_sample=0.02, reads_per_sample=1.0)
+    sharded = small_workload(shard_bytes=64 << 20, files_per_sample=0.02, reads_per_sample=1.0)
     as_captured = project(sharded, STORAGE, Cluster(), captured_format(sharded), exact=exact)
     as_files = project(sharded, STORAGE, Cluster(), parse_format("files"), exact=exact)
     assert as_files.metadata_ops_per_s * as_files.time_to_train_s == pytest.approx(4096)
@@ -113,7 +98,7 @@ def test_a_shards_run_projected_onto_files_opens_every_sample_and_reads_the_same
 
 
 def test_a_files_run_projected_onto_shards_reads_the_same_bytes_in_few_requests():
-    files = job(files_per_sample=1.0, reads_per_sample=1.0)
+    files = small_workload(files_per_sample=1.0, reads_per_sample=1.0)
     assert str(captured_format(files)) == "files"
     as_files = project(files, STORAGE, Cluster(), captured_format(files))
     as_shards = project(files, STORAGE, Cluster(), parse_format("shards:64MiB"))
