@@ -248,7 +248,11 @@ def make_plan(
         request_bytes=fmt.request_bytes or LARGE_REQUEST_BYTES,
         shard_bytes=fmt.shard_bytes or math.inf,
         opens_per_shard=0 if is_object else 1,
-        shuffle_buffer=SHUFFLE_BUFFER_SAMPLES if workload.shuffle else 0,
+        shuffle_buffer=workload.shuffle_buffer
+        if workload.shuffle_buffer is not None
+        else SHUFFLE_BUFFER_SAMPLES
+        if workload.shuffle
+        else 0,
         hit_ratios=tuple(
             hit_ratios(
                 workload.epochs,

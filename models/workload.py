@@ -90,6 +90,9 @@ class Workload:
     shard_bytes: float | None = None
     """The captured record format packed samples into shards of this many bytes, read in order (an
     iterable dataset over tar shards or TFRecord files); None: one file or object per sample."""
+    shuffle_buffer: int | None = None
+    """Shards: samples a reader read before it handed out its first (its shuffle buffer's fill), as
+    captured; None: the format's default (``SHUFFLE_BUFFER_SAMPLES`` when shuffling)."""
     fault_bytes: float | None = None
     """``mmap``: bytes one major fault brings in from storage (the readahead window), as the capture
     measured it (the fetches' ``read_bytes`` over their major faults); None: not measured."""
@@ -319,6 +322,13 @@ def from_trace(trace, *, epochs: int | None = None) -> Workload:
         samples = max(round(per_unit.sum() / captured_epochs), 1)
     samples = samples or int(len(np.unique(reads["path"].to_numpy(zero_copy_only=False))))
     fmt = record_format(trace, reads, loop_stats(events))
+    shuffle_buffer = None
+    if fmt.get("shard_bytes") and sample_rows.any():
+        # A stream's first item (sample 0 of each worker's epoch) waited for what its reader read first.
+        first = events["sample"].to_numpy(zero_copy_only=False)[unit_rows] == 0
+        per_record = max(float(np.sum(nbytes)) / float(per_unit.sum()), 1.0)
+        if first.any():
+            shuffle_buffer = max(round(float(np.median(nbytes[first] / per_record - per_unit[first]))), 0)
     fault_bytes = None
     if mapped:
         sample_bytes = np.full(max(len(sample_cpu), 1), mapped_bytes(maps) / samples)
@@ -357,6 +367,7 @@ def from_trace(trace, *, epochs: int | None = None) -> Workload:
         captured_duration_s=(last - load_start) / 1e9 if epochs in (None, captured_epochs) else None,
         access="mmap" if mapped else "read",
         shard_bytes=fmt.get("shard_bytes"),
+        shuffle_buffer=shuffle_buffer,
         fault_bytes=fault_bytes,
         notes=tuple(notes),
     )

@@ -65,6 +65,8 @@ def test_an_iterable_dataset_over_tar_shards_is_read_as_shards_with_its_batches_
     assert workload.samples == records and workload.batch_size == BATCHED and workload.epochs == 2
     assert workload.sample_bytes.mean() == pytest.approx(SHARDS * SHARD / records)
     assert workload.shard_bytes == SHARD
+    # each epoch's first item waited for its whole first shard: a shuffle buffer of the rest of it
+    assert workload.shuffle_buffer == round(SHARD / workload.sample_bytes.mean()) - BATCHED
     assert str(captured_format(workload)) == "shards:4MiB"
 
 
