@@ -54,6 +54,7 @@ def sources(env: dict, data: Path, dataset: str) -> dict[str, str]:
     endpoint = env["TRAINIO_S3_ENDPOINT"]
     return {
         "local": f"local:{data}",
+        "local-shards": f"local-shards:{data}-shards",
         "rgw": f"rgw:{endpoint}/{dataset}",
         "rgw-shards": f"rgw-shards:{endpoint}/{dataset}/shards",
         "rados": f"rados:trainpool/{dataset}",
@@ -179,12 +180,20 @@ def cpu_per_sample(runs: list[RunResult]) -> dict[str, float]:
 
 
 def capture_baseline(
-    where: dict[str, str], setup: Setup, data: Path, env: dict, folder: Path, meter: CpuMeter, patience: Patience
+    where: dict[str, str],
+    setup: Setup,
+    data: Path,
+    env: dict,
+    folder: Path,
+    meter: CpuMeter,
+    patience: Patience,
+    source: str = "local",
 ) -> tuple[Path, dict]:
-    """One baseline trace (local disk, one node, as captured by a user) in ``folder``-TRY, on a
-    quiet machine, and its facts with the as-captured self-check."""
+    """One baseline trace (local disk, one node, as captured by a user; ``source``: one file per
+    sample, or local-shards) in ``folder``-TRY, on a quiet machine, and its facts with the as-captured
+    self-check."""
     base_cmd = workload_cmd(
-        where["local"], setup, "--workers", str(setup.workers), "--step-time", str(setup.step_time_s)
+        where[source], setup, "--workers", str(setup.workers), "--step-time", str(setup.step_time_s)
     )
     say("capturing the baseline: " + " ".join(base_cmd[1:]))
     tries = iter(range(ATTEMPTS))
