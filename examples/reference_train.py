@@ -17,6 +17,9 @@ Data sources (--source):
                                             whole GET; samples are shuffled through a buffer of
                                             --shuffle-buffer samples (WebDataset style)
   local-shards:DIR                          the same tar shards in a local directory, each read whole
+  memmap:DIR                                every sample packed into one file (DIR/samples.bin), read
+                                            through a memory mapping (np.memmap), its pages dropped from
+                                            the page cache first; DIR may be a CephFS mount (ceph-fuse)
 
 S3 credentials come from the usual AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY; RADOS and CephFS
 use $CEPH_CONF. `--place` generates the data set in --data (seeded, reused when it matches) and
@@ -61,6 +64,7 @@ CROP = 112  # network input, as RandomResizedCrop(112) would give
 INDEX = "index.json"  # [[key, bytes], ...] of the per-sample sources
 SHARD_INDEX = "shards.json"  # [[key, bytes, samples], ...] of rgw-shards and local-shards
 SHARD_KINDS = ("rgw-shards", "local-shards")
+PACKED, PACKED_INDEX = "samples.bin", "memmap.json"  # [[key, offset, bytes], ...] of memmap
 INDEX_MAX_BYTES = 8 << 20  # what RADOS and CephFS reads of an index ask for (they need a length)
 DEBIAN_PYTHON = "/usr/lib/python3/dist-packages"  # python3-rados / python3-cephfs live here
 
@@ -295,11 +299,12 @@ def parse_source(spec):
     kind, sep, rest = spec.partition(":")
     if not sep or not rest:
         raise SystemExit(
-            f"--source {spec!r}: expected KIND:WHERE (local, local-shards, rgw, rgw-shards, rados, cephfs)"
+            f"--source {spec!r}: expected KIND:WHERE (local, local-shards, memmap, rgw, rgw-shards, rados, cephfs)"
         )
     stores = {
         "local": LocalStore,
         "local-shards": LocalStore,
+        "memmap": LocalStore,
         "rgw": S3Store,
         "rgw-shards": S3Store,
         "rados": RadosStore,
@@ -325,6 +330,33 @@ class Samples(Dataset):
     def __getitem__(self, i):
         key, size = self.index[i]
         return to_sample(key, self.store.get(key, size))
+
+
+class Mapped(Dataset):
+    """Samples packed in one file, sliced out of a memory mapping of it (mapped in each process on
+    first use), as token files and Arrow data sets are read."""
+
+    def __init__(self, root, index):
+        self.path, self.index, self.rows = os.path.join(root, PACKED), index, None
+
+    def __len__(self):
+        return len(self.index)
+
+    def __getitem__(self, i):
+        if self.rows is None:
+            self.rows = np.memmap(self.path, dtype=np.uint8, mode="r")
+        key, offset, size = self.index[i]
+        return to_sample(key, self.rows[offset : offset + size].tobytes())
+
+
+def drop_cached(path):
+    """Drop the file's pages from the page cache, so that the mapped reads read storage."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)  # dirty pages (just placed) are not dropped
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
 
 
 class InMemory(Dataset):
@@ -377,7 +409,7 @@ class ShardStream(IterableDataset):
 
 
 def _read_index(store, kind):
-    name = SHARD_INDEX if kind in SHARD_KINDS else INDEX
+    name = SHARD_INDEX if kind in SHARD_KINDS else PACKED_INDEX if kind == "memmap" else INDEX
     try:
         return json.loads(store.get(name, INDEX_MAX_BYTES))
     except Exception as err:  # any backend's "not found": say what to run
@@ -427,6 +459,16 @@ def place(args, kind, store):
         return f"{len(index)} samples in {args.data}"
     if isinstance(store, S3Store):
         store.create_bucket()
+    if kind == "memmap":
+        packed, offset = [], 0
+        Path(store.root).mkdir(parents=True, exist_ok=True)
+        with open(Path(store.root, PACKED), "wb") as out:
+            for name, nbytes in index:
+                out.write(Path(args.data, name).read_bytes())
+                packed.append([name, offset, nbytes])
+                offset += nbytes
+        store.put(PACKED_INDEX, json.dumps(packed).encode())
+        return f"{len(index)} samples in {PACKED} ({offset} bytes)"
     if kind in SHARD_KINDS:
         shards, members, size = [], [], 0
         for name, nbytes in index:
@@ -498,6 +540,10 @@ def main(args):
     if isinstance(store, S3Store):
         store.make_client()  # loads botocore's service model once, before the workers fork
     index = read_index(store, kind)
+    if kind == "memmap":
+        if args.preload:
+            raise SystemExit("--preload: a memmap source is read through its mapping, not preloaded")
+        drop_cached(os.path.join(store.root, PACKED))
     if args.start_barrier:
         wait_at_barrier(args.start_barrier, args.rank)
     cpu0, main_cpu0 = cpu_seconds(), cpu_seconds(children=False)
@@ -517,6 +563,9 @@ def main(args):
             prefetch_factor=args.prefetch_factor if args.workers > 0 else None,
             multiprocessing_context=args.start_method if args.workers > 0 else None,
         )
+    elif kind == "memmap":
+        dataset = Mapped(store.root, index)
+        loader = common.make_loader(args, dataset, distributed=True, persistent_workers=args.persistent_workers)
     else:
         dataset = Samples(store, index)
         loader = common.make_loader(args, dataset, distributed=True, persistent_workers=args.persistent_workers)

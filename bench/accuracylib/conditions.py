@@ -148,6 +148,15 @@ SHARDS_TO_FILES = Condition(
 """The held-out workload captured reading tar shards (local-shards), projected onto one file per sample
 and run so."""
 
+MEMMAP_ON_CEPHFS = Condition(
+    "memory-mapped file on CephFS (ceph-fuse)",
+    "memmap-cephfs",
+    "cephfs",
+    "backend: the mapped file on CephFS, its pages faulted in through the kernel's page cache",
+)
+"""The held-out workload read through a memory mapping of one packed file, captured on local disk,
+projected onto CephFS and run with the file on a ceph-fuse mount."""
+
 DEVELOPMENT = BenchSet("development", FULL, CONDITIONS, "trainio-accuracy", adjusted=True)
 HELD_OUT = BenchSet("held-out", HELD_OUT_SETUP, HELD_OUT_CONDITIONS, "trainio-heldout", adjusted=False, key="held_out")
 HELD_OUT_FORMATS = BenchSet(
@@ -159,7 +168,16 @@ HELD_OUT_FORMATS = BenchSet(
     key="held_out_formats",
     baseline_source="local-shards",
 )
-SETS = (DEVELOPMENT, HELD_OUT, HELD_OUT_FORMATS)
+HELD_OUT_MEMMAP = BenchSet(
+    "held-out-memmap",
+    HELD_OUT_SETUP,
+    (MEMMAP_ON_CEPHFS,),
+    "trainio-heldout-memmap",
+    adjusted=False,
+    key="held_out_memmap",
+    baseline_source="memmap",
+)
+SETS = (DEVELOPMENT, HELD_OUT, HELD_OUT_FORMATS, HELD_OUT_MEMMAP)
 SMOKE_SETS = (
     BenchSet("development", SMOKE, SMOKE_CONDITIONS, "trainio-accuracy", adjusted=True),
     BenchSet("held-out", HELD_OUT_SMOKE, HELD_OUT_CONDITIONS[1:2], "trainio-heldout", adjusted=False, key="held_out"),
@@ -171,5 +189,14 @@ SMOKE_SETS = (
         adjusted=False,
         key="held_out_formats",
         baseline_source="local-shards",
+    ),
+    BenchSet(
+        "held-out-memmap",
+        HELD_OUT_SMOKE,
+        (MEMMAP_ON_CEPHFS,),
+        "trainio-heldout-memmap",
+        adjusted=False,
+        key="held_out_memmap",
+        baseline_source="memmap",
     ),
 )

@@ -8,6 +8,8 @@ HELD_OUT_TITLES = {
     "held_out": "Held-out set (a workload the model is never adjusted against)",
     "held_out_formats": "Held-out record formats (the held-out workload captured reading tar shards, projected "
     "onto one file per sample)",
+    "held_out_memmap": "Held-out memory mapping (the held-out workload read through a mapped file, captured on "
+    "local disk, projected onto CephFS)",
 }
 
 

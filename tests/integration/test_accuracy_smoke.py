@@ -48,7 +48,10 @@ def test_accuracy_smoke_runs_end_to_end_and_writes_the_contract_keys(tmp_path):
     assert formats["set"] == "held-out-formats" and formats["adjusted_against"] is False
     assert [row["condition"]["format"] for row in formats["scenarios"]] == ["files"]
     assert "local-shards:" in formats["baseline"]["command"]
-    for row in result["scenarios"] + held_out["scenarios"] + formats["scenarios"]:
+    mapped = result["held_out_memmap"]  # the same workload through a mapped file, local, then on CephFS
+    assert mapped["set"] == "held-out-memmap" and "--source memmap:" in mapped["baseline"]["command"]
+    assert [row["condition"]["source"] for row in mapped["scenarios"]] == ["memmap-cephfs"]
+    for row in result["scenarios"] + held_out["scenarios"] + formats["scenarios"] + mapped["scenarios"]:
         assert SCENARIO_KEYS <= set(row), row.keys()
         for key in ("measured_s", "projected_s"):
             assert isinstance(row[key], (int, float)) and math.isfinite(row[key]) and row[key] > 0, (key, row[key])
@@ -61,3 +64,4 @@ def test_accuracy_smoke_runs_end_to_end_and_writes_the_contract_keys(tmp_path):
     assert "calibration skipped" in " ".join(result["notes"])  # the smoke run says it used a built-in profile
     md = out.with_suffix(".md").read_text()
     assert md.count("|") > 10 and "## Held-out set" in md and "## Held-out record formats" in md
+    assert "## Held-out memory mapping" in md
