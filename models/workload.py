@@ -179,6 +179,7 @@ def from_trace(trace, *, epochs: int | None = None) -> Workload:
         data_reads,
         loop_stats,
         mapped_bytes,
+        mapped_stats,
         reads_through_mappings,
         record_format,
         records_per_item,
@@ -332,7 +333,7 @@ def from_trace(trace, *, epochs: int | None = None) -> Workload:
     fault_bytes = None
     if mapped:
         sample_bytes = np.full(max(len(sample_cpu), 1), mapped_bytes(maps) / samples)
-        fault_bytes = _fault_bytes(events)
+        fault_bytes = (mapped_stats(trace, samples) or {}).get("bytes_per_fault")
         files_per_sample = reads_per_sample = stats_per_sample = 0.0
     workers = int(config.get("num_workers") or 0)
     cores = _usable_cores(trace.manifest)
@@ -371,17 +372,6 @@ def from_trace(trace, *, epochs: int | None = None) -> Workload:
         fault_bytes=fault_bytes,
         notes=tuple(notes),
     )
-
-
-def _fault_bytes(events) -> float | None:
-    """Bytes a major fault of a fetch brought in from storage at the capture (the fetches' ``read_bytes``
-    over their major faults): the readahead window; None without a major fault (all of it was cached)."""
-    import pyarrow.compute as pc
-
-    fetches = events.filter(pc.and_(pc.equal(events["event"], "fetch"), pc.is_valid(events["majflt"])))
-    faults = int(pc.sum(fetches["majflt"]).as_py() or 0)
-    storage = float(pc.sum(fetches["read_bytes"]).as_py() or 0)
-    return storage / faults if faults and storage else None
 
 
 def _batch_overhead_per_sample(kinds, starts, ends, keys, sample_rows, amount) -> np.ndarray:

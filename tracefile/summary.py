@@ -104,7 +104,8 @@ def mapped_stats(trace: Trace, samples: int) -> dict | None:
         "mapped_bytes": mapped,
         "fetch_read_bytes": storage,
         "major_faults": faults,
-        "bytes_per_fault": round(storage / faults) if faults else None,
+        # the readahead window the kernel used; None without a major fault (all of it was cached)
+        "bytes_per_fault": round(storage / faults) if faults and storage else None,
         "bytes_per_sample": round(mapped / samples) if samples else None,
     }
 
