@@ -5,7 +5,7 @@
     python bench/accuracy.py --reproject    # the committed runs against projections from the committed
                                             # baselines and profiles (seconds; no Ceph, nothing run)
 
-Two sets of conditions, each projected from a baseline of its own workload and reported apart:
+Four sets of conditions, each projected from a baseline of its own and reported apart:
 
 * the development set (12 conditions: backend, record format, 1/2/4 nodes, 1/2/4 workers, bulk
   preload, 2/20/50 ms steps) of the reference training (examples/reference_train.py: a real
@@ -14,7 +14,13 @@ Two sets of conditions, each projected from a baseline of its own workload and r
 * the held-out set, a workload the model is never adjusted against: 600 samples, half JPEGs
   decoded and half raw bytes handed on undecoded (--raw-share 0.5), batch 16, 2 epochs; its
   conditions: local as captured, RGW with 2, 1 and 4 workers, RGW with a 2 ms step, and two ranks
-  on the host (`--gpus-per-node 2 --workers 1`).
+  on the host (`--gpus-per-node 2 --workers 1`);
+* the held-out record formats: the held-out workload captured reading WebDataset-style tar shards
+  from local disk (an iterable dataset with a shuffle buffer, `--source local-shards`), projected
+  as captured onto one file per sample (`--format files`) and run so;
+* the held-out memory mapping: the held-out workload with its samples packed in one file read
+  through a memory mapping (`--source memmap`), captured on local disk and projected onto the
+  calibrated CephFS profile, against the same run with the file on CephFS mounted by ceph-fuse.
 
 The benchmark runs ``--repeats`` rounds (3). Each round is what a user does, then what really
 happens: each set's baseline is captured (`tracer capture`, local disk, one node, one file per
@@ -59,7 +65,8 @@ Results: the development set's scenarios under the keys the benchmark always had
 (projected vs measured), ``bottleneck`` (the projection's), and more: every real run, the
 exact-mode projection, the CPU the workload, the Ceph daemons and the rest of the machine used
 during each run; then ``median_abs_error_pct``, ``max_abs_error_pct`` and the same for exact mode),
-the held-out set's under ``held_out`` with the same keys, the profiles used, the baselines,
+the held-out set's under ``held_out``, the held-out record formats' under ``held_out_formats`` and the
+memory mapping's under ``held_out_memmap``, with the same keys, the profiles used, the baselines,
 ``machine`` and ``date``. ``--smoke`` runs one condition of each set on tiny data sets, with the
 built-in ``rgw`` profile instead of calibrating (the result says so), to check that everything
 runs end to end.
@@ -110,6 +117,7 @@ from accuracylib.report import markdown  # noqa: E402
 from accuracylib.runs import (  # noqa: E402
     RunResult,
     capture_baseline,
+    cephfs_mount,
     cpu_per_sample,
     place_data,
     run_condition,
@@ -147,10 +155,11 @@ def benchmark(args: argparse.Namespace, work: Path) -> dict:
     rounds: dict[str, list[dict]] = {s.name: [] for s in sets}
     runs: dict[str, dict[str, list[RunResult]]] = {s.name: {c.name: [] for c in s.conditions} for s in sets}
     paired: dict[str, dict[str, list[RunResult]]] = {s.name: {c.name: [] for c in s.conditions} for s in sets}
-    with ceph as dev:
+    mapped_cephfs = any("memmap-cephfs" in s.sources for s in sets)
+    with ceph as dev, cephfs_mount(dev.env, work / "cephfs-mount", mapped_cephfs) as mount:
         env = dev.env
         meter = CpuMeter(dev.folder)
-        where = {s.name: sources(env, data[s.name], s.dataset) for s in sets}
+        where = {s.name: sources(env, data[s.name], s.dataset, mount) for s in sets}
         for s in sets:
             place_data(s.sources, where[s.name], s.setup, data[s.name], env)
         if not args.smoke:  # the rounds' profiles replace the last run's, all of them
@@ -170,7 +179,9 @@ def benchmark(args: argparse.Namespace, work: Path) -> dict:
                 cpu_profile = profile_dir / "cpu.toml"
             for s in sets:
                 folder = work / f"baseline-{s.name}-{rep + 1}"
-                trace, baseline = capture_baseline(where[s.name], s.setup, data[s.name], env, folder, meter, patience)
+                trace, baseline = capture_baseline(
+                    where[s.name], s.setup, data[s.name], env, folder, meter, patience, s.baseline_source
+                )
                 if args.smoke:
                     paths, profiles = builtin_profiles(s.profiles, "smoke: calibration skipped")
                 else:
@@ -218,12 +229,11 @@ def benchmark(args: argparse.Namespace, work: Path) -> dict:
             f"{args.calibrate_budget:.0f} s budget each, and `replay calibrate --cpu`, once per round"
         )
     results = {s.name: set_result(s, rounds[s.name], runs[s.name], paired[s.name], args.repeats, notes) for s in sets}
-    development, held_out = (results[s.name] for s in sets)
     return {
         "benchmark": "accuracy",
         "smoke": args.smoke,
-        **development,
-        "held_out": held_out,
+        **results[sets[0].name],
+        **{s.key: results[s.name] for s in sets[1:]},
         "targets_pct": {
             "median": TARGET_MEDIAN_PCT,
             "max": TARGET_MAX_PCT,
@@ -312,7 +322,10 @@ def reproject(result_path: Path) -> dict:
     folder = result_path.parent
     sets = SMOKE_SETS if result["smoke"] else SETS
     for bench in sets:
-        part = result if bench.adjusted else result["held_out"]
+        part = result.get(bench.key) if bench.key else result
+        if part is None:  # a set the committed result predates
+            result["notes"] = [*result["notes"], f"--reproject: no {bench.name} set in the committed result"]
+            continue
         rounds = []
         for number in range(1, len(part["baselines"]) + 1):
             trace = folder / BASELINE_DIR / f"round-{number}" / bench.name

@@ -16,6 +16,10 @@ Data sources (--source):
                                             tar shards of about --shard-bytes, each read with one
                                             whole GET; samples are shuffled through a buffer of
                                             --shuffle-buffer samples (WebDataset style)
+  local-shards:DIR                          the same tar shards in a local directory, each read whole
+  memmap:DIR                                every sample packed into one file (DIR/samples.bin), read
+                                            through a memory mapping (np.memmap), its pages dropped from
+                                            the page cache first; DIR may be a CephFS mount (ceph-fuse)
 
 S3 credentials come from the usual AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY; RADOS and CephFS
 use $CEPH_CONF. `--place` generates the data set in --data (seeded, reused when it matches) and
@@ -27,7 +31,7 @@ DistributedSampler share (or shard share), so N concurrent processes stand for N
 the benchmark starts all "nodes" together.
 
 --preload reads the process's whole share into memory first (a thread pool of --preload-threads
-for per-sample sources, whole shards for rgw-shards), then trains from memory; decoding stays
+for per-sample sources, whole shards for the shard sources), then trains from memory; decoding stays
 in the DataLoader workers. The default streams: every sample is read when its batch is built.
 
 The run ends with one JSON line: time_to_train_s counts from the start of data loading (the
@@ -58,7 +62,9 @@ import common
 CLASSES = 10
 CROP = 112  # network input, as RandomResizedCrop(112) would give
 INDEX = "index.json"  # [[key, bytes], ...] of the per-sample sources
-SHARD_INDEX = "shards.json"  # [[key, bytes, samples], ...] of rgw-shards
+SHARD_INDEX = "shards.json"  # [[key, bytes, samples], ...] of rgw-shards and local-shards
+SHARD_KINDS = ("rgw-shards", "local-shards")
+PACKED, PACKED_INDEX = "samples.bin", "memmap.json"  # [[key, offset, bytes], ...] of memmap
 INDEX_MAX_BYTES = 8 << 20  # what RADOS and CephFS reads of an index ask for (they need a length)
 DEBIAN_PYTHON = "/usr/lib/python3/dist-packages"  # python3-rados / python3-cephfs live here
 
@@ -292,8 +298,18 @@ def parse_source(spec):
     """(kind, Store) of a --source."""
     kind, sep, rest = spec.partition(":")
     if not sep or not rest:
-        raise SystemExit(f"--source {spec!r}: expected KIND:WHERE (local, rgw, rgw-shards, rados, cephfs)")
-    stores = {"local": LocalStore, "rgw": S3Store, "rgw-shards": S3Store, "rados": RadosStore, "cephfs": CephFSStore}
+        raise SystemExit(
+            f"--source {spec!r}: expected KIND:WHERE (local, local-shards, memmap, rgw, rgw-shards, rados, cephfs)"
+        )
+    stores = {
+        "local": LocalStore,
+        "local-shards": LocalStore,
+        "memmap": LocalStore,
+        "rgw": S3Store,
+        "rgw-shards": S3Store,
+        "rados": RadosStore,
+        "cephfs": CephFSStore,
+    }
     if kind not in stores:
         raise SystemExit(f"--source {spec!r}: unknown kind {kind!r}; known: {', '.join(stores)}")
     return kind, stores[kind](rest)
@@ -314,6 +330,33 @@ class Samples(Dataset):
     def __getitem__(self, i):
         key, size = self.index[i]
         return to_sample(key, self.store.get(key, size))
+
+
+class Mapped(Dataset):
+    """Samples packed in one file, sliced out of a memory mapping of it (mapped in each process on
+    first use), as token files and Arrow data sets are read."""
+
+    def __init__(self, root, index):
+        self.path, self.index, self.rows = os.path.join(root, PACKED), index, None
+
+    def __len__(self):
+        return len(self.index)
+
+    def __getitem__(self, i):
+        if self.rows is None:
+            self.rows = np.memmap(self.path, dtype=np.uint8, mode="r")
+        key, offset, size = self.index[i]
+        return to_sample(key, self.rows[offset : offset + size].tobytes())
+
+
+def drop_cached(path):
+    """Drop the file's pages from the page cache, so that the mapped reads read storage."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)  # dirty pages (just placed) are not dropped
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
 
 
 class InMemory(Dataset):
@@ -366,7 +409,7 @@ class ShardStream(IterableDataset):
 
 
 def _read_index(store, kind):
-    name = SHARD_INDEX if kind == "rgw-shards" else INDEX
+    name = SHARD_INDEX if kind in SHARD_KINDS else PACKED_INDEX if kind == "memmap" else INDEX
     try:
         return json.loads(store.get(name, INDEX_MAX_BYTES))
     except Exception as err:  # any backend's "not found": say what to run
@@ -387,7 +430,7 @@ def read_index(store, kind):
 
 def preload(store, kind, index, args):
     """This rank's share of the data set in memory, as (key, raw bytes)."""
-    if kind == "rgw-shards":
+    if kind in SHARD_KINDS:
         items = []
         for key, size, _count in index[args.rank :: args.world]:
             items.extend(shard_members(store.get(key, size)))
@@ -407,7 +450,7 @@ def preload(store, kind, index, args):
 
 
 def place(args, kind, store):
-    """Generate --data if needed, then copy it to the source (shards packed for rgw-shards)."""
+    """Generate --data if needed, then copy it to the source (shards packed for the shard kinds)."""
     gen = argparse.Namespace(data=args.data, samples=args.samples, seed=args.seed, rank=0, world=1)
     extra = {"raw_share": args.raw_share} if args.raw_share else {}
     common.prepare_data(gen, lambda root, n, rng: generate(root, n, rng, args.raw_share), **extra)
@@ -416,7 +459,17 @@ def place(args, kind, store):
         return f"{len(index)} samples in {args.data}"
     if isinstance(store, S3Store):
         store.create_bucket()
-    if kind == "rgw-shards":
+    if kind == "memmap":
+        packed, offset = [], 0
+        Path(store.root).mkdir(parents=True, exist_ok=True)
+        with open(Path(store.root, PACKED), "wb") as out:
+            for name, nbytes in index:
+                out.write(Path(args.data, name).read_bytes())
+                packed.append([name, offset, nbytes])
+                offset += nbytes
+        store.put(PACKED_INDEX, json.dumps(packed).encode())
+        return f"{len(index)} samples in {PACKED} ({offset} bytes)"
+    if kind in SHARD_KINDS:
         shards, members, size = [], [], 0
         for name, nbytes in index:
             if members and size + nbytes + 1024 > args.shard_bytes:
@@ -487,6 +540,10 @@ def main(args):
     if isinstance(store, S3Store):
         store.make_client()  # loads botocore's service model once, before the workers fork
     index = read_index(store, kind)
+    if kind == "memmap":
+        if args.preload:
+            raise SystemExit("--preload: a memmap source is read through its mapping, not preloaded")
+        drop_cached(os.path.join(store.root, PACKED))
     if args.start_barrier:
         wait_at_barrier(args.start_barrier, args.rank)
     cpu0, main_cpu0 = cpu_seconds(), cpu_seconds(children=False)
@@ -496,7 +553,7 @@ def main(args):
         dataset = InMemory(preload(store, kind, index, args))
         preload_s = time.monotonic() - t_start
         loader = common.make_loader(args, dataset, distributed=False, persistent_workers=args.persistent_workers)
-    elif kind == "rgw-shards":
+    elif kind in SHARD_KINDS:
         dataset = ShardStream(store, index, args.rank, args.world, args.shuffle_buffer, args.seed)
         loader = DataLoader(
             dataset,
@@ -506,6 +563,9 @@ def main(args):
             prefetch_factor=args.prefetch_factor if args.workers > 0 else None,
             multiprocessing_context=args.start_method if args.workers > 0 else None,
         )
+    elif kind == "memmap":
+        dataset = Mapped(store.root, index)
+        loader = common.make_loader(args, dataset, distributed=True, persistent_workers=args.persistent_workers)
     else:
         dataset = Samples(store, index)
         loader = common.make_loader(args, dataset, distributed=True, persistent_workers=args.persistent_workers)
@@ -555,8 +615,10 @@ def options(p):
     p.add_argument("--preload", action="store_true", help="read the whole share into memory first")
     p.add_argument("--preload-threads", type=int, default=8, help="threads of a per-sample preload")
     p.add_argument("--persistent-workers", action="store_true", help="keep DataLoader workers across epochs")
-    p.add_argument("--shuffle-buffer", type=int, default=1000, help="rgw-shards: samples in the shuffle buffer")
-    p.add_argument("--shard-bytes", type=int, default=4 << 20, help="--place rgw-shards: bytes per shard at most")
+    p.add_argument("--shuffle-buffer", type=int, default=1000, help="shard sources: samples in the shuffle buffer")
+    p.add_argument(
+        "--shard-bytes", type=int, default=4 << 20, help="--place of a shard source: bytes per shard at most"
+    )
     p.add_argument("--start-barrier", help="folder: write ready-RANK there, start when a file 'go' appears")
     p.add_argument(
         "--raw-share", type=float, default=0.0, help="--place: share of the samples that are raw bytes, not JPEGs"

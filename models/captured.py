@@ -3,7 +3,9 @@
 Projecting a trace onto the storage it was captured on must reproduce the captured run; this
 profile is that storage as the trace saw it (page cache included, since the captured latencies
 already contain its hits). Per-request latency and per-stream bandwidth come from a least-squares
-fit of read duration against read size; limits the run never approached are left unlimited.
+fit of read duration against read size; limits the run never approached are left unlimited. A
+memory-mapped run has no reads: its storage is what its page faults cost, the fetches' time waiting
+(wall less CPU) over the bytes they faulted in (``fault_profile``).
 """
 
 from __future__ import annotations
@@ -42,8 +44,25 @@ def fit_latency_bandwidth(sizes: np.ndarray, seconds: np.ndarray) -> tuple[float
     return float(intercept), float(1.0 / slope)
 
 
+def fault_bandwidth(trace: Trace) -> float:
+    """Bytes per second the fetches that faulted mapped data in waited for (wall less CPU and traced
+    I/O): the captured storage as page faults with readahead saw it; infinite without such fetches."""
+    events = trace.events
+    if not events.num_rows:
+        return math.inf
+    fetches = events.filter(pc.and_(pc.equal(events["event"], "fetch"), pc.greater(events["majflt"], 0)))
+    fetches = fetches.filter(pc.and_(pc.is_valid(fetches["cpu_ns"]), pc.greater(fetches["read_bytes"], 0)))
+    wall = fetches["end_ns"].to_numpy() - fetches["start_ns"].to_numpy()
+    traced = np.nan_to_num(fetches["io_ns"].to_numpy(zero_copy_only=False).astype(float))
+    waited = np.maximum(wall - fetches["cpu_ns"].to_numpy() - traced, 0).sum() / 1e9
+    nbytes = float(fetches["read_bytes"].to_numpy().sum())
+    return nbytes / waited if waited > 0 else math.inf
+
+
 def captured_profile(trace: Trace) -> BackendProfile:
-    """The storage of the captured run, as its reads measured it."""
+    """The storage of the captured run, as its reads (or a memory-mapped run's faults) measured it."""
+    from trainio.tracefile.summary import data_mappings, data_reads, reads_through_mappings
+
     io = trace.io
     objects = _durations(io, ("get",))
     reads = io.filter(pc.and_(pc.is_in(io["op"], pa.array(list(READ_OPS))), pc.equal(io["io_class"], "data")))
@@ -80,6 +99,9 @@ def captured_profile(trace: Trace) -> BackendProfile:
             read_latency_s=read_latency_s,
         )
 
+    if not objects.size and reads_through_mappings(data_reads(trace), data_mappings(trace)):
+        source = f"fitted from the page faults of trace {trace.path}'s fetches"
+        return profile("posix", fault_bandwidth(trace), open_latency_s=0.0, stat_latency_s=0.0, read_latency_s=0.0)
     if objects.size and not reads.num_rows:
         get_sizes = io.filter(pc.equal(io["op"], "get"))["bytes_returned"].fill_null(0).to_numpy().astype(float)
         latency, bandwidth = fit_latency_bandwidth(get_sizes[: objects.size], objects)

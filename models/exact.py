@@ -58,6 +58,10 @@ class ExactCluster(Pipeline):
             opens = counts(rng, plan.opens_per_sample, n)
             stats = counts(rng, plan.stats_per_sample, n)
             requests = counts(rng, plan.requests_per_sample, n)
+            if plan.fault_bytes:  # a mapped sample's faults, each reading a whole readahead window
+                faults = self.mapped_faults(node, epoch, n)
+                requests = (np.floor(faults) + (rng.random(n) < faults - np.floor(faults))).astype(np.int64)
+                sizes = requests * plan.fault_bytes
         for i in range(n):
             if plan.kind == "files" and miss[i]:
                 yield from self._meta(node, opens[i], stats[i], counters)

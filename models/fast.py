@@ -58,12 +58,16 @@ class FluidNode(Pipeline):
         if plan.kind == "files":
             misses = int(np.count_nonzero(rng.random(n) >= epoch.hit_ratio)) if epoch.hit_ratio else n
             per_sample = plan.opens_per_sample * plan.open_latency_s + plan.stats_per_sample * plan.stat_latency_s
+            requests, nbytes = misses * plan.requests_per_sample, float(self.sizes.draw(misses).sum())
+            if plan.fault_bytes:  # a mapped sample's faults, each reading a whole readahead window
+                requests = float(self.mapped_faults(node, epoch, n).sum()) * misses / n
+                nbytes = requests * plan.fault_bytes
             yield from self._fluid_job(
                 opens=misses * plan.opens_per_sample,
                 meta_ops=misses * (plan.opens_per_sample + plan.stats_per_sample),
                 meta_s=misses * per_sample,
-                requests=misses * plan.requests_per_sample,
-                nbytes=float(self.sizes.draw(misses).sum()),
+                requests=requests,
+                nbytes=nbytes,
                 cpu_s=cpu,
                 counters=self.loader,
             )

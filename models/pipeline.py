@@ -103,6 +103,9 @@ class Pipeline(ABC):
         ranks = nodes * plan.ranks_per_node
         self.barrier = Barrier(env, ranks) if ranks > 1 else None
         self.loader, self.preload, self.main = Counters(), Counters(), Counters()
+        self.mapped_taken: dict[tuple[int, int], int] = {}
+        """Samples each node has loaded in each epoch (keyed by node and the epoch's id), for the faults
+        of memory-mapped samples: the node's processes share its page cache."""
         self.preload_end = 0.0
         self.epoch_end: list[float] = []
         self.step_ends: list[float] = []
@@ -171,7 +174,7 @@ class Pipeline(ABC):
                 if plan.batch_receive_s > 0:
                     yield env.timeout(plan.batch_receive_s)
             else:
-                self._skip(stream, previous, step, 1)
+                self._skip(node, epoch, stream, previous, step, 1)
                 previous = step
                 yield from self.load(node, epoch, step, stream)
             compute, own_cpu = float(epoch.compute_s[step]), float(epoch.step_cpu_s[step])
@@ -197,16 +200,26 @@ class Pipeline(ABC):
         previous = worker - workers
         for position in range(worker, len(epoch.steps), workers):
             step = int(epoch.steps[position])
-            self._skip(stream, previous, step, workers)
+            self._skip(node, epoch, stream, previous, step, workers)
             previous = step
             yield sent[position]
             yield from self.load(node, epoch, step, stream)
             ready[position].succeed()
 
-    def _skip(self, stream: ShardStream | None, previous: int, step: int, stride: int) -> None:
+    def mapped_faults(self, node: int, epoch: Epoch, n: int) -> np.ndarray:
+        """Expected faults of the node's next ``n`` memory-mapped samples of ``epoch`` (``Plan.mapped_faults``)."""
+        key = (node, id(epoch))
+        taken = self.mapped_taken.get(key, 0)
+        self.mapped_taken[key] = taken + n
+        return self.plan.mapped_faults(taken, n)
+
+    def _skip(self, node: int, epoch: Epoch, stream: ShardStream | None, previous: int, step: int, stride: int) -> None:
         """Fast-forward a reader over the skipped middle of an epoch (full batches, read in the
         steady state the extrapolation accounts for)."""
         skipped = (step - previous) // stride - 1
+        if skipped > 0 and self.plan.fault_bytes:
+            key = (node, id(epoch))
+            self.mapped_taken[key] = self.mapped_taken.get(key, 0) + skipped * self.plan.batch_size
         if stream is not None and skipped > 0:
             stream.taken += skipped * self.plan.batch_size
             stream.pos = max(stream.pos, stream.target(stream.taken))

@@ -19,6 +19,10 @@ from trainio.models.network import ring_allreduce_s
 from trainio.models.pagecache import hit_ratios
 from trainio.models.workload import Workload
 
+READAHEAD_BYTES = 128 * 2**10
+"""Bytes a major fault on a mapped file reads when the trace did not measure it: Linux's default
+``read_ahead_kb`` of a block device (docs/model.md, "Memory-mapped data")."""
+
 
 class PlanError(ValueError):
     """A projection that cannot run (no full batch per rank, a nonsensical count, ...)."""
@@ -52,6 +56,15 @@ class Plan:
     stats_per_sample: float
     requests_per_sample: float
     """Data requests (reads or GETs) per sample read from storage, ``files`` format."""
+    fault_bytes: float
+    """Memory-mapped samples (``files`` format): bytes every storage request (a major fault) reads;
+    ``requests_per_sample`` is then a sample's faults while its readahead windows are not cached
+    yet; 0 for samples that are read."""
+    window_samples: float
+    """Memory-mapped samples in random order: samples per readahead window (0 in sequential order,
+    where every window faults once, in turn)."""
+    mapped_samples: int
+    """Samples of the mapped data set, of which each node reads a random share every epoch."""
     open_latency_s: float
     stat_latency_s: float
     request_latency_s: float
@@ -118,6 +131,15 @@ class Plan:
     def node_iops(self) -> float:
         return self.iops / self.nodes if self.shared else self.iops
 
+    def mapped_faults(self, taken: int, n: int) -> np.ndarray:
+        """Expected major faults of a node's next ``n`` samples of an epoch after ``taken``: a sample
+        faults when its window is not in the node's page cache yet. In random order (without
+        replacement) none of the other ``window_samples - 1`` samples of its window was among the
+        ``k`` before it with probability ``(1 - k / mapped_samples) ** (window_samples - 1)``
+        (docs/model.md, "Memory-mapped data")."""
+        done = np.minimum((taken + np.arange(n)) / self.mapped_samples, 1.0)
+        return self.requests_per_sample * (1.0 - done) ** max(self.window_samples - 1.0, 0.0)
+
     def batch_samples(self, step: int) -> int:
         return self.last_batch if step == self.steps_per_epoch - 1 else self.batch_size
 
@@ -157,6 +179,13 @@ def make_plan(
     is_object = backend.access == "object"
     files = max(1.0, workload.files_per_sample)
     mean_bytes = float(workload.sample_bytes.mean())
+    mapped = workload.access == "mmap" and fmt.kind == "files"
+    if mapped and is_object:
+        raise PlanError(f"backend {backend.name!r} is an object store: a memory-mapped data set needs a file system")
+    fault = (workload.fault_bytes or READAHEAD_BYTES) if mapped else 0.0
+    # A sample's faults: in random order one window (or its bytes' worth), in turn its share of them.
+    faults = (max(mean_bytes, fault) if workload.shuffle else mean_bytes) / fault if mapped else 0.0
+    window_samples = fault / mean_bytes if mapped and workload.shuffle and mean_bytes > 0 else 0.0
 
     # The preload phase: start-up reads the run did anyway, plus the data set for ``preload``.
     startup = not workload.dataset_preloaded
@@ -198,10 +227,14 @@ def make_plan(
         step_compute_s=workload.step_compute_s,
         step_cpu_s=workload.step_cpu_s * host,
         kind=fmt.kind,
-        opens_per_sample=0.0 if is_object else files,
-        stats_per_sample=0.0 if is_object else workload.stats_per_sample,
-        # An object store answers one GET per file; a file system sees the captured reads.
-        requests_per_sample=files if is_object else max(files, workload.reads_per_sample),
+        opens_per_sample=0.0 if is_object or mapped else files,
+        stats_per_sample=0.0 if is_object or mapped else workload.stats_per_sample,
+        # An object store answers one GET per file; a file system sees the captured reads; a mapping
+        # one fault per readahead window.
+        requests_per_sample=faults if mapped else files if is_object else max(files, workload.reads_per_sample),
+        fault_bytes=fault,
+        window_samples=window_samples,
+        mapped_samples=workload.samples,
         open_latency_s=backend.open_latency_s or 0.0,
         stat_latency_s=backend.stat_latency_s or 0.0,
         request_latency_s=backend.request_latency_s,
@@ -215,7 +248,11 @@ def make_plan(
         request_bytes=fmt.request_bytes or LARGE_REQUEST_BYTES,
         shard_bytes=fmt.shard_bytes or math.inf,
         opens_per_shard=0 if is_object else 1,
-        shuffle_buffer=SHUFFLE_BUFFER_SAMPLES if workload.shuffle else 0,
+        shuffle_buffer=workload.shuffle_buffer
+        if workload.shuffle_buffer is not None
+        else SHUFFLE_BUFFER_SAMPLES
+        if workload.shuffle
+        else 0,
         hit_ratios=tuple(
             hit_ratios(
                 workload.epochs,
@@ -223,7 +260,8 @@ def make_plan(
                 readers,
                 cluster.node_memory_bytes,
                 shuffle=workload.shuffle,
-                enabled=backend.page_cache and fmt.kind != "preload",
+                # mapped pages always go through the page cache (no O_DIRECT for a mapping)
+                enabled=(backend.page_cache or mapped) and fmt.kind != "preload",
                 seed=seed,
             )
         ),

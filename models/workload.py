@@ -15,6 +15,8 @@ import numpy as np
 
 from trainio.models.cpu import processes_per_core
 
+ACCESSES = ("read", "mmap")
+
 
 class WorkloadError(ValueError):
     """A workload that cannot be simulated (empty, negative, inconsistent)."""
@@ -82,6 +84,18 @@ class Workload:
     captured_processes: int = 1
     captured_duration_s: float | None = None
     """Measured time-to-train of the captured run, when known (for the as-captured self-check)."""
+    access: str = "read"
+    """How samples reach their bytes: ``read`` (read calls or GETs) or ``mmap`` (page faults on a
+    memory-mapped data file: ``sample_bytes`` are then the mapped bytes a sample touches)."""
+    shard_bytes: float | None = None
+    """The captured record format packed samples into shards of this many bytes, read in order (an
+    iterable dataset over tar shards or TFRecord files); None: one file or object per sample."""
+    shuffle_buffer: int | None = None
+    """Shards: samples a reader read before it handed out its first (its shuffle buffer's fill), as
+    captured; None: the format's default (``SHUFFLE_BUFFER_SAMPLES`` when shuffling)."""
+    fault_bytes: float | None = None
+    """``mmap``: bytes one major fault brings in from storage (the readahead window), as the capture
+    measured it (the fetches' ``read_bytes`` over their major faults); None: not measured."""
     notes: tuple[str, ...] = field(default_factory=tuple)
 
     def __post_init__(self) -> None:
@@ -115,7 +129,9 @@ class Workload:
             if wall.size != self.sample_cpu_s.size:
                 raise WorkloadError(f"sample_wall_s has {wall.size} values for {self.sample_cpu_s.size} samples")
             object.__setattr__(self, "sample_wall_s", wall)
-        for name in ("captured_usable_cores", "captured_per_core"):
+        if self.access not in ACCESSES:
+            raise WorkloadError(f"access(={self.access!r}) must be one of {', '.join(ACCESSES)}")
+        for name in ("captured_usable_cores", "captured_per_core", "fault_bytes", "shard_bytes"):
             value = getattr(self, name)
             if value is not None and not (value > 0 and np.isfinite(value)):
                 raise WorkloadError(f"{name}(={value}) must be > 0 and finite")
@@ -158,21 +174,37 @@ def from_trace(trace, *, epochs: int | None = None) -> Workload:
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    from trainio.tracefile.summary import data_reads
+    from trainio.tracefile.summary import (
+        data_mappings,
+        data_reads,
+        loop_stats,
+        mapped_bytes,
+        mapped_stats,
+        reads_through_mappings,
+        record_format,
+        records_per_item,
+    )
 
     events = trace.events
     reads = data_reads(trace)
+    maps = data_mappings(trace)
     notes: list[str] = []
     r_pid = reads["pid"].to_numpy()
     r_tid = reads["tid"].to_numpy()
     r_start = reads["start_ns"].to_numpy()
     r_bytes = reads["bytes_returned"].to_numpy()
     r_dur = reads["duration_ns"].to_numpy()
-    if reads.num_rows == 0:
+    mapped = reads_through_mappings(reads, maps)
+    if reads.num_rows == 0 and not mapped:
         raise WorkloadError(f"{trace.path}: the trace holds no data reads: nothing to project")
     kinds = events["event"].to_numpy(zero_copy_only=False) if events.num_rows else np.array([], dtype=object)
     batches = events.filter(pc.equal(events["event"], "batch")) if events.num_rows else events
     if batches.num_rows == 0:
+        if mapped:
+            raise WorkloadError(
+                f"{trace.path}: the data was memory-mapped but the trace has no DataLoader events: "
+                "nothing says what a sample read"
+            )
         return _io_only_workload(trace, reads, epochs)
 
     # The training processes and their main loader.
@@ -205,7 +237,8 @@ def from_trace(trace, *, epochs: int | None = None) -> Workload:
     key_e = e_pid.astype(np.int64) << 32 | e_tid.astype(np.int64)
     sample_rows = kinds == "sample"
     unit_rows = sample_rows if sample_rows.any() else kinds == "fetch"
-    per_unit = np.ones(int(unit_rows.sum()))
+    # An item an iterable pipeline batched itself holds that many samples.
+    per_unit = records_per_item(events.filter(pa.array(unit_rows))).astype(float)
     if not sample_rows.any():
         per_unit = np.array([len(x or []) or 1 for x in events.filter(pa.array(unit_rows))["indices"].to_pylist()])
         notes.append("no per-sample events: per-sample costs are per-batch averages")
@@ -260,7 +293,7 @@ def from_trace(trace, *, epochs: int | None = None) -> Workload:
         inside = _inside_any(r_start, key_r, e_start[unit_rows], e_end[unit_rows], key_e[unit_rows])
     pre = (r_start < first_request) & ~inside
     preload_bytes = int(r_bytes[pre].sum())
-    if preload_bytes < PRELOAD_MIN_FRACTION * r_bytes.sum():
+    if mapped or preload_bytes < PRELOAD_MIN_FRACTION * r_bytes.sum():
         pre[:] = False  # an index or metadata file read at start-up, not a bulk preload
         preload_bytes = 0
     preload_files, preload_threads, preload_cpu_s = 0, 1, 0.0
@@ -285,12 +318,28 @@ def from_trace(trace, *, epochs: int | None = None) -> Workload:
             files_per_sample = per_sample_files
             reads_per_sample = float(pre.sum()) / max(config.get("dataset_length") or per_path.num_rows, 1)
     last = int(max(e_end[step_rows].max() if step_rows.any() else 0, e_end[(kinds == "batch") & in_train].max()))
-    samples = config.get("dataset_length") or int(len(np.unique(reads["path"].to_numpy(zero_copy_only=False))))
+    samples = config.get("dataset_length")
+    if not samples and sample_rows.any():  # an iterable dataset: the samples its items held per epoch
+        samples = max(round(per_unit.sum() / captured_epochs), 1)
+    samples = samples or int(len(np.unique(reads["path"].to_numpy(zero_copy_only=False))))
+    fmt = record_format(trace, reads, loop_stats(events))
+    shuffle_buffer = None
+    if fmt.get("shard_bytes") and sample_rows.any():
+        # A stream's first item (sample 0 of each worker's epoch) waited for what its reader read first.
+        first = events["sample"].to_numpy(zero_copy_only=False)[unit_rows] == 0
+        per_record = max(float(np.sum(nbytes)) / float(per_unit.sum()), 1.0)
+        if first.any():
+            shuffle_buffer = max(round(float(np.median(nbytes[first] / per_record - per_unit[first]))), 0)
+    fault_bytes = None
+    if mapped:
+        sample_bytes = np.full(max(len(sample_cpu), 1), mapped_bytes(maps) / samples)
+        fault_bytes = (mapped_stats(trace, samples) or {}).get("bytes_per_fault")
+        files_per_sample = reads_per_sample = stats_per_sample = 0.0
     workers = int(config.get("num_workers") or 0)
     cores = _usable_cores(trace.manifest)
     return Workload(
         samples=int(samples),
-        batch_size=int(config.get("batch_size") or 1),
+        batch_size=int(config.get("batch_size") or 1) * int(per_unit.max() if sample_rows.any() else 1),
         epochs=epochs or captured_epochs,
         workers=workers,
         prefetch_factor=int(config.get("prefetch_factor") or 2),
@@ -317,6 +366,10 @@ def from_trace(trace, *, epochs: int | None = None) -> Workload:
         preload_cpu_s=preload_cpu_s,
         captured_processes=len(train_pids),
         captured_duration_s=(last - load_start) / 1e9 if epochs in (None, captured_epochs) else None,
+        access="mmap" if mapped else "read",
+        shard_bytes=fmt.get("shard_bytes"),
+        shuffle_buffer=shuffle_buffer,
+        fault_bytes=fault_bytes,
         notes=tuple(notes),
     )
 

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Install the Debian 12 packages that scripts/ceph-dev.sh and the integration tests need:
-# a single-node Ceph 16.2 (mon, mgr, osd, mds, radosgw, CLI, Python bindings), fio, chromium (the
+# a single-node Ceph 16.2 (mon, mgr, osd, mds, radosgw, CLI, ceph-fuse for bench/accuracy.py's
+# memory-mapped runs on CephFS, Python bindings), fio, chromium (the
 # report test opens a report in it, headless) and iproute2 (scripts/with-ray-head.sh brings up loopback).
 # Idempotent and quiet: does nothing when every package is installed; otherwise runs
 # `apt-get update` once and installs the missing set (~30 s, ~270 MB). Needs root or sudo.
 set -euo pipefail
 
-PACKAGES=(ceph-mon ceph-mgr ceph-osd ceph-mds radosgw ceph-common python3-rados python3-rbd python3-cephfs fio chromium iproute2)
+PACKAGES=(ceph-mon ceph-mgr ceph-osd ceph-mds radosgw ceph-common ceph-fuse python3-rados python3-rbd python3-cephfs fio chromium iproute2)
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do

@@ -3,10 +3,13 @@
 Keys (a contract other tools rely on): bytes_read, runtime_bytes_read, data_roots, read_ops,
 files_opened, distinct_files, processes, samples, batches, epochs, duration_s,
 data_stall_fraction, mean_step_s, mean_fetch_s, read_size_histogram, pattern, pattern_evidence,
-coverage; plus reread_bytes, reread_fraction, ipc_bytes_read, object_ops, host_cpu, node_cpu, cpu, warnings.
+coverage; plus reread_bytes, reread_fraction, ipc_bytes_read, object_ops, host_cpu, node_cpu, cpu, mapped,
+record_format, warnings.
 """
 
 from __future__ import annotations
+
+import json
 
 import numpy as np
 import pyarrow as pa
@@ -35,6 +38,86 @@ def data_reads(trace: Trace) -> pa.Table:
         pc.greater(io["bytes_returned"], 0),
     )
     return io.filter(mask).sort_by("start_ns")
+
+
+def data_mappings(trace: Trace) -> pa.Table:
+    """Successful memory mappings of data files (``mmap`` rows; ``result`` is the address, -1 failed)."""
+    io = trace.io
+    mask = pc.and_(pc.equal(io["op"], "mmap"), pc.equal(io["io_class"], "data"))
+    return io.filter(pc.and_(mask, pc.greater_equal(io["result"], 0)))
+
+
+MAPPED_READ_FRACTION = 0.1
+"""A run with data files mapped reads its data through the mappings when its data reads are less than
+this share of the mapped bytes (an index, a JSON of metadata beside an Arrow file)."""
+
+
+def mapped_bytes(maps: pa.Table) -> int:
+    """Bytes of the mapped data files: each file's largest mapping."""
+    if not maps.num_rows:
+        return 0
+    return int(
+        pc.sum(maps.group_by("path").aggregate([("bytes_requested", "max")])["bytes_requested_max"]).as_py() or 0
+    )
+
+
+def reads_through_mappings(reads: pa.Table, maps: pa.Table) -> bool:
+    """Whether the run read its data through memory mappings rather than read calls."""
+    mapped = mapped_bytes(maps)
+    return mapped > 0 and int(pc.sum(reads["bytes_returned"]).as_py() or 0) < MAPPED_READ_FRACTION * mapped
+
+
+SEQUENTIAL_FRACTION = 0.5
+"""Share of a worker's consecutive sample indices that follow each other (i, i+1) above which a
+memory-mapped run reads its mapping sequentially."""
+
+
+def sequential_fraction(events: pa.Table) -> float | None:
+    """Of each thread's consecutive sample indices (its fetches' ``indices`` in time order), the share
+    that goes to the next index; None without indices (iterable datasets number their items instead)."""
+    if not events.num_rows:
+        return None
+    fetches = events.filter(pc.and_(pc.equal(events["event"], "fetch"), pc.is_valid(events["indices"])))
+    steps = following = 0
+    for key in set(zip(_np(fetches, "pid").tolist(), _np(fetches, "tid").tolist(), strict=True)):
+        mine = fetches.filter(pc.and_(pc.equal(fetches["pid"], key[0]), pc.equal(fetches["tid"], key[1])))
+        order = np.concatenate([np.asarray(x, dtype=np.int64) for x in mine.sort_by("start_ns")["indices"].to_pylist()])
+        steps += max(order.size - 1, 0)
+        following += int(np.count_nonzero(np.diff(order) == 1))
+    return following / steps if steps else None
+
+
+def mapped_stats(trace: Trace, samples: int) -> dict | None:
+    """What a memory-mapped run read through its mappings of data files (None without any): the files
+    and bytes mapped, what the DataLoader's fetches faulted in from storage (``read_bytes``, major
+    faults), and per sample of an epoch (``samples`` per epoch)."""
+    maps = data_mappings(trace)
+    if not maps.num_rows:
+        return None
+    events = trace.events
+    fetches = events.filter(pc.and_(pc.equal(events["event"], "fetch"), pc.is_valid(events["read_bytes"])))
+    storage = int(pc.sum(fetches["read_bytes"]).as_py() or 0)
+    faults = int(pc.sum(fetches["majflt"]).as_py() or 0)
+    mapped = mapped_bytes(maps)
+    return {
+        "files": len(set(_np(maps, "path").tolist())),
+        "mapped_bytes": mapped,
+        "fetch_read_bytes": storage,
+        "major_faults": faults,
+        # the readahead window the kernel used; None without a major fault (all of it was cached)
+        "bytes_per_fault": round(storage / faults) if faults and storage else None,
+        "bytes_per_sample": round(mapped / samples) if samples else None,
+    }
+
+
+def mmap_pattern(events: pa.Table, mapped: dict) -> tuple[str, dict]:
+    """``mmap-sequential`` or ``mmap-random`` by the order the workers asked for the samples."""
+    fraction = sequential_fraction(events)
+    evidence = {"mapped_bytes": mapped["mapped_bytes"], "fetch_read_bytes": mapped["fetch_read_bytes"]}
+    if fraction is None:
+        return "mmap-sequential", {**evidence, "basis": "no sample indices (an iterable dataset reads in order)"}
+    evidence["sequential_index_fraction"] = round(fraction, 4)
+    return ("mmap-sequential" if fraction >= SEQUENTIAL_FRACTION else "mmap-random"), evidence
 
 
 def size_histogram(sizes: np.ndarray) -> dict[str, int]:
@@ -70,6 +153,45 @@ def _reread_bytes(reads: pa.Table) -> int:
     return int(nbytes[order][again].sum())
 
 
+def records_per_item(events: pa.Table) -> np.ndarray:
+    """Samples (records) per ``sample`` event: n for an item an iterable pipeline batched itself
+    (``{"batched": n}`` in its ``info``), else 1."""
+    counts = np.ones(events.num_rows, dtype=np.int64)
+    info = events["info"]
+    if info.null_count < events.num_rows:
+        for row in np.flatnonzero(pc.is_valid(info).to_numpy(zero_copy_only=False)):
+            batched = json.loads(info[int(row)].as_py()).get("batched")
+            if isinstance(batched, int) and batched > 0:
+                counts[row] = batched
+    return counts
+
+
+SHARD_SAMPLES = 2
+"""An iterable dataset whose data files hold at least this many samples each (per epoch) reads
+packed records (tar shards, TFRecord): format ``shards``."""
+
+
+def record_format(trace: Trace, reads: pa.Table, loop: dict) -> dict:
+    """The record format the run read: ``shards`` when an iterable dataset (no ``dataset_length``)
+    streamed data files holding many samples each (WebDataset tar shards, TFRecord files), with their
+    count and mean bytes read per epoch and samples per shard; else ``files``."""
+    events = trace.events
+    starts = events.filter(pc.equal(events["event"], "epoch_start")) if events.num_rows else events
+    configs = [json.loads(x) for x in starts["info"].to_pylist() if x] if starts.num_rows else []
+    iterable = bool(configs) and all(c.get("dataset_length") is None for c in configs)
+    files = len(set(_np(reads, "path").tolist())) if reads.num_rows else 0
+    epochs = max(loop["epochs"], 1)
+    per_epoch = loop["samples"] / epochs
+    if not iterable or not files or per_epoch < SHARD_SAMPLES * files:
+        return {"kind": "files"}
+    return {
+        "kind": "shards",
+        "shards": files,
+        "shard_bytes": round(float(_np(reads, "bytes_returned").sum()) / epochs / files),
+        "samples_per_shard": round(per_epoch / files, 2),
+    }
+
+
 def loop_stats(events: pa.Table) -> dict:
     """Per-batch wait (data stall), step compute and worker fetch times."""
     ev = _np(events, "event") if events.num_rows else np.array([], dtype=object)
@@ -87,7 +209,7 @@ def loop_stats(events: pa.Table) -> dict:
     total = wait_s.sum() + step_s.sum()
     return {
         "batches": int(batch.sum()),
-        "samples": int((ev == "sample").sum())
+        "samples": int(records_per_item(events.filter(pc.equal(events["event"], "sample"))).sum())
         if (ev == "sample").any()
         else int(sum(len(x) for x in events.filter(pc.equal(events["event"], "fetch"))["indices"].to_pylist() if x)),
         "epochs": epochs,
@@ -360,6 +482,13 @@ def summarize(trace: Trace) -> dict:
         per_path = dict(zip(grouped["path"].to_pylist(), grouped["bytes_returned_sum"].to_pylist(), strict=True))
     loop = loop_stats(trace.events)
     pattern, evidence = access_pattern(reads, loop, trace.manifest)
+    mapped = mapped_stats(trace, loop["samples"] // max(loop["epochs"], 1))
+    if mapped is not None:
+        maps = data_mappings(trace).group_by("path").aggregate([("bytes_requested", "max")])
+        for path, size in zip(maps["path"].to_pylist(), maps["bytes_requested_max"].to_pylist(), strict=True):
+            per_path[path] = per_path.get(path, 0) + size
+        if reads_through_mappings(reads, data_mappings(trace)):
+            pattern, evidence = mmap_pattern(trace.events, mapped)
     total = int(nbytes.sum())
     reread = _reread_bytes(reads)
     return {
@@ -389,5 +518,7 @@ def summarize(trace: Trace) -> dict:
         "host_cpu": trace.manifest.get("host_cpu"),
         "node_cpu": (trace.manifest.get("host") or {}).get("cpu"),
         "cpu": cpu_stats(trace.events, trace.processes),
+        "mapped": mapped,
+        "record_format": record_format(trace, training_reads(reads, trace) if reads.num_rows else reads, loop),
         "warnings": list(trace.warnings) + list(trace.manifest.get("lost", [])),
     }

@@ -62,13 +62,37 @@ def loop_cpu_line(d: dict) -> str:
     return "; ".join(parts)
 
 
+def mapped_line(mapped: dict) -> str:
+    """What a run read through memory mappings of its data files, in one line."""
+    per_fault = mapped.get("bytes_per_fault")
+    per_sample = mapped.get("bytes_per_sample")
+    return (
+        f"{_mb(mapped['mapped_bytes'])} of {mapped['files']:,} data files memory-mapped;"
+        f" the fetches faulted {_mb(mapped['fetch_read_bytes'])} in from storage in {mapped['major_faults']:,}"
+        f" major faults ({_mb(per_fault)} each), {'-' if per_sample is None else f'{per_sample / 1024:,.1f} KiB'}"
+        " mapped per sample"
+    )
+
+
+def format_words(fmt: dict | None) -> str:
+    """The record format after the pattern, when the run read packed records."""
+    if not fmt or fmt.get("kind") != "shards":
+        return ""
+    return (
+        f"   format shards: {fmt['shards']:,} of {_mb(fmt['shard_bytes'])},"
+        f" {fmt['samples_per_shard']:,} samples each per epoch"
+    )
+
+
 def short_summary(d: dict) -> str:
     """Eight lines printed at the end of a capture, then one per warning."""
     cov = d["coverage"]
     lines = [
         f"  data read      {_mb(d['bytes_read'])} in {d['read_ops']:,} reads"
         f" from {d['distinct_files']:,} files/objects ({', '.join(d['data_roots'][:2]) or 'no data roots'})",
-        f"  pattern        {d['pattern']}   re-read {_pct(d['reread_fraction'])} of bytes across epochs",
+        *([f"  mapped         {mapped_line(d['mapped'])}"] if d.get("mapped") else []),
+        f"  pattern        {d['pattern']}   re-read {_pct(d['reread_fraction'])} of bytes across epochs"
+        + format_words(d.get("record_format")),
         f"  loader         {d['epochs']} epochs, {d['batches']:,} batches, {d['samples']:,} samples,"
         f" mean step {_s(d['mean_step_s'])}, mean fetch {_s(d['mean_fetch_s'])}",
         f"  data stall     {_pct(d['data_stall_fraction'])} of the training loop waited on data"

@@ -124,6 +124,10 @@ class BenchSet:
     """Folder of its data under the work folder, its bucket and prefix on the Ceph backends."""
     adjusted: bool
     """Whether the model has been adjusted against these conditions (the development set)."""
+    key: str = ""
+    """Where the result holds the set: "" at the top (the development set), else under this key."""
+    baseline_source: str = "local"
+    """reference_train.py source kind of the captured baseline."""
 
     @property
     def profiles(self) -> set[str]:
@@ -131,13 +135,68 @@ class BenchSet:
 
     @property
     def sources(self) -> set[str]:
-        return {c.source for c in self.conditions}
+        return {c.source for c in self.conditions} | {self.baseline_source}
 
+
+SHARDS_TO_FILES = Condition(
+    "one file per sample, from a tar-shards capture",
+    "local",
+    AS_CAPTURED,
+    "record format: WebDataset-style tar shards (an iterable dataset, shuffle buffer) to one file per sample",
+    format="files",
+)
+"""The held-out workload captured reading tar shards (local-shards), projected onto one file per sample
+and run so."""
+
+MEMMAP_ON_CEPHFS = Condition(
+    "memory-mapped file on CephFS (ceph-fuse)",
+    "memmap-cephfs",
+    "cephfs",
+    "backend: the mapped file on CephFS, its pages faulted in through the kernel's page cache",
+)
+"""The held-out workload read through a memory mapping of one packed file, captured on local disk,
+projected onto CephFS and run with the file on a ceph-fuse mount."""
 
 DEVELOPMENT = BenchSet("development", FULL, CONDITIONS, "trainio-accuracy", adjusted=True)
-HELD_OUT = BenchSet("held-out", HELD_OUT_SETUP, HELD_OUT_CONDITIONS, "trainio-heldout", adjusted=False)
-SETS = (DEVELOPMENT, HELD_OUT)
+HELD_OUT = BenchSet("held-out", HELD_OUT_SETUP, HELD_OUT_CONDITIONS, "trainio-heldout", adjusted=False, key="held_out")
+HELD_OUT_FORMATS = BenchSet(
+    "held-out-formats",
+    HELD_OUT_SETUP,
+    (SHARDS_TO_FILES,),
+    "trainio-heldout-formats",
+    adjusted=False,
+    key="held_out_formats",
+    baseline_source="local-shards",
+)
+HELD_OUT_MEMMAP = BenchSet(
+    "held-out-memmap",
+    HELD_OUT_SETUP,
+    (MEMMAP_ON_CEPHFS,),
+    "trainio-heldout-memmap",
+    adjusted=False,
+    key="held_out_memmap",
+    baseline_source="memmap",
+)
+SETS = (DEVELOPMENT, HELD_OUT, HELD_OUT_FORMATS, HELD_OUT_MEMMAP)
 SMOKE_SETS = (
     BenchSet("development", SMOKE, SMOKE_CONDITIONS, "trainio-accuracy", adjusted=True),
-    BenchSet("held-out", HELD_OUT_SMOKE, HELD_OUT_CONDITIONS[1:2], "trainio-heldout", adjusted=False),
+    BenchSet("held-out", HELD_OUT_SMOKE, HELD_OUT_CONDITIONS[1:2], "trainio-heldout", adjusted=False, key="held_out"),
+    BenchSet(
+        "held-out-formats",
+        HELD_OUT_SMOKE,
+        (SHARDS_TO_FILES,),
+        "trainio-heldout-formats",
+        adjusted=False,
+        key="held_out_formats",
+        baseline_source="local-shards",
+    ),
+    BenchSet(
+        "held-out-memmap",
+        HELD_OUT_SMOKE,
+        (MEMMAP_ON_CEPHFS,),
+        "trainio-heldout-memmap",
+        adjusted=False,
+        key="held_out_memmap",
+        baseline_source="memmap",
+    ),
 )

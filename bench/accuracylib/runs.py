@@ -4,10 +4,13 @@ of a condition with its processes started together, and the baseline capture."""
 from __future__ import annotations
 
 import json
+import shutil
 import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,11 +52,39 @@ def _run(cmd: list[str], env: dict, timeout: float, what: str) -> subprocess.Com
     return proc
 
 
-def sources(env: dict, data: Path, dataset: str) -> dict[str, str]:
-    """Where each kind of source keeps the data set ``dataset`` (the local copy is ``data``)."""
+@contextmanager
+def cephfs_mount(env: dict, folder: Path, wanted: bool) -> Iterator[Path | None]:
+    """CephFS mounted with ceph-fuse at ``folder`` while the block runs, when ``wanted`` (files mapped
+    from CephFS need a mount: libcephfs has no mmap); None otherwise."""
+    if not wanted:
+        yield None
+        return
+    if shutil.which("ceph-fuse") is None:
+        raise BenchError(
+            "ceph-fuse is not installed (scripts/install-system-deps.sh): the memmap-on-CephFS runs need it"
+        )
+    folder.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.run(
+        ["ceph-fuse", "-c", env["CEPH_CONF"], str(folder)], env=env, capture_output=True, text=True, timeout=120
+    )
+    if proc.returncode != 0:
+        raise BenchError(f"ceph-fuse could not mount CephFS at {folder}: {proc.stderr[-1500:]}")
+    say(f"CephFS mounted at {folder} (ceph-fuse)")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["fusermount", "-u", str(folder)], capture_output=True, text=True, timeout=120)
+
+
+def sources(env: dict, data: Path, dataset: str, mount: Path | None = None) -> dict[str, str]:
+    """Where each kind of source keeps the data set ``dataset`` (the local copy is ``data``; ``mount``:
+    where CephFS is mounted, if it is)."""
     endpoint = env["TRAINIO_S3_ENDPOINT"]
     return {
         "local": f"local:{data}",
+        "local-shards": f"local-shards:{data}-shards",
+        "memmap": f"memmap:{data}-memmap",
+        **({"memmap-cephfs": f"memmap:{mount / dataset}-memmap"} if mount is not None else {}),
         "rgw": f"rgw:{endpoint}/{dataset}",
         "rgw-shards": f"rgw-shards:{endpoint}/{dataset}/shards",
         "rados": f"rados:trainpool/{dataset}",
@@ -179,12 +210,20 @@ def cpu_per_sample(runs: list[RunResult]) -> dict[str, float]:
 
 
 def capture_baseline(
-    where: dict[str, str], setup: Setup, data: Path, env: dict, folder: Path, meter: CpuMeter, patience: Patience
+    where: dict[str, str],
+    setup: Setup,
+    data: Path,
+    env: dict,
+    folder: Path,
+    meter: CpuMeter,
+    patience: Patience,
+    source: str = "local",
 ) -> tuple[Path, dict]:
-    """One baseline trace (local disk, one node, as captured by a user) in ``folder``-TRY, on a
-    quiet machine, and its facts with the as-captured self-check."""
+    """One baseline trace (local disk, one node, as captured by a user; ``source``: one file per
+    sample, or local-shards) in ``folder``-TRY, on a quiet machine, and its facts with the as-captured
+    self-check."""
     base_cmd = workload_cmd(
-        where["local"], setup, "--workers", str(setup.workers), "--step-time", str(setup.step_time_s)
+        where[source], setup, "--workers", str(setup.workers), "--step-time", str(setup.step_time_s)
     )
     say("capturing the baseline: " + " ".join(base_cmd[1:]))
     tries = iter(range(ATTEMPTS))

@@ -76,6 +76,12 @@ def _bandwidth(ctx: click.Context, param: click.Parameter, value: str | None) ->
     help="Whether the nodes' reads go through the Linux page cache [the backend's]. --no-page-cache for "
     "loaders that read through a user-space client (librados, libcephfs, an S3 SDK) or with O_DIRECT.",
 )
+@click.option(
+    "--readahead",
+    callback=_size,
+    help="Memory-mapped data sets: bytes one page fault reads from storage (the kernel's readahead window, "
+    "read_ahead_kb of the device or the mount), e.g. 128KiB [as the capture measured it, else 128KiB].",
+)
 @click.option("--nic", callback=_bandwidth, help="Storage NIC per node, e.g. '25 Gbit/s' [unlimited].")
 @click.option("--interconnect", callback=_bandwidth, help="All-reduce link per rank [100 Gbit/s].")
 @click.option("--no-overlap", is_flag=True, help="Do not overlap the all-reduce with compute.")
@@ -135,6 +141,7 @@ def whatif(
     cpu_profile: Path | None,
     node_memory: float | None,
     page_cache: bool | None,
+    readahead: float | None,
     nic: float | None,
     interconnect: float | None,
     no_overlap: bool,
@@ -180,6 +187,7 @@ def whatif(
         cpu_profile=cpu_profile,
         node_memory_bytes=node_memory,
         page_cache=page_cache,
+        readahead_bytes=readahead,
         nic_bandwidth=nic,
         interconnect_bandwidth=interconnect,
         overlap_allreduce=not no_overlap,

@@ -140,6 +140,12 @@ AXES = (
     Axis("model_bytes", "--model-bytes", _size, "Gradient bytes all-reduced per step, e.g. 100MB [none]"),
     Axis("cpus_per_node", "--cpus-per-node", _count, "CPU cores per node [captured host]"),
     Axis("node_memory_bytes", "--node-memory", _size, "Page-cache memory per node, e.g. 256GiB [captured host]"),
+    Axis(
+        "readahead_bytes",
+        "--readahead",
+        _size,
+        "Memory-mapped data sets: bytes a page fault reads, e.g. 128KiB [captured, else 128KiB]",
+    ),
     Axis("nic_bandwidth", "--nic", _bandwidth, "Storage NIC per node, e.g. '25 Gbit/s' [unlimited]"),
     Axis("interconnect_bandwidth", "--interconnect", _bandwidth, "All-reduce link per rank [100 Gbit/s]"),
     Axis("seed", "--seed", _natural, "Random seeds [0]"),

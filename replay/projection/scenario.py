@@ -57,6 +57,8 @@ class Scenario:
     node_memory_bytes: float | None = None
     page_cache: bool | None = None
     """Whether reads go through the page cache (None: the backend profile's ``page_cache``)."""
+    readahead_bytes: float | None = None
+    """Memory-mapped data sets: bytes one major fault reads (None: as captured, else 128 KiB)."""
     nic_bandwidth: float | None = None
     interconnect_bandwidth: float | None = None
     overlap_allreduce: bool = True
@@ -144,6 +146,10 @@ def apply_overrides(workload: Workload, scenario: Scenario) -> Workload:
             changes[name] = value
     if scenario.dataset_samples is not None:
         changes["samples"] = scenario.dataset_samples
+    if scenario.readahead_bytes is not None:
+        if not 0 < scenario.readahead_bytes < math.inf:
+            raise ScenarioError(f"--readahead(={scenario.readahead_bytes}) must be a size > 0")
+        changes["fault_bytes"] = scenario.readahead_bytes
     if scenario.compute_scale != 1.0:
         if not 0 < scenario.compute_scale < math.inf:
             raise ScenarioError(f"--compute-scale(={scenario.compute_scale}) must be a number > 0")
@@ -175,6 +181,8 @@ def resolve_cluster(scenario: Scenario, workload: Workload, loaded: LoadedTrace)
 
 
 def captured_format(workload: Workload) -> RecordFormat:
+    if workload.shard_bytes is not None:
+        return RecordFormat("shards", workload.shard_bytes)
     return parse_format("preload" if workload.dataset_preloaded else "files")
 
 

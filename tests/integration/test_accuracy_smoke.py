@@ -44,7 +44,14 @@ def test_accuracy_smoke_runs_end_to_end_and_writes_the_contract_keys(tmp_path):
     assert held_out["set"] == "held-out" and held_out["adjusted_against"] is False
     assert {"median_abs_error_pct", "max_abs_error_pct"} <= set(held_out)
     assert held_out["setup"]["raw_share"] == 0.5
-    for row in result["scenarios"] + held_out["scenarios"]:
+    formats = result["held_out_formats"]  # the same workload captured reading tar shards, run as files
+    assert formats["set"] == "held-out-formats" and formats["adjusted_against"] is False
+    assert [row["condition"]["format"] for row in formats["scenarios"]] == ["files"]
+    assert "local-shards:" in formats["baseline"]["command"]
+    mapped = result["held_out_memmap"]  # the same workload through a mapped file, local, then on CephFS
+    assert mapped["set"] == "held-out-memmap" and "--source memmap:" in mapped["baseline"]["command"]
+    assert [row["condition"]["source"] for row in mapped["scenarios"]] == ["memmap-cephfs"]
+    for row in result["scenarios"] + held_out["scenarios"] + formats["scenarios"] + mapped["scenarios"]:
         assert SCENARIO_KEYS <= set(row), row.keys()
         for key in ("measured_s", "projected_s"):
             assert isinstance(row[key], (int, float)) and math.isfinite(row[key]) and row[key] > 0, (key, row[key])
@@ -56,4 +63,5 @@ def test_accuracy_smoke_runs_end_to_end_and_writes_the_contract_keys(tmp_path):
     assert held_out["max_abs_error_pct"] >= held_out["median_abs_error_pct"] >= 0
     assert "calibration skipped" in " ".join(result["notes"])  # the smoke run says it used a built-in profile
     md = out.with_suffix(".md").read_text()
-    assert md.count("|") > 10 and "## Held-out set" in md  # the Markdown tables beside it
+    assert md.count("|") > 10 and "## Held-out set" in md and "## Held-out record formats" in md
+    assert "## Held-out memory mapping" in md

@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from trainio.models.workload import Workload
 from trainio.tracefile.format import EVENTS_SCHEMA, FORMAT_NAME, FORMAT_VERSION, IO_SCHEMA, file_metadata
 
 
@@ -145,3 +147,19 @@ def loader_trace(
     ]
     host = {"cpus": cores, "cpus_usable": cores, "cpu": {"usable_cores": cores}} if cores else {}
     return make_trace(root, [], io_rows=reads, events=events, processes=processes, host=host)
+
+
+def small_workload(**fields) -> Workload:
+    """One epoch of 4,096 samples of 100 kB in batches of 32 over 2 workers, 0.1 ms of CPU per sample,
+    1 ms steps, unless given."""
+    values = {
+        "samples": 4096,
+        "batch_size": 32,
+        "epochs": 1,
+        "workers": 2,
+        "prefetch_factor": 2,
+        "sample_bytes": np.array([100e3]),
+        "sample_cpu_s": np.array([1e-4]),
+        "step_compute_s": np.array([1e-3]),
+    }
+    return Workload(**{**values, **fields})

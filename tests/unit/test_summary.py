@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tests.unit.synthetic import event_row, io_row, make_trace
@@ -221,3 +222,34 @@ def test_traces_before_format_1_3_summarise_without_cpu_or_storage_coverage():
     digest = summarize(trace)
     assert digest["cpu"]["mean_step_cpu_s"] is None and digest["node_cpu"] is None
     assert digest["coverage"]["read_bytes_ratio"] is None and digest["coverage"]["object_ratio"] is None
+
+
+@pytest.mark.parametrize("shuffled, pattern", [(False, "mmap-sequential"), (True, "mmap-random")])
+def test_a_memory_mapped_run_has_its_mapping_as_data_and_an_mmap_pattern(tmp_path, shuffled, pattern):
+    """No data reads, one mapped data file: the summary names its folder, what the fetches faulted in,
+    and whether the workers asked for the samples in order."""
+    mapping = {**io_row(1, "/data/tokens/train.bin", 0, 10, op="mmap"), "bytes_requested": 64 << 20, "result": 1 << 40}
+    order = list(range(64))
+    if shuffled:
+        order = [int(i) for i in np.random.default_rng(0).permutation(64)]
+    fetches = [
+        {
+            **event_row(1, "fetch", S + b * 1000, S + b * 1000 + 500),
+            "indices": order[b * 8 : b * 8 + 8],
+            "read_bytes": 8 << 20,
+            "majflt": 1,
+        }
+        for b in range(8)
+    ]
+    root = make_trace(tmp_path / "t", [], events=fetches, io_rows=[mapping])
+    digest = summarize(open_trace(root))
+    assert digest["pattern"] == pattern
+    assert digest["data_roots"] == ["/data/tokens"]
+    assert digest["mapped"] == {
+        "files": 1,
+        "mapped_bytes": 64 << 20,
+        "fetch_read_bytes": 64 << 20,
+        "major_faults": 8,
+        "bytes_per_fault": 8 << 20,
+        "bytes_per_sample": 1 << 20,
+    }

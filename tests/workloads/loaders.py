@@ -2,8 +2,10 @@
 DataLoader (or a client) and prints one JSON line with what it read, the ground truth.
 
     python tests/workloads/loaders.py memmap DIR      # rows of an np.memmap file, cold in the page cache
+    python tests/workloads/loaders.py memmap DIR ROWS EPOCHS STEP_MS   # ... longer, with a training step
     python tests/workloads/loaders.py arrow DIR       # a Hugging Face `datasets` Arrow file (memory-mapped)
     python tests/workloads/loaders.py wds DIR         # WebDataset tar shards, batched inside the pipeline
+    python tests/workloads/loaders.py wds DIR SHARDS RECORDS EPOCHS STEP_MS   # ... larger, with a step
     python tests/workloads/loaders.py s3fs BUCKET     # objects through fsspec's s3fs (aiobotocore)
     python tests/workloads/loaders.py s3conn BUCKET   # objects through the Amazon S3 Connector for PyTorch
     python tests/workloads/loaders.py minio BUCKET    # objects through MinIO's client (not hooked by trainio)
@@ -40,28 +42,38 @@ def evict(path: Path) -> None:
 
 
 class Rows(Dataset):
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, rows: int = ROWS) -> None:
         self.mapped = np.memmap(path, dtype=np.uint8, mode="r")
-        self.rows = self.mapped.reshape(ROWS, ROW)
+        self.rows = self.mapped.reshape(rows, ROW)
 
     def __len__(self) -> int:
-        return ROWS
+        return len(self.rows)
 
     def __getitem__(self, i: int) -> torch.Tensor:
         return torch.tensor(int(self.rows[i].sum()))
 
 
-def memmap(folder: Path) -> dict:
+def memmap(folder: Path, rows: int = ROWS, epochs: int = 1, step_ms: float = 0.0) -> dict:
+    """``rows`` rows of 32 KiB, shuffled, 2 workers, batches of 32; each step sleeps ``step_ms`` (the
+    accelerator's share of a training step). Prints the training loop's seconds as ``loop_s``."""
+    import time
+
+    rows, epochs = int(rows), int(epochs)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "tokens.bin"
-    np.random.default_rng(0).integers(0, 255, ROWS * ROW, dtype=np.uint8).tofile(path)
+    np.random.default_rng(0).integers(0, 255, rows * ROW, dtype=np.uint8).tofile(path)
     evict(path)
-    rows = Rows(path)
-    loader = DataLoader(rows, batch_size=32, shuffle=True, num_workers=2)
-    samples = sum(len(batch) for batch in loader)
+    dataset = Rows(path, rows)
+    loader = DataLoader(dataset, batch_size=32, shuffle=True, num_workers=2)
+    samples, start = 0, time.perf_counter()
+    for _ in range(epochs):
+        for batch in loader:
+            samples += len(batch)
+            time.sleep(step_ms / 1e3)
+    loop_s = time.perf_counter() - start
     del loader
-    rows.mapped._mmap.close()  # unmapped: the trace says so
-    return {"samples": samples, "file": str(path.resolve()), "file_bytes": ROWS * ROW}
+    dataset.mapped._mmap.close()  # unmapped: the trace says so
+    return {"samples": samples, "file": str(path.resolve()), "file_bytes": rows * ROW, "loop_s": loop_s}
 
 
 def arrow(folder: Path) -> dict:
@@ -80,32 +92,45 @@ def arrow(folder: Path) -> dict:
     return {"samples": samples, "files": [str(p.resolve()) for p in files], "file_bytes": size}
 
 
-def wds(folder: Path) -> dict:
+def wds(folder: Path, shards: int = 4, records: int = 50, epochs: int = 2, step_ms: float = 0.0) -> dict:
+    """``shards`` tar shards of ``records`` records each (~3 KB and a label), `.batched(10)` inside the
+    pipeline, WebLoader(batch_size=None), 2 workers; each step sleeps ``step_ms``."""
+    import io
     import tarfile
+    import time
 
     import webdataset
 
+    shards, records, epochs = int(shards), int(records), int(epochs)
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(2)
-    shards = []
-    for s in range(4):
+    paths = []
+    for s in range(shards):
         shard = folder / f"shard-{s:03d}.tar"
         with tarfile.open(shard, "w") as tar:
-            for i in range(50):
-                for ext, payload in (("bin", rng.bytes(3000 + 17 * i)), ("cls", str(i % 7).encode())):
+            for i in range(records):
+                for ext, payload in (("bin", rng.bytes(3000 + 17 * (i % 50))), ("cls", str(i % 7).encode())):
                     info = tarfile.TarInfo(f"s{s}-{i:04d}.{ext}")
                     info.size = len(payload)
-                    tar.addfile(info, __import__("io").BytesIO(payload))
-        shards.append(shard)
-    urls = str(folder / "shard-{000..003}.tar")
+                    tar.addfile(info, io.BytesIO(payload))
+        paths.append(shard)
+    urls = str(folder / f"shard-{{000..{shards - 1:03d}}}.tar")
     pipeline = webdataset.WebDataset(urls, shardshuffle=False).to_tuple("bin", "cls").batched(10)
     loader = webdataset.WebLoader(pipeline, batch_size=None, num_workers=2)
     items = samples = 0
-    for _ in range(2):
+    start = time.perf_counter()
+    for _ in range(epochs):
         for payloads, _labels in loader:
             items += 1
             samples += len(payloads)
-    return {"items": items, "samples": samples, "shard_bytes": sum(p.stat().st_size for p in shards), "epochs": 2}
+            time.sleep(step_ms / 1e3)
+    return {
+        "items": items,
+        "samples": samples,
+        "shard_bytes": sum(p.stat().st_size for p in paths),
+        "epochs": epochs,
+        "loop_s": time.perf_counter() - start,
+    }
 
 
 def _put_objects(bucket: str) -> list[str]:
@@ -190,7 +215,8 @@ def main() -> None:
     if kind in ("s3fs", "s3conn", "minio"):
         report = objects(kind, where)
     else:
-        report = {"memmap": memmap, "arrow": arrow, "wds": wds}[kind](Path(where))
+        numbers = [float(x) for x in sys.argv[3:]]
+        report = {"memmap": memmap, "arrow": arrow, "wds": wds}[kind](Path(where), *numbers)
     print(json.dumps(report))
 
 
