@@ -192,7 +192,10 @@ def main(args: argparse.Namespace) -> None:
         "end_monotonic": end,
         "time_to_train_s": round(end - start, 4),
     }
-    print(json.dumps(report), flush=True)
+    # One write of the whole line (well under PIPE_BUF, so atomic): under torchrun stdout may be unbuffered,
+    # where print() writes the text and its newline apart and two ranks' lines interleave.
+    sys.stdout.write(json.dumps(report) + "\n")
+    sys.stdout.flush()
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

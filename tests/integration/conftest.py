@@ -2,7 +2,21 @@
 
 from __future__ import annotations
 
+import signal
+
 import pytest
+
+# A suite started as `cmd &` by a non-interactive shell (as some CI runners do) has SIGINT and SIGQUIT
+# ignored, `nohup` SIGHUP, and every command a test starts inherits that; `tracer capture` rightly keeps
+# an ignored signal ignored, so the signal tests would test the runner. They get what a terminal gives.
+for _signum, _handler in (
+    (signal.SIGINT, signal.default_int_handler),
+    (signal.SIGQUIT, signal.SIG_DFL),
+    (signal.SIGHUP, signal.SIG_DFL),
+    (signal.SIGTERM, signal.SIG_DFL),
+):
+    if signal.getsignal(_signum) == signal.SIG_IGN:
+        signal.signal(_signum, _handler)
 
 
 @pytest.fixture
