@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import mmap
 import threading
 
 from trainio.tracer import usage
@@ -9,9 +10,11 @@ from trainio.tracer import usage
 
 def test_a_reading_is_cpu_faults_and_storage_bytes_of_this_thread():
     before = usage.thread_usage()
-    buffer = bytearray(8 << 20)  # touching fresh pages: minor faults
-    for i in range(0, len(buffer), 4096):
-        buffer[i] = 1
+    # Touching fresh pages: minor faults. A mapping of its own, since a bytearray may reuse heap pages an
+    # earlier test already faulted in.
+    with mmap.mmap(-1, 8 << 20) as buffer:
+        for i in range(0, len(buffer), mmap.PAGESIZE):
+            buffer[i] = 1
     total = sum(range(200_000))  # CPU
     cpu, minflt, majflt, read_bytes = usage.delta(before, usage.thread_usage())
     assert total and cpu > 0 and minflt >= 1 and majflt >= 0 and read_bytes >= 0 and read_bytes % usage.BLOCK == 0
