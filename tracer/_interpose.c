@@ -38,12 +38,17 @@
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
+#if defined(__x86_64__)
+#include <x86intrin.h>
+#define HAVE_TSC 1
+#endif
 
 #undef fread_unlocked /* an inline macro under -O with __USE_EXTERN_INLINES */
 
 #define EXPORT __attribute__((visibility("default")))
 #define TLS __thread __attribute__((tls_model("initial-exec")))
 #define UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define LIKELY(x) __builtin_expect(!!(x), 1)
 
 struct trainio_rec {
     int64_t start_ns, dur_ns, offset, requested, returned;
@@ -135,11 +140,62 @@ static inline int tracing(void)
     return !(t_in_hook | t_suppress) && __atomic_load_n(&g_enabled, __ATOMIC_RELAXED);
 }
 
-static inline int64_t now_ns(void)
+static inline int64_t mono_ns(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts); /* vDSO: no syscall */
     return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/* ---- time stamps ----
+ *
+ * Every record takes two time stamps, and clock_gettime is most of what a
+ * record costs: about 70 ns where it runs (its vDSO data page is cold between
+ * two samples), 12 of them per small-file sample.  Where the kernel's clock
+ * source is the TSC, a stamp is the TSC itself (rdtsc: no memory access),
+ * turned into CLOCK_MONOTONIC nanoseconds against a (TSC, clock) pair that
+ * each thread renews every TSC_RENEW ticks (about a millisecond), at the rate
+ * measured since the process started.  The error is the rate's over at most
+ * one renewal period: nanoseconds.  Until the rate is known (the first
+ * TSC_RATE_MIN_NS of the process) and elsewhere, stamps are clock_gettime's. */
+
+#define TSC_RENEW (1ull << 21)          /* ticks: ~0.7 ms at 3 GHz */
+#define TSC_RATE_MIN_NS 2000000         /* 2 ms of baseline before the rate is used */
+
+static int g_tsc;                       /* 1: stamps from the TSC (clock source "tsc") */
+static int64_t g_base_ns;               /* the process's first (clock, TSC) pair: the rate's baseline */
+static uint64_t g_base_tsc;
+static TLS uint64_t t_anchor_tsc;       /* this thread's last pair; 0 = none */
+static TLS int64_t t_anchor_ns;
+static TLS double t_ns_per_tick;
+
+#ifdef HAVE_TSC
+static __attribute__((noinline)) int64_t tsc_renew(void)
+{
+    int64_t ns = mono_ns();
+    uint64_t tsc = __rdtsc();
+    int64_t span = ns - g_base_ns;
+    if (span < TSC_RATE_MIN_NS || tsc <= g_base_tsc) {
+        t_anchor_tsc = 0; /* rate not known yet: this stamp is the clock's */
+        return ns;
+    }
+    t_ns_per_tick = (double)span / (double)(tsc - g_base_tsc);
+    t_anchor_tsc = tsc;
+    t_anchor_ns = ns;
+    return ns;
+}
+#endif
+
+static inline int64_t now_ns(void)
+{
+#ifdef HAVE_TSC
+    if (LIKELY(g_tsc)) {
+        uint64_t since = __rdtsc() - t_anchor_tsc; /* huge when there is no anchor (0) or the TSC went back */
+        if (LIKELY(since < TSC_RENEW)) return t_anchor_ns + (int64_t)((double)since * t_ns_per_tick);
+        return tsc_renew();
+    }
+#endif
+    return mono_ns();
 }
 
 static inline uint8_t classify(mode_t m)
@@ -201,7 +257,7 @@ struct spool_hdr {
     uint32_t stopped;          /* 1: a segment could not be reserved; see stop_reason */
     uint32_t forked;           /* 1: forked from a traced process (inherits its fds and file ids) */
     uint32_t cmdline_len;
-    uint32_t pad;
+    uint32_t tsc;              /* 1: time stamps from the TSC (see now_ns), 0: from clock_gettime */
     char stop_reason[128];
     char exe[512];
     char cmdline[2048];        /* NUL-separated arguments, truncated */
@@ -313,6 +369,7 @@ static int spool_open_locked(void)
     h->ppid = (int32_t)syscall(SYS_getppid);
     h->start_ns = g_start_ns;
     h->forked = (uint32_t)g_forked;
+    h->tsc = (uint32_t)g_tsc;
     n = readlink("/proc/self/exe", h->exe, sizeof h->exe - 1);
     h->exe[n > 0 ? n : 0] = '\0';
     n = raw_read_file("/proc/self/cmdline", h->cmdline, sizeof h->cmdline);
@@ -417,7 +474,7 @@ static void record_file(uint8_t op, uint8_t kind, int fd, int64_t t0, int64_t of
         return;
     t_in_hook = 1;
     if (UNLIKELY(!t_tid)) t_tid = (int32_t)syscall(SYS_gettid);
-    if (t0 < 0) t0 = t1;
+    if (t0 < 0 || t1 < t0) t0 = t1; /* t1 < t0: an anchor renewed between two stamps moved by nanoseconds */
     if (fd >= 0 && fd < FD_MAX && !file_id) {
         if (path && (op == OP_FDPATH || ((op == OP_OPEN || op == OP_FOPEN) && ret >= 0))) {
             file_id = __atomic_add_fetch(&g_file_seq, 1, __ATOMIC_RELAXED);
@@ -469,9 +526,15 @@ static __attribute__((noinline)) uint8_t discover(int fd)
         return 0;
     }
     k = classify(st.st_mode);
-    snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
-    n = readlink(link, path, sizeof path - 1);
-    path[n > 0 ? n : 0] = '\0';
+    /* A pipe's or socket's name is its inode, as readlink would give it (DataLoaders take a new
+     * socket for every batch they pass: readlink costs ~3 us, this nothing). */
+    if (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode)) {
+        snprintf(path, sizeof path, "%s:[%lu]", S_ISSOCK(st.st_mode) ? "socket" : "pipe", (unsigned long)st.st_ino);
+    } else {
+        snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+        n = readlink(link, path, sizeof path - 1);
+        path[n > 0 ? n : 0] = '\0';
+    }
     t_in_hook = 0;
     /* Only the thread that classifies the fd first emits the fdpath record. */
     if (__atomic_compare_exchange_n(&fd_kind[fd], &expect, k, 0, __ATOMIC_RELAXED,
@@ -908,7 +971,7 @@ static void atfork_child(void)
     g_spool_state = g_dir[0] ? 0 : -1;
     __atomic_store_n(&g_enabled, g_dir[0] != 0, __ATOMIC_RELAXED);
     g_pid = (int32_t)syscall(SYS_getpid);
-    g_start_ns = now_ns();
+    g_start_ns = mono_ns();
     g_untraced = 0; /* a forked child's counters start at zero */
     g_forked = 1;
     t_tid = 0;
@@ -924,7 +987,7 @@ __attribute__((constructor)) static void trainio_init(void)
 
     t_in_hook = 1;
     g_pid = (int32_t)syscall(SYS_getpid);
-    g_start_ns = now_ns();
+    g_start_ns = mono_ns();
     /* rchar when this image started: an exec keeps the pid and its counters,
      * and the dynamic loader reads before any constructor runs. */
     n = raw_read_file("/proc/self/io", buf, sizeof buf - 1);
@@ -932,6 +995,17 @@ __attribute__((constructor)) static void trainio_init(void)
         buf[n] = '\0';
         if (strncmp(buf, "rchar: ", 7) == 0) g_untraced += strtoull(buf + 7, NULL, 10);
     }
+    g_base_ns = mono_ns();
+#ifdef HAVE_TSC
+    g_base_tsc = __rdtsc();
+    /* The TSC stands in for the clock only where the kernel itself trusts it as its clock source
+     * (constant rate, in step across CPUs); TRAINIO_TSC=0 turns it off. */
+    n = raw_read_file("/sys/devices/system/clocksource/clocksource0/current_clocksource", buf, sizeof buf - 1);
+    {
+        const char *off = getenv("TRAINIO_TSC");
+        g_tsc = n >= 3 && strncmp(buf, "tsc", 3) == 0 && (n == 3 || buf[3] == '\n') && !(off && strcmp(off, "0") == 0);
+    }
+#endif
     dir = getenv("TRAINIO_TRACE_DIR");
     if (dir && *dir && strlen(dir) + 7 < sizeof g_dir) {
         snprintf(g_dir, sizeof g_dir, "%s/spool", dir);

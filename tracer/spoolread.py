@@ -20,7 +20,7 @@ from trainio.tracer.interposer import KIND_NAMES, OP_NAMES
 
 C_MAGIC = b"TRAINIOC"
 C_VERSION = 2
-C_HEADER = struct.Struct("<8sIIIIiiqQQIII4x128s512s2048sQ")
+C_HEADER = struct.Struct("<8sIIIIiiqQQIIII128s512s2048sQ")
 SEGMENT = struct.Struct("<IIQQ")  # magic, type, size, cursor
 SEGMENT_MAGIC = 0x31474553
 SEG_RECS, SEG_PATHS = 1, 2
@@ -113,10 +113,11 @@ def c_records(path: Path) -> tuple[dict, np.ndarray, np.ndarray, list[str]]:
         "dropped": fields[9],
         "stopped": bool(fields[10]),
         "forked": bool(fields[11]),
-        "stop_reason": _cstr(fields[13]),
-        "exe": _cstr(fields[14]),
-        "argv": [a.decode(errors="replace") for a in bytes(fields[15][: fields[12]]).split(b"\0") if a],
-        "socket_bytes": fields[16],
+        "time_stamps": "tsc" if fields[13] else "clock_gettime",
+        "stop_reason": _cstr(fields[14]),
+        "exe": _cstr(fields[15]),
+        "argv": [a.decode(errors="replace") for a in bytes(fields[16][: fields[12]]).split(b"\0") if a],
+        "socket_bytes": fields[17],
     }
     lost = []
     chunks = []

@@ -100,12 +100,12 @@ def child_env(lib, tmp_path, **extra):
     return {**env, **extra}
 
 
-def run_child(lib, tmp_path, body, args=()):
+def run_child(lib, tmp_path, body, args=(), **extra_env):
     script = tmp_path / "child.py"
     script.write_text(PRELUDE + textwrap.dedent(body))
     proc = subprocess.run(
         [sys.executable, str(script), *map(str, args)],
-        env=child_env(lib, tmp_path),
+        env=child_env(lib, tmp_path, **extra_env),
         capture_output=True,
         text=True,
         timeout=60,
@@ -338,7 +338,8 @@ def test_pipe_and_socket_get_fdpath(lib, tmp_path):
         s1.sendall(b"abc")
         c = os.read(s2.fileno(), 3)
         recs = drain_all()
-        emit({"data": (a + b + c).decode(), "r": r, "s": s2.fileno(),
+        links = [os.readlink(f"/proc/self/fd/{fd}") for fd in (r, s2.fileno())]
+        emit({"data": (a + b + c).decode(), "r": r, "s": s2.fileno(), "links": links,
               "recs": [r_ for r_ in recs if r_["fd"] in (r, s2.fileno())]})
         """,
     )
@@ -346,13 +347,14 @@ def test_pipe_and_socket_get_fdpath(lib, tmp_path):
     r, s = out["r"], out["s"]
     pipe = [x for x in out["recs"] if x["fd"] == r]
     assert [x["op"] for x in pipe] == [13, 2, 2]  # fdpath once, before the first read
-    assert pipe[0]["kind"] == 2 and pipe[0]["path"].startswith("pipe:[")
+    # named from fstat's inode, without readlink: the same name the kernel gives
+    assert pipe[0]["kind"] == 2 and pipe[0]["path"] == out["links"][0] and pipe[0]["path"].startswith("pipe:[")
     assert pipe[0]["dur_ns"] == 0
     assert [x["returned"] for x in pipe[1:]] == [5, 6]
     assert all(x["kind"] == 2 for x in pipe)
     sock = [x for x in out["recs"] if x["fd"] == s]
     assert [x["op"] for x in sock] == [13, 2]
-    assert sock[0]["kind"] == 2 and sock[0]["path"].startswith("socket:[")
+    assert sock[0]["kind"] == 2 and sock[0]["path"] == out["links"][1] and sock[0]["path"].startswith("socket:[")
     assert sock[1]["returned"] == 3
 
 
@@ -680,3 +682,64 @@ def test_spool_stops_at_a_full_segment_and_keeps_what_came_before(lib, tmp_path)
     )
     assert 1000 < out["n"] < 100_000
     assert out["stopped"] and "cannot reserve spool space" in out["reason"]
+
+
+def _clock_source() -> str:
+    try:
+        return Path("/sys/devices/system/clocksource/clocksource0/current_clocksource").read_text().strip()
+    except OSError:
+        return ""
+
+
+@pytest.mark.parametrize("tsc", ["default", "0"])
+def test_time_stamps_are_the_monotonic_clocks(lib, tmp_path, tsc):
+    """Every record's start and end lie between CLOCK_MONOTONIC readings taken around its call, over
+    a span long enough for the TSC's rate to be known and each thread's anchor renewed many times,
+    in a second thread too; TRAINIO_TSC=0 (and any clock source but the TSC) stamps with
+    clock_gettime. The spool's header says which."""
+    data = tmp_path / "d.bin"
+    data.write_bytes(b"x" * 4096)
+    extra = {} if tsc == "default" else {"TRAINIO_TSC": "0"}
+    out = run_child(
+        lib,
+        tmp_path,
+        f"""
+        import time
+        fd = os.open({str(data)!r}, os.O_RDONLY)
+        drain_all()
+        spans = {{}}
+
+        def reads(name):
+            got = spans[name] = []
+            for i in range(3000):
+                a = time.monotonic_ns()
+                os.pread(fd, 1, 0)
+                got.append((a, time.monotonic_ns()))
+                if i % 300 == 0:
+                    time.sleep(0.002)
+
+        worker = threading.Thread(target=reads, args=("thread",))
+        worker.start()
+        reads("main")
+        worker.join()
+        recs = [r for r in drain_all() if r["op"] == PREAD and r["fd"] == fd]
+        header = c_records(spool_path())[0]
+        emit({{"spans": spans, "recs": recs, "tids": {{"main": threading.get_native_id(), "thread": worker.native_id}},
+              "time_stamps": header["time_stamps"]}})
+        """,
+        **extra,
+    )
+    expected = (
+        "tsc" if tsc == "default" and _clock_source() == "tsc" and os.uname().machine == "x86_64" else "clock_gettime"
+    )
+    assert out["time_stamps"] == expected
+    for name, tid in out["tids"].items():
+        recs = [r for r in out["recs"] if r["tid"] == tid]
+        spans = out["spans"][name]
+        assert len(recs) == len(spans) == 3000
+        late = [
+            (a, r["start_ns"], r["start_ns"] + r["dur_ns"], b)
+            for (a, b), r in zip(spans, recs, strict=True)
+            if not (a - 1000 <= r["start_ns"] and r["start_ns"] + r["dur_ns"] <= b + 1000) or r["dur_ns"] < 0
+        ]
+        assert not late, (name, len(late), late[:3])

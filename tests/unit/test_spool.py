@@ -166,7 +166,7 @@ def test_unreadable_python_spools_are_named_errors(tmp_path, content, message):
 
 def _c_spool(path, records, version=2, paths=b""):
     header = C_HEADER.pack(
-        C_MAGIC, version, 4096, 64, 64, 21, 20, 1000, 777, 0, 0, 1, 9, b"", b"/bin/cat", b"cat\0/a/b\0", 5000
+        C_MAGIC, version, 4096, 64, 64, 21, 20, 1000, 777, 0, 0, 1, 9, 1, b"", b"/bin/cat", b"cat\0/a/b\0", 5000
     )
     recs = np.zeros(len(records), RECORD_DTYPE)
     for i, fields in enumerate(records):
@@ -192,6 +192,7 @@ def test_c_spool_skips_a_half_written_record_and_resolves_paths(tmp_path):
     header, recs, _, lost = c_records(path)
     assert header["argv"] == ["cat", "/a/b"] and header["exe"] == "/bin/cat" and header["untraced_rchar"] == 777
     assert header["forked"] and len(recs) == 2 and header["socket_bytes"] == 5000
+    assert header["time_stamps"] == "tsc"
     assert lost == [f"{path}: 1 records half-written when the process ended"]
     io = read_c_spool(path).io.to_pylist()
     assert [(r["op"], r["path"], r["bytes_returned"], r["pid"]) for r in io] == [
