@@ -40,6 +40,7 @@ bench: install
 
 bench-smoke: install system-deps
 	$(PY) bench/overhead.py --smoke --out out/bench-smoke/overhead.json
+	$(PY) bench/interposer_cost.py --smoke --out out/bench-smoke/interposer_cost.json
 	$(PY) bench/whatif_speed.py --smoke --out out/bench-smoke/whatif.json
 	$(PY) bench/replay_fidelity.py --smoke --out out/bench-smoke/replay_fidelity.json
 	$(PY) bench/emulate_vs_real.py --smoke --out out/bench-smoke/emulate.json
