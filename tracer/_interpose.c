@@ -996,19 +996,17 @@ __attribute__((constructor)) static void trainio_init(void)
         if (strncmp(buf, "rchar: ", 7) == 0) g_untraced += strtoull(buf + 7, NULL, 10);
     }
     g_base_ns = mono_ns();
-#ifdef HAVE_TSC
-    g_base_tsc = __rdtsc();
-    /* The TSC stands in for the clock only where the kernel itself trusts it as its clock source
-     * (constant rate, in step across CPUs); TRAINIO_TSC=0 turns it off. */
-    n = raw_read_file("/sys/devices/system/clocksource/clocksource0/current_clocksource", buf, sizeof buf - 1);
-    {
-        const char *off = getenv("TRAINIO_TSC");
-        g_tsc = n >= 3 && strncmp(buf, "tsc", 3) == 0 && (n == 3 || buf[3] == '\n') && !(off && strcmp(off, "0") == 0);
-    }
-#endif
     dir = getenv("TRAINIO_TRACE_DIR");
     if (dir && *dir && strlen(dir) + 7 < sizeof g_dir) {
         snprintf(g_dir, sizeof g_dir, "%s/spool", dir);
+#ifdef HAVE_TSC
+        g_base_tsc = __rdtsc();
+        /* The TSC stands in for the clock only where the kernel itself trusts it as its clock
+         * source (constant rate, in step across CPUs); TRAINIO_TSC=0 turns it off. */
+        n = raw_read_file("/sys/devices/system/clocksource/clocksource0/current_clocksource", buf, sizeof buf - 1);
+        const char *off = getenv("TRAINIO_TSC");
+        g_tsc = n >= 3 && strncmp(buf, "tsc", 3) == 0 && (n == 3 || buf[3] == '\n') && !(off && strcmp(off, "0") == 0);
+#endif
     } else {
         g_enabled = 0; /* not under `tracer capture`: inert */
         g_spool_state = -1;
