@@ -155,12 +155,16 @@ static inline int64_t mono_ns(void)
  * source is the TSC, a stamp is the TSC itself (rdtsc: no memory access),
  * turned into CLOCK_MONOTONIC nanoseconds against a (TSC, clock) pair that
  * each thread renews every TSC_RENEW ticks (about a millisecond), at the rate
- * measured since the process started.  The error is the rate's over at most
- * one renewal period: nanoseconds.  Until the rate is known (the first
- * TSC_RATE_MIN_NS of the process) and elsewhere, stamps are clock_gettime's. */
+ * measured since the process started.  A pair is the clock read between two
+ * TSC reads, kept only when they are close (no preemption or interrupt fell
+ * in between), so that a pair is right to under a microsecond and the rate,
+ * over at least TSC_RATE_MIN_NS, to a few parts in 10^5: over one renewal
+ * period that is nanoseconds.  Until the rate is known, when no close pair
+ * comes, and elsewhere, stamps are clock_gettime's. */
 
 #define TSC_RENEW (1ull << 21)          /* ticks: ~0.7 ms at 3 GHz */
-#define TSC_RATE_MIN_NS 2000000         /* 2 ms of baseline before the rate is used */
+#define TSC_PAIR_MAX (1ull << 12)       /* ticks between the two TSC reads of a pair: ~1.5 us at 2.5 GHz */
+#define TSC_RATE_MIN_NS 50000000        /* 50 ms of baseline before the rate is used */
 
 static int g_tsc;                       /* 1: stamps from the TSC (clock source "tsc") */
 static int64_t g_base_ns;               /* the process's first (clock, TSC) pair: the rate's baseline */
@@ -170,10 +174,30 @@ static TLS int64_t t_anchor_ns;
 static TLS double t_ns_per_tick;
 
 #ifdef HAVE_TSC
+/* A (clock, TSC) pair read close together; 0 when three tries were each cut by a preemption. */
+static int tsc_pair(int64_t *ns, uint64_t *tsc)
+{
+    for (int i = 0; i < 3; i++) {
+        uint64_t before = __rdtsc();
+        int64_t clock = mono_ns();
+        uint64_t after = __rdtsc();
+        if (after - before < TSC_PAIR_MAX) {
+            *ns = clock;
+            *tsc = before + (after - before) / 2;
+            return 1;
+        }
+    }
+    return 0;
+}
+
 static __attribute__((noinline)) int64_t tsc_renew(void)
 {
-    int64_t ns = mono_ns();
-    uint64_t tsc = __rdtsc();
+    int64_t ns;
+    uint64_t tsc;
+    if (!tsc_pair(&ns, &tsc)) {
+        t_anchor_tsc = 0; /* no close pair: this stamp is the clock's, the next one tries again */
+        return mono_ns();
+    }
     int64_t span = ns - g_base_ns;
     if (span < TSC_RATE_MIN_NS || tsc <= g_base_tsc) {
         t_anchor_tsc = 0; /* rate not known yet: this stamp is the clock's */
@@ -1000,12 +1024,12 @@ __attribute__((constructor)) static void trainio_init(void)
     if (dir && *dir && strlen(dir) + 7 < sizeof g_dir) {
         snprintf(g_dir, sizeof g_dir, "%s/spool", dir);
 #ifdef HAVE_TSC
-        g_base_tsc = __rdtsc();
         /* The TSC stands in for the clock only where the kernel itself trusts it as its clock
          * source (constant rate, in step across CPUs); TRAINIO_TSC=0 turns it off. */
         n = raw_read_file("/sys/devices/system/clocksource/clocksource0/current_clocksource", buf, sizeof buf - 1);
         const char *off = getenv("TRAINIO_TSC");
-        g_tsc = n >= 3 && strncmp(buf, "tsc", 3) == 0 && (n == 3 || buf[3] == '\n') && !(off && strcmp(off, "0") == 0);
+        g_tsc = n >= 3 && strncmp(buf, "tsc", 3) == 0 && (n == 3 || buf[3] == '\n') && !(off && strcmp(off, "0") == 0)
+                && tsc_pair(&g_base_ns, &g_base_tsc);
 #endif
     } else {
         g_enabled = 0; /* not under `tracer capture`: inert */
