@@ -14,7 +14,6 @@ the median extra CPU time per sample of each mode and writes bench/results/inter
 from __future__ import annotations
 
 import argparse
-import ctypes
 import json
 import os
 import platform
@@ -26,7 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from trainio.tracer.interposer import library_path
+from trainio.tracer.interposer import Interposer, library_path
 from trainio.tracer.spoolread import c_records
 
 HERE = Path(__file__).resolve().parent
@@ -35,7 +34,8 @@ MODES = {"tsc": "1", "clock_gettime": "0"}
 
 def child(data: Path, epochs: int) -> None:
     """Runs under LD_PRELOAD: per-sample CPU time with the recording on and off, alternate epochs."""
-    lib = ctypes.CDLL(library_path(), mode=os.RTLD_NOLOAD)
+    interposer = Interposer()  # the copy LD_PRELOAD loaded
+    lib = interposer.lib
     files = sorted(str(p) for p in data.iterdir())
     times: dict[int, list[float]] = {0: [], 1: []}
 
@@ -52,9 +52,7 @@ def child(data: Path, epochs: int) -> None:
     epoch(1)  # warm the page cache and the interpreter
     for i in range(2 * epochs):
         times[i % 2].append(epoch(i % 2))
-    buf = ctypes.create_string_buffer(64)
-    lib.trainio_tag(buf, ctypes.c_size_t(64))
-    spool = Path(os.environ["TRAINIO_TRACE_DIR"]) / "spool" / f"io-{buf.value.decode()}.spool"
+    spool = Path(os.environ["TRAINIO_TRACE_DIR"]) / "spool" / f"io-{interposer.tag()}.spool"
     lib.trainio_suppress_thread(1)
     header = c_records(spool)[0]
     on, off = (1e6 * statistics.median(times[k]) / len(files) for k in (0, 1))

@@ -1019,7 +1019,6 @@ __attribute__((constructor)) static void trainio_init(void)
         buf[n] = '\0';
         if (strncmp(buf, "rchar: ", 7) == 0) g_untraced += strtoull(buf + 7, NULL, 10);
     }
-    g_base_ns = mono_ns();
     dir = getenv("TRAINIO_TRACE_DIR");
     if (dir && *dir && strlen(dir) + 7 < sizeof g_dir) {
         snprintf(g_dir, sizeof g_dir, "%s/spool", dir);
