@@ -27,12 +27,13 @@ class Fit:
         return self.latency_s + size / self.bandwidth
 
 
-def fit_request_costs(sizes, seconds) -> Fit:
+def fit_request_costs(sizes, seconds, min_latency_s: float = 0.0) -> Fit:
     """Least-squares fit of per-request time against size, minimising relative errors.
 
-    Both results stay physical: a fit whose latency comes out negative is redone through the
-    origin (all transfer time), one whose per-byte cost is not positive gives an unlimited
-    bandwidth and the (relative-error) mean time as latency.
+    Both results stay physical: a fit whose latency comes out below ``min_latency_s`` (0, or the
+    client's CPU per request, which every request's time holds) is redone with the latency held
+    there, the slope refitted; one whose per-byte cost is not positive gives an unlimited bandwidth
+    and the (relative-error) mean time as latency, again no less than ``min_latency_s``.
     """
     s = np.asarray(sizes, dtype=float)
     t = np.asarray(seconds, dtype=float)
@@ -47,10 +48,14 @@ def fit_request_costs(sizes, seconds) -> Fit:
     # Minimise sum(((a + c*s - t) / t)^2): ordinary least squares on rows divided by t.
     design = np.column_stack([1 / t, s / t])
     (latency, per_byte), *_ = np.linalg.lstsq(design, np.ones_like(t), rcond=None)
+    if min_latency_s < 0 or not math.isfinite(min_latency_s):
+        raise ValueError(f"min_latency_s must be finite and >= 0 (got {min_latency_s})")
     if per_byte <= 0:
-        latency, per_byte = float(np.sum(1 / t) / np.sum(1 / t**2)), 0.0
-    elif latency < 0:
-        latency, per_byte = 0.0, float(np.sum(s / t) / np.sum((s / t) ** 2))
+        latency, per_byte = max(min_latency_s, float(np.sum(1 / t) / np.sum(1 / t**2))), 0.0
+    elif latency < min_latency_s:
+        # sum(((m + p*s - t) / t)^2) is least at p = sum(s/t * (1 - m/t)) / sum((s/t)^2)
+        latency = min_latency_s
+        per_byte = max(0.0, float(np.sum(s / t * (1 - latency / t)) / np.sum((s / t) ** 2)))
     residuals = (latency + per_byte * s - t) / t
     bandwidth = 1 / per_byte if per_byte > 0 else math.inf
     return Fit(float(latency), float(bandwidth), tuple(float(r) for r in residuals))
@@ -165,14 +170,16 @@ def fit_measurements(
     stream = single_streams(data)
     if not stream:
         raise CalibrationError("no single-stream measurements to fit latency and bandwidth from")
-    fit = fit_request_costs([m.size for m in stream], [m.latency_s for m in stream])
+    smallest = min(stream, key=lambda m: m.size)
+    request_cpu = smallest.cpu_s
+    # Every request's time holds the client's CPU: a free intercept below it (a noisy line) would
+    # floor the profile's latency at 0 and charge small requests more than the line.
+    fit = fit_request_costs([m.size for m in stream], [m.latency_s for m in stream], request_cpu or 0.0)
     best_bw = max(data, key=lambda m: m.bytes_per_s)
     small = [m for m in data if m.size <= min(x.size for x in data)]
     best_rate = max(small, key=lambda m: m.ops_per_s)
     opens = [m for m in measurements if m.pattern == "open-read-close"]
     stats = [m for m in measurements if m.pattern == "stat"]
-    smallest = min(stream, key=lambda m: m.size)
-    request_cpu = smallest.cpu_s
     colocated_cpu = smallest.server_cpu_s if colocated else None
     open_cpu = colocated_open = None
     if opens and opens[0].cpu_s is not None and request_cpu is not None:

@@ -105,7 +105,8 @@ def _storage_checks(path: Path, data: dict, cells: list[dict]) -> list[CellCheck
                 charged, cpu = per_request * profile.crowding_factor(c["per_core"]), c[measured_key]
                 checks.append(CellCheck(c["name"], f"CPU per request ({term})", c["per_core"], cpu, charged, cpu))
     if len({c["size"] for c in streams}) > 1:
-        fit = fit_request_costs([c["size"] for c in streams], [c["latency_s"] for c in streams])
+        sizes, seconds = [c["size"] for c in streams], [c["latency_s"] for c in streams]
+        fit = fit_request_costs(sizes, seconds, profile.request_cpu_s)
         line = "time per request (latency + size / stream_bandwidth)"
         for c in streams:
             charged = profile.request_latency_s + profile.request_cpu_s + c["size"] / profile.stream_bandwidth

@@ -61,7 +61,11 @@ def profile_toml(
     if fitted.request_cpu_s is None and fitted.colocated_cpu_s is None:
         latency = (duration_text(fitted.latency_s), f"{fit_note} (intercept)")
     else:
-        floored = ", floored at 0" if fitted.wait_latency_s == 0 else ""
+        floored = (
+            ", 0: a free line's intercept fell below request_cpu, so the line was fitted through request_cpu"
+            if fitted.wait_latency_s == 0
+            else ""
+        )
         latency = (
             duration_text(fitted.wait_latency_s),
             f"{fit_note}: intercept {duration_text(fitted.latency_s)} less request_cpu "

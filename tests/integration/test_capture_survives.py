@@ -15,11 +15,13 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
 from tests.helpers import WORKLOADS, run_cli, summary_json
 from trainio.tracefile import open_trace
+from trainio.tracefile.format import READ_OPS
 
 WORKLOAD = WORKLOADS / "persistent_workers.py"
 
@@ -131,7 +133,20 @@ def test_finalize_refuses_while_traced_processes_run_and_keeps_what_it_cannot_re
     assert int(main_tag.split("-")[0]) in set(t.io["pid"].to_pylist())  # its C records are kept
     digest = summary_json(trace)
     assert digest["samples"] > 0  # the other worker's
-    assert digest["bytes_read"] == sum(marks(data).values()) * 16384  # every worker read, from C
+    # Every worker read, from C. A worker killed between a read and its mark has read one sample more
+    # than it marked: each file is read at least as often as marked, and at most two reads more in all.
+    read = traced_reads(t)
+    marked = marks(data)
+    assert all(read[i] >= n for i, n in marked.items()), {i: (n, read[i]) for i, n in marked.items() if read[i] < n}
+    assert 0 <= read.total() - marked.total() <= 2 and digest["bytes_read"] == read.total() * 16384
+
+
+def traced_reads(t) -> Counter:
+    """Successful data reads per file index (``files/00012.bin`` -> 12)."""
+    io = t.io
+    data = pc.and_(pc.equal(io["io_class"], "data"), pc.is_in(io["op"], pa.array(READ_OPS)))
+    reads = io.filter(pc.and_(data, pc.greater(io["bytes_returned"], 0)))
+    return Counter(int(Path(p).stem) for p in reads["path"].to_pylist())
 
 
 def _ppid(spool: Path) -> int:
@@ -144,8 +159,6 @@ def test_finalize_api_leaves_the_callers_arrow_memory_pool_and_repeats_itself(tm
     """`finalize` runs on the C allocator (pyarrow's default gave back and re-faulted pages at a cost
     that varied run to run) and gives the caller its own default pool back; finalizing a copy of the
     same spool yields the same rows."""
-    import pyarrow as pa
-
     from trainio.tracer.finalize import finalize
 
     data, keep = tmp_path / "data", tmp_path / "kept"

@@ -260,13 +260,18 @@ def test_the_latency_line_charges_its_fit_at_each_cell_and_a_cell_far_off_it_is_
     ]
     line = [c for c in check_profile(_written(tmp_path, noisy)) if c.term.startswith("time per request")]
     assert all(c.honest for c in line) and not all(c.plausible for c in line)
-    # The client's CPU per request beyond the fitted latency floors the written latency at 0: the profile
-    # then charges more than its fit, which is not honest where the request is small.
+    # The client's CPU per request beyond a free line's intercept: the fit holds the latency at the CPU
+    # and the profile charges that line at every cell.
     slower = [replace(m, latency_s=0.2e-3 + m.size / BANDWIDTH) for m in measurements]
-    line = {c.cell: c for c in check_profile(_written(tmp_path, slower)) if c.term.startswith("time per request")}
-    assert (
-        not line["randread 4096 1x1"].honest and line["randread 4096 1x1"].charged > line["randread 4096 1x1"].expected
-    )
+    line = [c for c in check_profile(_written(tmp_path, slower)) if c.term.startswith("time per request")]
+    assert len(line) == 5 and all(c.honest for c in line)
+    # Written the way calibrations before the hold did (latency floored at 0, the free line's slope), the
+    # profile charges more than the line at every cell, and the check says so.
+    path = tmp_path / "floored.toml"
+    free = replace(fit_measurements(slower), latency_s=0.2e-3, stream_bandwidth=BANDWIDTH)
+    path.write_text(profile_toml("floored", Target("rados", "rados:p", pool="p"), free, slower, source="x"))
+    line = [c for c in check_profile(path) if c.term.startswith("time per request")]
+    assert all(c.charged > c.expected for c in line) and not all(c.honest for c in line)
 
 
 def _written(tmp_path: Path, measurements: list[Measurement]) -> Path:
@@ -320,13 +325,31 @@ def test_an_open_costs_the_cpu_its_file_takes_beyond_the_read(tmp_path):
     assert "open_cpu" not in _load(tmp_path, fitted, measurements, rgw)[1]  # no opens on an object store
 
 
-def test_cpu_beyond_the_fitted_latency_floors_the_latency_at_zero(tmp_path):
+def test_cpu_beyond_a_free_intercept_holds_the_latency_at_the_cpu(tmp_path):
     measurements = [_with_cpu(m) for m in _measurements()]
     slower = [replace(m, latency_s=0.2e-3 + m.size / BANDWIDTH) for m in measurements]  # 0.2 ms < client CPU
     fitted = fit_measurements(slower, colocated=True)
-    assert fitted.wait_latency_s == 0
+    assert fitted.latency_s == pytest.approx(SMALL_CPU) and fitted.wait_latency_s == 0
+    # the slope gives back what the raised intercept took at the small sizes: a faster stream
+    assert fitted.stream_bandwidth > BANDWIDTH
     profile, text = _load(tmp_path, fitted, measurements)
-    assert profile.read_latency_s == 0 and "floored at 0" in text
+    assert profile.read_latency_s == 0 and "the line was fitted through request_cpu" in text
+
+
+def test_a_latency_held_at_its_floor_refits_the_slope_by_least_relative_squares():
+    sizes = np.array(SIZES, dtype=float)
+    seconds = 0.1e-3 + sizes / BANDWIDTH
+    fit = fit_request_costs(sizes, seconds, min_latency_s=0.3e-3)
+    assert fit.latency_s == 0.3e-3
+
+    def cost(per_byte: float) -> float:
+        return float(np.sum(((0.3e-3 + per_byte * sizes - seconds) / seconds) ** 2))
+
+    best = 1 / fit.bandwidth
+    assert cost(best) < cost(best * 1.001) and cost(best) < cost(best * 0.999)
+    assert fit_request_costs(sizes, seconds, min_latency_s=0.05e-3).latency_s == pytest.approx(0.1e-3)  # free
+    with pytest.raises(ValueError, match="min_latency_s"):
+        fit_request_costs(sizes, seconds, min_latency_s=-1.0)
 
 
 @pytest.mark.parametrize(("busy", "unlimited"), [(0.95, True), (0.9, True), (0.6, False)])
