@@ -131,9 +131,11 @@ def c_records(path: Path) -> tuple[dict, np.ndarray, np.ndarray, list[str]]:
             count = min(cursor, cap, (data.size - offset - 64) // rec_size)
             recs = data[offset + 64 : offset + 64 + count * rec_size].view(RECORD_DTYPE)
             committed = recs["op"] != 0
-            if not committed.all():
+            if committed.all():
+                chunks.append(recs)
+            else:
                 lost.append(f"{path}: {int((~committed).sum())} records half-written when the process ended")
-            chunks.append(recs[committed])
+                chunks.append(recs[committed])
         offset += size
     if header["dropped"] and not header["stopped"]:
         lost.append(f"process {header['pid']}: {header['dropped']} I/O records dropped (no room in the spool)")
