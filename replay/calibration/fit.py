@@ -45,11 +45,11 @@ def fit_request_costs(sizes, seconds, min_latency_s: float = 0.0) -> Fit:
         raise ValueError(f"seconds must be finite and > 0 (got {t.min()})")
     if np.any(s < 0):
         raise ValueError(f"sizes must be >= 0 (got {s.min()})")
+    if min_latency_s < 0 or not math.isfinite(min_latency_s):
+        raise ValueError(f"min_latency_s must be finite and >= 0 (got {min_latency_s})")
     # Minimise sum(((a + c*s - t) / t)^2): ordinary least squares on rows divided by t.
     design = np.column_stack([1 / t, s / t])
     (latency, per_byte), *_ = np.linalg.lstsq(design, np.ones_like(t), rcond=None)
-    if min_latency_s < 0 or not math.isfinite(min_latency_s):
-        raise ValueError(f"min_latency_s must be finite and >= 0 (got {min_latency_s})")
     if per_byte <= 0:
         latency, per_byte = max(min_latency_s, float(np.sum(1 / t) / np.sum(1 / t**2))), 0.0
     elif latency < min_latency_s:
